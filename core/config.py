@@ -1,0 +1,116 @@
+"""All of pushgate's settings, read from the environment and validated in one place.
+
+Every setting is an environment variable with the prefix ``PUSHGATE_`` (see the README's table).
+:func:`load_settings` is the only function that reads them; everything else receives a
+:class:`Settings` instance. A wrong value raises :class:`ConfigError` whose message is one line
+naming the variable, so start-up can stop with that line and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+ENV_PREFIX = "PUSHGATE_"
+
+
+class Settings(BaseSettings):
+    """Validated settings. Field ``x`` is read from ``PUSHGATE_X``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    instance_path: Path = Field(
+        default=Path("instance"),
+        description="Folder for the SQLite database and the generated secret key.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the store; empty means a SQLite file in the instance folder.",
+    )
+    secret_key: str = Field(
+        default="",
+        repr=False,
+        description="Fernet key that encrypts provider credentials; generated into the instance folder when empty.",
+    )
+    public_url: str = Field(
+        default="",
+        description="Public base URL of this gateway (https://push.example.com), used in SDK configs.",
+    )
+    reconciliation_field: Literal["external_id", "email"] = Field(
+        default="external_id",
+        description="Profile field that an SDK userKey is matched against.",
+    )
+    max_public_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="Largest request body accepted on the public SDK and registration endpoints.",
+    )
+    max_api_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="Largest request body accepted on the authenticated API.",
+    )
+    page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of list endpoints.")
+    max_page_size: int = Field(default=500, ge=1, le=10000, description="Largest page size a client may ask.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the gateway's own loggers."
+    )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a verified API key is remembered in-process (revocation takes this long).",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute http(s) URL such as https://push.example.com")
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<instance>/pushgate.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.instance_path / 'pushgate.db').resolve()}"
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the environment (plus ``overrides``, used by tests) and validate it.
+
+    Raises :class:`ConfigError` with one line such as
+    ``invalid setting PUSHGATE_PAGE_SIZE: Input should be greater than or equal to 1``.
+    """
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {ENV_PREFIX}{field.upper()}: {message}") from None
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: the README's table is made from this."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default in ("", None) else str(default)
+        rows.append((f"{ENV_PREFIX}{name.upper()}", shown, field.description or ""))
+    return rows

@@ -1,0 +1,52 @@
+"""Prometheus metrics, defined once per process.
+
+Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder so the
+workers' figures are added up (prometheus_client's multiprocess mode); ``/metrics`` then reads
+that folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+HTTP_REQUESTS = Counter(
+    "pushgate_http_requests_total",
+    "HTTP requests by endpoint, method and status",
+    ["endpoint", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "pushgate_http_request_duration_seconds",
+    "HTTP request latency by endpoint",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+REGISTRATIONS = Counter(
+    "pushgate_registrations_total",
+    "Push registrations by SDK family, platform and outcome",
+    ["sdk", "platform", "outcome"],
+)
+TRACKING_EVENTS = Counter(
+    "pushgate_tracking_events_total",
+    "Tracking calls by source, interaction and whether they matched a message",
+    ["source", "interaction", "matched"],
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,103 @@
+"""Encryption of provider credentials at rest, and hashing of API keys.
+
+Credentials (APNs .p8 keys and certificates, FCM service accounts) are stored encrypted with
+Fernet (AES-128-CBC + HMAC-SHA256) under ``PUSHGATE_SECRET_KEY``. When that setting is empty a key
+is generated once into ``<instance>/secret.key`` (mode 0600) and reused on every start.
+
+API keys are 256-bit random strings, so a single SHA-256 is the right hash: a slow password hash
+would only make every request slower without adding safety against guessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from core.errors import ConfigError
+
+KEY_FILE = "secret.key"
+
+
+def resolve_secret_key(configured: str, instance_path: Path) -> bytes:
+    """Return the Fernet key: the configured one, else the instance file's, generated if absent."""
+    if configured:
+        key = configured.encode()
+    else:
+        path = instance_path / KEY_FILE
+        if not path.exists():
+            instance_path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(Fernet.generate_key())
+        key = path.read_bytes().strip()
+    try:
+        Fernet(key)
+    except ValueError:
+        raise ConfigError(
+            "invalid setting PUSHGATE_SECRET_KEY: must be 32 url-safe base64-encoded bytes "
+            "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        ) from None
+    return key
+
+
+class SecretBox:
+    """Encrypts and decrypts JSON-serialisable credential objects."""
+
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def seal(self, value: dict[str, Any]) -> bytes:
+        return self._fernet.encrypt(json.dumps(value, separators=(",", ":")).encode())
+
+    def open(self, token: bytes) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self._fernet.decrypt(token))
+        except InvalidToken:
+            raise ConfigError(
+                "stored credentials cannot be decrypted: PUSHGATE_SECRET_KEY differs from the key "
+                "they were written with"
+            ) from None
+        return data
+
+    def __repr__(self) -> str:  # never show key material
+        return "SecretBox(<hidden>)"
+
+
+API_KEY_PREFIX = "pgk"
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """Return (full key, lookup prefix, hash). Only the prefix and hash are stored."""
+    lookup = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    full = f"{API_KEY_PREFIX}_{lookup}_{secret}"
+    return full, lookup, hash_api_key(full)
+
+
+def split_api_key(full: str) -> str | None:
+    """The lookup prefix of a presented key, or None when it is not shaped like one of ours."""
+    parts = full.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(parts[1]) != 12:
+        return None
+    return parts[1]
+
+
+def hash_api_key(full: str) -> str:
+    return hashlib.sha256(full.encode()).hexdigest()
+
+
+def api_key_matches(full: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_api_key(full), stored_hash)
+
+
+def new_integration_key() -> str:
+    """A Campaign-style integration key: a random UUID-shaped string."""
+    raw = secrets.token_hex(16)
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"

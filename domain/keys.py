@@ -1,0 +1,73 @@
+"""API keys: creation (the only moment the key is shown), listing, revocation, verification."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import BadRequest, NotFound
+from core.secrets import api_key_matches, new_api_key, split_api_key
+from store.models import ApiKey
+from store.types import utcnow
+
+Role = Literal["admin", "marketer", "viewer"]
+ROLES: tuple[Role, ...] = ("viewer", "marketer", "admin")
+
+
+def role_allows(held: str, needed: Role) -> bool:
+    """Roles are ranked: admin can do what a marketer can, a marketer what a viewer can."""
+    return held in ROLES and ROLES.index(held) >= ROLES.index(needed)  # type: ignore[arg-type]
+
+
+def create_key(session: Session, *, name: str, role: str) -> tuple[ApiKey, str]:
+    """Store a new key and return it with the full secret, which is never stored or shown again."""
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}", code="invalid_request")
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise BadRequest("name must be 1 to 200 characters", code="invalid_request")
+    full, lookup, key_hash = new_api_key()
+    key = ApiKey(name=name, role=role, lookup=lookup, key_hash=key_hash)
+    session.add(key)
+    session.flush()
+    return key, full
+
+
+def list_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    stmt = select(ApiKey).order_by(ApiKey.id)
+    if not include_revoked:
+        stmt = stmt.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(stmt))
+
+
+def revoke_key(session: Session, key_id: int) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"no API key with id {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
+def authenticate(session: Session, presented: str) -> ApiKey | None:
+    """The live key matching ``presented``, or None (unknown, malformed or revoked)."""
+    lookup = split_api_key(presented)
+    if lookup is None:
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.lookup == lookup))
+    if key is None or key.revoked_at is not None or not api_key_matches(presented, key.key_hash):
+        return None
+    return key
+
+
+def describe(key: ApiKey) -> dict[str, object]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "role": key.role,
+        "prefix": f"pgk_{key.lookup}",
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }

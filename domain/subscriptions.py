@@ -1,0 +1,203 @@
+"""Push subscriptions: registration (idempotent upsert keyed by app + token), lookup, removal.
+
+Every registration path (Campaign Classic, Campaign Standard, Edge, the native API) ends in
+:func:`register`. It never creates a profile: a ``user_key`` that matches no profile leaves the
+subscription unlinked, and :func:`link_profile` links it later when that profile arrives.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import BadRequest, NotFound
+from store.models import TOKEN_MAX, App, AppPlatform, Profile, Subscription
+from store.types import utcnow
+from store.upsert import upsert
+
+DEVICE_FIELDS = (
+    "device_imei",
+    "device_name",
+    "device_model",
+    "device_brand",
+    "device_manufacturer",
+    "os_name",
+    "os_version",
+    "os_language",
+)
+FIELD_MAX = 255
+PARAMS_MAX = 100
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+_FCM = re.compile(r"^[A-Za-z0-9_:.\-]+$")
+
+
+def normalise_token(platform: str, token: str) -> str:
+    """Validate a push token and return its stored form.
+
+    APNs tokens are hex and reach us in either case (lower from the Classic extension, upper
+    through ``setPushIdentifier``), sometimes in the old ``<abcd ef01>`` NSData form: they are
+    stored lower-case without spaces so one device is one subscription. FCM tokens are kept as
+    they are, but must use FCM's alphabet.
+    """
+    token = token.strip()
+    if not token:
+        raise BadRequest("the push token is empty", code="invalid_token")
+    if platform == "ios":
+        token = token.strip("<>").replace(" ", "").lower()
+        if not _HEX.match(token) or len(token) % 2 or not 16 <= len(token) <= 400:
+            raise BadRequest("an APNs token must be an even number (16-400) of hex digits", code="invalid_token")
+        return token
+    if len(token) > TOKEN_MAX or not _FCM.match(token):
+        raise BadRequest(f"an FCM token is at most {TOKEN_MAX} characters of A-Z a-z 0-9 _ : . -", code="invalid_token")
+    return token
+
+
+def check_length(name: str, value: str | None, limit: int = FIELD_MAX) -> str | None:
+    """Empty strings become None; an over-long value is refused rather than cut."""
+    if value is None or value == "":
+        return None
+    if len(value) > limit:
+        raise BadRequest(f"field {name} is longer than {limit} characters", code="field_too_long")
+    return value
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    if len(params) > PARAMS_MAX:
+        raise BadRequest(f"at most {PARAMS_MAX} additional params are accepted", code="too_many_params")
+    for name, value in params.items():
+        check_length(f"additional param name {name[:40]!r}", name)
+        if isinstance(value, str):
+            check_length(f"additional param {name[:40]!r}", value, 4096)
+    return params
+
+
+@dataclass
+class Registration:
+    """What one registration call tells us. ``None`` means "this SDK does not say", so the stored
+    value is kept; ``user_key`` is the exception when ``sets_user_key`` (Classic and native send
+    it on every call, and an empty one means the user logged out)."""
+
+    app_id: int
+    platform: str
+    token: str
+    sdk: str
+    push_provider: str
+    user_key: str | None = None
+    sets_user_key: bool = False
+    ecid: str | None = None
+    device: dict[str, str | None] = field(default_factory=dict)
+    additional_params: dict[str, Any] | None = None
+    disabled: bool | None = None
+
+
+def profile_id_for(session: Session, user_key: str | None, reconciliation_field: str) -> int | None:
+    """The profile whose reconciliation field equals ``user_key``; None when there is none."""
+    if not user_key:
+        return None
+    column = Profile.email if reconciliation_field == "email" else Profile.external_id
+    return session.scalar(select(Profile.id).where(column == user_key).order_by(Profile.id).limit(1))
+
+
+def register(session: Session, reg: Registration, *, reconciliation_field: str) -> tuple[int, bool]:
+    """Create or refresh the subscription for (app, token). Returns (subscription id, created)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "app_id": reg.app_id,
+        "platform": reg.platform,
+        "token": normalise_token(reg.platform, reg.token),
+        "sdk": reg.sdk,
+        "push_provider": reg.push_provider,
+        "created_at": now,
+        "last_registered_at": now,
+        "disabled": bool(reg.disabled),
+        "additional_params": {},
+    }
+    updates = ["platform", "sdk", "push_provider", "last_registered_at"]
+    if reg.sets_user_key:
+        user_key = check_length("userKey", reg.user_key)
+        values["user_key"] = user_key
+        values["profile_id"] = profile_id_for(session, user_key, reconciliation_field)
+        updates += ["user_key", "profile_id"]
+    if reg.ecid is not None:
+        values["ecid"] = check_length("ecid", reg.ecid, 64)
+        updates.append("ecid")
+    for name in DEVICE_FIELDS:
+        if name in reg.device:
+            values[name] = check_length(name, reg.device[name])
+            updates.append(name)
+    if reg.additional_params is not None:
+        values["additional_params"] = check_params(reg.additional_params)
+        updates.append("additional_params")
+    if reg.disabled is not None:
+        updates.append("disabled")
+    return upsert(session, Subscription.__table__, values, conflict=("app_id", "token"), update=updates)
+
+
+def unregister(session: Session, *, app_id: int, platform: str, token: str) -> bool:
+    """Remove the subscription for (app, token); True when one existed."""
+    result = session.execute(
+        delete(Subscription).where(
+            Subscription.app_id == app_id, Subscription.token == normalise_token(platform, token)
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def link_profile(session: Session, profile: Profile, reconciliation_field: str) -> int:
+    """Link the unlinked subscriptions whose user key names ``profile``; returns how many."""
+    key = profile.email if reconciliation_field == "email" else profile.external_id
+    if not key:
+        return 0
+    result = session.execute(
+        update(Subscription)
+        .where(Subscription.profile_id.is_(None), Subscription.user_key == key)
+        .values(profile_id=profile.id)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def platform_by_integration_key(session: Session, integration_key: str) -> AppPlatform | None:
+    if not integration_key or len(integration_key) > 200:
+        return None
+    return session.scalar(select(AppPlatform).where(AppPlatform.integration_key == integration_key))
+
+
+def get(session: Session, subscription_id: int) -> Subscription:
+    sub = session.get(Subscription, subscription_id)
+    if sub is None:
+        raise NotFound(f"no subscription with id {subscription_id}")
+    return sub
+
+
+def describe(sub: Subscription) -> dict[str, Any]:
+    """The API representation: every stored field."""
+    return {
+        "id": sub.id,
+        "app_id": sub.app_id,
+        "platform": sub.platform,
+        "token": sub.token,
+        "sdk": sub.sdk,
+        "push_provider": sub.push_provider,
+        "user_key": sub.user_key,
+        "profile": (
+            {"id": sub.profile.id, "external_id": sub.profile.external_id} if sub.profile is not None else None
+        ),
+        "ecid": sub.ecid,
+        "device": {name: getattr(sub, name) for name in DEVICE_FIELDS},
+        "additional_params": sub.additional_params or {},
+        "disabled": sub.disabled,
+        "created_at": sub.created_at.isoformat(),
+        "last_registered_at": sub.last_registered_at.isoformat(),
+    }
+
+
+def app_exists(session: Session, app_id: int) -> App:
+    app = session.get(App, app_id)
+    if app is None:
+        raise NotFound(f"no app with id {app_id}")
+    return app

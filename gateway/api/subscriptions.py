@@ -1,0 +1,7 @@
+"""(to be written)"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("subscriptions", __name__)

@@ -1,0 +1,110 @@
+"""The app factory: settings, store, blueprints, error rendering, request metrics, CLI."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from werkzeug.exceptions import HTTPException
+
+from core.config import Settings, load_settings
+from core.errors import ClientError
+from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from core.secrets import SecretBox, resolve_secret_key
+from gateway.runtime import Runtime, close_session
+from store.db import make_engine, make_session_factory
+
+log = logging.getLogger("pushgate")
+
+
+def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the gateway. ``settings`` (or ``overrides`` of the environment) are for tests."""
+    settings = settings or load_settings(overrides)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(settings.log_level)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_api_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = make_engine(settings.resolved_database_url)
+    app.extensions["pushgate"] = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        box=SecretBox(resolve_secret_key(settings.secret_key, settings.instance_path)),
+    )
+    app.teardown_appcontext(close_session)
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_metrics(app)
+    from gateway.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from gateway import ops
+    from gateway.api import bp as api
+    from gateway.sdk import classic, edge, standard, tracking
+
+    for blueprint in (ops.bp, api, classic.bp, standard.bp, edge.bp, tracking.bp):
+        app.register_blueprint(blueprint)
+
+
+def _error(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify(error=code, message=message), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ClientError)
+    def client_error(exc: ClientError) -> tuple[Response, int]:
+        return jsonify(exc.to_dict()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _error(exc.code or 500, code, exc.description or code)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(ProgrammingError)
+    def database_unavailable(exc: Exception) -> tuple[Response, int]:
+        log.error("database error on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return _error(
+            503,
+            "database_unavailable",
+            "the database is unreachable or not migrated (flask --app wsgi db upgrade)",
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def _register_metrics(app: Flask) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g._pushgate_started = time.perf_counter()
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        started = g.get("_pushgate_started")
+        endpoint = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+        HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        if started is not None:
+            HTTP_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+
+def create_app_or_exit() -> Flask:
+    """``create_app`` for entry points: a wrong setting stops start-up with one clear line."""
+    from core.errors import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise SystemExit(f"pushgate: {exc}") from None

@@ -1,0 +1,96 @@
+"""Campaign Classic registration (PROTOCOLS §1.1): ``/nms/mobile/1/register{Android,IOS,Iphone}.jssp``.
+
+The SDK posts a form, treats any 200 as success, ignores the body and never retries; it skips the
+call while token, userKey and params are unchanged, so the endpoint is an idempotent upsert keyed
+by (app, token). An unknown ``mobileAppUuid`` gets a 404, which the legacy SDK reports as an
+unknown integration key.
+"""
+
+from __future__ import annotations
+
+from flask import Response
+
+from core.errors import BadRequest, NotFound
+from core.metrics import REGISTRATIONS
+from domain.subscriptions import Registration, platform_by_integration_key, register
+from gateway.http import form_fields
+from gateway.openapi import operation
+from gateway.runtime import db, runtime
+from gateway.sdk import public_blueprint
+from gateway.sdk.params import parse_additional_params
+
+bp = public_blueprint("classic")
+
+SDK = "campaign-classic"
+DEVICE_FORM_FIELDS = {
+    "deviceImei": "device_imei",
+    "deviceName": "device_name",
+    "deviceModel": "device_model",
+    "deviceBrand": "device_brand",
+    "deviceManufacturer": "device_manufacturer",
+    "osName": "os_name",
+    "osVersion": "os_version",
+    "osLanguage": "os_language",
+}
+
+
+def _register(platform: str) -> Response:
+    fields = form_fields()
+    token = fields.get("registrationToken", "")
+    integration_key = fields.get("mobileAppUuid", "")
+    if not token:
+        raise BadRequest("registrationToken is missing", code="missing_field")
+    if not integration_key:
+        raise BadRequest("mobileAppUuid (the integration key) is missing", code="missing_field")
+    session = db()
+    part = platform_by_integration_key(session, integration_key)
+    if part is None:
+        raise NotFound("unknown mobileAppUuid: no app has this integration key", code="unknown_integration_key")
+    if part.platform != platform:
+        raise BadRequest(
+            f"integration key {integration_key} belongs to the {part.platform} part of its app, "
+            f"but was sent to the {platform} registration endpoint",
+            code="wrong_platform",
+        )
+    registration = Registration(
+        app_id=part.app_id,
+        platform=platform,
+        token=token,
+        sdk=SDK,
+        push_provider="apns" if platform == "ios" else "fcm",
+        user_key=fields.get("userKey", ""),
+        sets_user_key=True,
+        device={column: fields.get(name) for name, column in DEVICE_FORM_FIELDS.items() if name in fields},
+        additional_params=parse_additional_params(fields.get("additionalParams", "")),
+    )
+    _id, created = register(session, registration, reconciliation_field=runtime().settings.reconciliation_field)
+    session.commit()
+    REGISTRATIONS.labels(SDK, platform, "created" if created else "updated").inc()
+    return Response(status=200)
+
+
+_DOC = dict(
+    tag="Campaign Classic SDK",
+    public=True,
+    body_media_type="application/x-www-form-urlencoded",
+    description="Form fields: registrationToken, mobileAppUuid, userKey, deviceImei, deviceName, "
+    "deviceModel, deviceBrand, deviceManufacturer, osName, osVersion, osLanguage, additionalParams (XML).",
+)
+
+
+@bp.post("/nms/mobile/1/registerAndroid.jssp")
+@operation("Register an Android FCM token (Campaign Classic SDK)", **_DOC)  # type: ignore[arg-type]
+def register_android() -> Response:
+    return _register("android")
+
+
+@bp.post("/nms/mobile/1/registerIOS.jssp")
+@operation("Register an iOS APNs token (Campaign Classic SDK)", **_DOC)  # type: ignore[arg-type]
+def register_ios() -> Response:
+    return _register("ios")
+
+
+@bp.post("/nms/mobile/1/registerIphone.jssp")
+@operation("Register an iOS APNs token (legacy alias of registerIOS.jssp)", **_DOC)  # type: ignore[arg-type]
+def register_iphone() -> Response:
+    return _register("ios")

@@ -1,0 +1,167 @@
+"""Experience Platform Messaging over the Edge Network (PROTOCOLS §3): ``/ee[/{hint}]/v1/interact``.
+
+One request carries several events. Token syncs (``data.pushNotificationDetails``) become
+subscriptions of the app whose bundle id or package name equals ``appID``; ``pushTracking.*``
+events become trackingLog rows when they name a sent message, either through the
+``messageExecution`` ids we put in the push's ``_xdm`` or through the provider's message id.
+Other events are accepted and ignored. The answer is a 200 whose records are written as
+``\\u0000`` + JSON + ``\\n``: Android drops the first character of each line before parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, request
+from sqlalchemy import select
+
+from core.errors import BadRequest, NotFound
+from core.metrics import REGISTRATIONS, TRACKING_EVENTS
+from domain.subscriptions import Registration, register
+from domain.tracking import EDGE_EVENTS, TrackingCall, parse_delivery_id, parse_message_id, record
+from gateway.http import json_object
+from gateway.openapi import operation
+from gateway.runtime import db, runtime
+from gateway.sdk import public_blueprint
+from store.models import App, AppPlatform, BroadLog
+
+bp = public_blueprint("edge")
+
+SDK = "edge"
+PROVIDER_PLATFORM = {"fcm": "android", "apns": "ios", "apnsSandbox": "ios"}
+MAX_EVENTS = 100
+
+
+def _dig(value: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _ecid(body: dict[str, Any]) -> str | None:
+    entries = _dig(body, "xdm", "identityMap", "ECID")
+    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+        ecid = entries[0].get("id")
+        return ecid if isinstance(ecid, str) and ecid else None
+    return None
+
+
+def _token_syncs(session: Any, app: App, details: list[Any], ecid: str | None) -> int:
+    parts = {p.app_identifier: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == app.id))}
+    count = 0
+    for item in details:
+        if not isinstance(item, dict):
+            raise BadRequest("pushNotificationDetails items must be objects", code="invalid_event")
+        provider, token, app_id = item.get("platform"), item.get("token"), item.get("appID")
+        if provider not in PROVIDER_PLATFORM or not isinstance(token, str) or not isinstance(app_id, str):
+            raise BadRequest(
+                "pushNotificationDetails needs appID, token and platform fcm|apns|apnsSandbox",
+                code="invalid_event",
+            )
+        part = parts.get(app_id)
+        if part is None or part.platform != PROVIDER_PLATFORM[provider]:
+            raise NotFound(
+                f"appID {app_id[:100]!r} is not a {PROVIDER_PLATFORM[provider]} app of this datastream",
+                code="unknown_app_id",
+            )
+        item_ecid = _dig(item, "identity", "id")
+        _id, created = register(
+            session,
+            Registration(
+                app_id=app.id,
+                platform=part.platform,
+                token=token,
+                sdk=SDK,
+                push_provider=provider,
+                ecid=item_ecid if isinstance(item_ecid, str) and item_ecid else ecid,
+                disabled=bool(item.get("denylisted")),
+            ),
+            reconciliation_field=runtime().settings.reconciliation_field,
+        )
+        REGISTRATIONS.labels(SDK, part.platform, "created" if created else "updated").inc()
+        count += 1
+    return count
+
+
+def _tracking_call(session: Any, xdm: dict[str, Any], ecid: str | None) -> TrackingCall | None:
+    event_type = xdm.get("eventType")
+    interaction = EDGE_EVENTS.get(event_type) if isinstance(event_type, str) else None
+    if interaction is None or event_type is None:
+        return None
+    execution = _dig(xdm, "_experience", "customerJourneyManagement", "messageExecution") or {}
+    action_id = _dig(xdm, "pushNotificationTracking", "customAction", "actionID")
+    message_id = execution.get("messageExecutionID") if isinstance(execution, dict) else None
+    broadlog_id = parse_message_id(message_id) if isinstance(message_id, str) else None
+    delivery_id = None
+    if broadlog_id is not None:
+        raw_delivery = execution.get("messageID")
+        delivery_id = parse_delivery_id(raw_delivery) if isinstance(raw_delivery, str) else None
+    else:
+        provider_id = _dig(xdm, "pushNotificationTracking", "pushProviderMessageID")
+        if isinstance(provider_id, str) and provider_id:
+            broadlog_id = session.scalar(select(BroadLog.id).where(BroadLog.provider_message_id == provider_id[:255]))
+    if broadlog_id is None:
+        return None
+    return TrackingCall(
+        broadlog_id,
+        delivery_id,
+        interaction,
+        SDK,
+        event_type,
+        action_id=action_id if isinstance(action_id, str) else None,
+        ecid=ecid,
+    )
+
+
+def _records(records: list[dict[str, Any]]) -> Response:
+    body = "".join("\u0000" + json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+    return Response(body, status=200, content_type="application/json")
+
+
+@operation(
+    "Edge Network interact: push token sync and push tracking (AEP Messaging SDK)",
+    tag="Edge Network SDK",
+    public=True,
+    query={
+        "configId": ("string", "the datastream (Edge config) id of the app"),
+        "requestId": ("string", "the SDK's request id, echoed back"),
+    },
+)
+def interact(location_hint: str | None = None) -> Response:
+    config_id = request.args.get("configId", "")
+    request_id = request.args.get("requestId", "")[:64]
+    body = json_object()
+    session = db()
+    app = session.scalar(select(App).where(App.edge_config_id == config_id)) if config_id else None
+    if app is None:
+        raise NotFound("unknown configId: no app has this Edge datastream id", code="unknown_config_id")
+    events = body.get("events")
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        raise BadRequest(f"events must be a list of at most {MAX_EVENTS} events", code="invalid_event")
+    ecid = _ecid(body)
+    calls = []
+    for event in events:
+        if not isinstance(event, dict):
+            raise BadRequest("each event must be an object", code="invalid_event")
+        details = _dig(event, "data", "pushNotificationDetails")
+        if details is not None:
+            if not isinstance(details, list):
+                raise BadRequest("pushNotificationDetails must be a list", code="invalid_event")
+            _token_syncs(session, app, details, ecid)
+        xdm = event.get("xdm")
+        if isinstance(xdm, dict):
+            call = _tracking_call(session, xdm, ecid)
+            if call is not None:
+                calls.append(call)
+    for call in calls:
+        matched = record(session, call)
+        TRACKING_EVENTS.labels(SDK, call.interaction, str(matched).lower()).inc()
+    session.commit()
+    return _records([{"requestId": request_id, "handle": []}])
+
+
+bp.add_url_rule("/ee/v1/interact", view_func=interact, methods=["POST"])
+bp.add_url_rule("/ee/<location_hint>/v1/interact", view_func=interact, methods=["POST"])

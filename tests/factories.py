@@ -1,0 +1,102 @@
+"""Test data: apps with real-looking credentials, profiles, subscriptions, inserted directly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from flask import Flask
+
+from gateway.runtime import runtime
+from store.models import App, AppPlatform, Profile
+
+
+def apns_key_p8() -> str:
+    """A fresh ES256 private key in the .p8 (PKCS#8 PEM) form Apple hands out."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def service_account(
+    project_id: str = "demo-project", token_uri: str = "https://oauth2.googleapis.com/token"
+) -> dict[str, Any]:
+    """A Firebase service-account JSON object with a real RSA key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": project_id,
+        "private_key_id": "0123456789abcdef0123456789abcdef01234567",
+        "private_key": pem,
+        "client_email": f"firebase-adminsdk@{project_id}.iam.gserviceaccount.com",
+        "client_id": "123456789012345678901",
+        "token_uri": token_uri,
+    }
+
+
+IOS_KEY = "ios-integration-key-0001"
+ANDROID_KEY = "android-integration-key-0001"
+PKEY = "acs-pkey-0001"
+EDGE_CONFIG = "edge-config-0001"
+ORG = "ABCDEF0123456789@AdobeOrg"
+BUNDLE_ID = "com.example.shop"
+PACKAGE = "com.example.shop.android"
+
+
+def make_app(application: Flask, name: str = "Shop", suffix: str = "") -> dict[str, Any]:
+    """Insert an app with both platforms; returns its ids and keys."""
+    rt = _runtime(application)
+    with rt.sessions.begin() as session:
+        app = App(
+            name=name + suffix,
+            campaign_standard_pkey=PKEY + suffix,
+            edge_config_id=EDGE_CONFIG + suffix,
+            experience_cloud_org=ORG,
+        )
+        app.platforms = [
+            AppPlatform(
+                platform="ios",
+                integration_key=IOS_KEY + suffix,
+                app_identifier=BUNDLE_ID + suffix,
+                credential_kind="apns_token",
+                apns_environment="sandbox",
+                credentials=rt.box.seal({"key_p8": apns_key_p8(), "key_id": "ABC123DEFG", "team_id": "DEF123GHIJ"}),
+            ),
+            AppPlatform(
+                platform="android",
+                integration_key=ANDROID_KEY + suffix,
+                app_identifier=PACKAGE + suffix,
+                credential_kind="fcm_service_account",
+                credentials=rt.box.seal({"service_account": json.dumps(service_account())}),
+            ),
+        ]
+        session.add(app)
+        session.flush()
+        return {
+            "id": app.id,
+            "ios_key": IOS_KEY + suffix,
+            "android_key": ANDROID_KEY + suffix,
+            "pkey": PKEY + suffix,
+            "edge_config": EDGE_CONFIG + suffix,
+            "bundle_id": BUNDLE_ID + suffix,
+            "package": PACKAGE + suffix,
+        }
+
+
+def make_profile(application: Flask, external_id: str, **fields: Any) -> int:
+    with _runtime(application).sessions.begin() as session:
+        profile = Profile(external_id=external_id, **fields)
+        session.add(profile)
+        session.flush()
+        return profile.id
+
+
+def _runtime(application: Flask) -> Any:
+    with application.app_context():
+        return runtime()
