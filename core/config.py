@@ -62,12 +62,6 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the gateway's own loggers."
     )
-    api_key_cache_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        le=300,
-        description="How long a verified API key is remembered in-process (revocation takes this long).",
-    )
 
     @field_validator("database_url")
     @classmethod
@@ -114,3 +108,9 @@ def settings_table() -> list[tuple[str, str, str]]:
         shown = "" if default in ("", None) else str(default)
         rows.append((f"{ENV_PREFIX}{name.upper()}", shown, field.description or ""))
     return rows
+
+
+if __name__ == "__main__":  # python -m core.config prints the README's settings table
+    print("| Variable | Default | Meaning |\n|---|---|---|")
+    for variable, default, description in settings_table():
+        print(f"| `{variable}` | {f'`{default}`' if default else ''} | {description} |")

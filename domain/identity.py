@@ -26,7 +26,7 @@ def record_registration(session: Session, *, app_id: int, ecid: str, push_platfo
     now = utcnow()
     upsert(
         session,
-        StandardRegistration.__table__,
+        StandardRegistration,
         {
             "app_id": app_id,
             "ecid": ecid,
@@ -58,7 +58,7 @@ def record_push_token(session: Session, *, ecid: str, org_id: str, dpid: str, to
     token = normalise_token(platform, token)
     upsert(
         session,
-        PushIdentity.__table__,
+        PushIdentity,
         {"ecid": ecid, "org_id": org_id, "token": token, "created_at": utcnow(), "updated_at": utcnow()},
         conflict=("ecid",),
         update=("org_id", "token", "updated_at"),

@@ -18,7 +18,7 @@ ROLES: tuple[Role, ...] = ("viewer", "marketer", "admin")
 
 def role_allows(held: str, needed: Role) -> bool:
     """Roles are ranked: admin can do what a marketer can, a marketer what a viewer can."""
-    return held in ROLES and ROLES.index(held) >= ROLES.index(needed)  # type: ignore[arg-type]
+    return held in ROLES and ROLES.index(held) >= ROLES.index(needed)
 
 
 def create_key(session: Session, *, name: str, role: str) -> tuple[ApiKey, str]:

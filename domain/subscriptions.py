@@ -135,7 +135,7 @@ def register(session: Session, reg: Registration, *, reconciliation_field: str) 
         updates.append("additional_params")
     if reg.disabled is not None:
         updates.append("disabled")
-    return upsert(session, Subscription.__table__, values, conflict=("app_id", "token"), update=updates)
+    return upsert(session, Subscription, values, conflict=("app_id", "token"), update=updates)
 
 
 def unregister(session: Session, *, app_id: int, platform: str, token: str) -> bool:

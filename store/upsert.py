@@ -14,10 +14,12 @@ from sqlalchemy import Table, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from store.models import Base
+
 
 def upsert(
     session: Session,
-    table: Table,
+    model: type[Base],
     values: Mapping[str, Any],
     *,
     conflict: Iterable[str],
@@ -29,6 +31,8 @@ def upsert(
     ``inserted`` is told apart from an update through PostgreSQL's
     ``xmax = 0`` and, on SQLite, by comparing ``created_at`` with the value we tried to insert.
     """
+    table = model.__table__
+    assert isinstance(table, Table)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values)

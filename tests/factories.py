@@ -100,3 +100,57 @@ def make_profile(application: Flask, external_id: str, **fields: Any) -> int:
 def _runtime(application: Flask) -> Any:
     with application.app_context():
         return runtime()
+
+
+def make_sent_message(
+    application: Flask,
+    app_id: int,
+    subscription_id: int | None = None,
+    provider_message_id: str | None = None,
+    status: int = 1,
+) -> tuple[int, int]:
+    """Insert a delivery with one broadLog row (Sent by default); returns (broadlog id, delivery id)."""
+    from store.models import BroadLog, Delivery
+
+    with _runtime(application).sessions.begin() as session:
+        delivery = Delivery(
+            app_id=app_id,
+            name="test",
+            message={"title": "hi"},
+            target={"all": True},
+            platforms=["ios", "android"],
+            status="running",
+        )
+        session.add(delivery)
+        session.flush()
+        broadlog = BroadLog(
+            delivery_id=delivery.id,
+            subscription_id=subscription_id,
+            channel=42,
+            address="token",
+            status=status,
+            provider_message_id=provider_message_id,
+        )
+        session.add(broadlog)
+        session.flush()
+        return broadlog.id, delivery.id
+
+
+def tracking_rows(application: Flask) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from store.models import TrackingLog
+
+    with _runtime(application).sessions() as session:
+        return [
+            {
+                "broadlog_id": t.broadlog_id,
+                "delivery_id": t.delivery_id,
+                "interaction": t.interaction,
+                "source": t.source,
+                "tag": t.tag,
+                "action_id": t.action_id,
+                "ecid": t.ecid,
+            }
+            for t in session.scalars(select(TrackingLog).order_by(TrackingLog.id))
+        ]

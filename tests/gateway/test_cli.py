@@ -1,0 +1,41 @@
+"""CLI: migrations and API keys (the key is the last line printed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+
+def test_keys_create_list_revoke(runner: Any, client: FlaskClient) -> None:
+    result = runner.invoke(args=["keys", "create", "--role", "marketer", "--name", "crm sync"])
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("pgk_")
+    assert client.get("/api/v1/profiles", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    listing = runner.invoke(args=["keys", "list"]).output
+    assert "crm sync" in listing and key not in listing
+    key_id = result.output.split()[2]
+    assert runner.invoke(args=["keys", "revoke", key_id]).exit_code == 0
+    assert client.get("/api/v1/profiles", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_keys_create_refuses_bad_input(runner: Any) -> None:
+    result = runner.invoke(args=["keys", "create", "--role", "owner", "--name", "x"])
+    assert result.exit_code != 0 and "owner" in result.output
+    result = runner.invoke(args=["keys", "create", "--role", "admin", "--name", " "])
+    assert result.exit_code == 1 and "name must be" in result.output
+    result = runner.invoke(args=["keys", "revoke", "999999"])
+    assert result.exit_code == 1 and "no API key with id 999999" in result.output
+
+
+def test_if_none_creates_only_the_first_key(runner: Any) -> None:
+    first = runner.invoke(args=["keys", "create", "--role", "admin", "--name", "a", "--if-none"])
+    assert first.output.strip().splitlines()[-1].startswith("pgk_")
+    second = runner.invoke(args=["keys", "create", "--role", "admin", "--name", "b", "--if-none"])
+    assert "exists already" in second.output
+
+
+def test_db_current(runner: Any) -> None:
+    result = runner.invoke(args=["db", "current"])
+    assert result.exit_code == 0 and "current: 0001" in result.output
