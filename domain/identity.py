@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from domain.fields import lookup_key
 from domain.subscriptions import Registration, normalise_token, register
 from store.models import App, PushIdentity, StandardRegistration, Subscription
 from store.types import utcnow
@@ -77,6 +78,8 @@ def record_push_token(session: Session, *, ecid: str, org_id: str, dpid: str, to
 
 
 def org_is_known(session: Session, org_id: str) -> bool:
+    if lookup_key(org_id) is None:
+        return False
     return session.scalar(select(App.id).where(App.experience_cloud_org == org_id).limit(1)) is not None
 
 

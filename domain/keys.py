@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, NotFound
@@ -35,15 +35,20 @@ def create_key(session: Session, *, name: str, role: str) -> tuple[ApiKey, str]:
     return key, full
 
 
-def list_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
-    stmt = select(ApiKey).order_by(ApiKey.id)
+def list_query(*, include_revoked: bool = False) -> Select[ApiKey]:
+    """Keys, live ones only unless ``include_revoked``; for the CLI and the paginated API list."""
+    stmt = select(ApiKey)
     if not include_revoked:
         stmt = stmt.where(ApiKey.revoked_at.is_(None))
-    return list(session.scalars(stmt))
+    return stmt
+
+
+def list_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    return list(session.scalars(list_query(include_revoked=include_revoked).order_by(ApiKey.id)))
 
 
 def revoke_key(session: Session, key_id: int) -> ApiKey:
-    key = session.get(ApiKey, key_id)
+    key = session.get(ApiKey, key_id) if 0 < key_id <= 2**31 - 1 else None  # larger ids cannot exist
     if key is None:
         raise NotFound(f"no API key with id {key_id}")
     if key.revoked_at is None:

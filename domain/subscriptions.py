@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from pydantic_core import PydanticCustomError
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, NotFound
-from store.models import TOKEN_MAX, App, AppPlatform, Profile, Subscription
+from domain.fields import ID_MAX, lookup_key, storable
+from store.models import TOKEN_MAX, AppPlatform, Profile, Subscription
 from store.types import utcnow
 from store.upsert import upsert
 
@@ -58,11 +60,16 @@ def normalise_token(platform: str, token: str) -> str:
 
 
 def check_length(name: str, value: str | None, limit: int = FIELD_MAX) -> str | None:
-    """Empty strings become None; an over-long value is refused rather than cut."""
+    """Empty strings become None; an over-long value is refused rather than cut, and so is one the
+    store cannot hold (NUL and other control characters, lone surrogates)."""
     if value is None or value == "":
         return None
     if len(value) > limit:
         raise BadRequest(f"field {name} is longer than {limit} characters", code="field_too_long")
+    try:
+        storable(value)
+    except PydanticCustomError as exc:
+        raise BadRequest(f"field {name} {exc.message()}", code="invalid_field") from None
     return value
 
 
@@ -162,13 +169,14 @@ def link_profile(session: Session, profile: Profile, reconciliation_field: str) 
 
 
 def platform_by_integration_key(session: Session, integration_key: str) -> AppPlatform | None:
-    if not integration_key or len(integration_key) > 200:
+    key = lookup_key(integration_key)
+    if key is None:
         return None
-    return session.scalar(select(AppPlatform).where(AppPlatform.integration_key == integration_key))
+    return session.scalar(select(AppPlatform).where(AppPlatform.integration_key == key))
 
 
 def get(session: Session, subscription_id: int) -> Subscription:
-    sub = session.get(Subscription, subscription_id)
+    sub = session.get(Subscription, subscription_id) if 0 < subscription_id <= ID_MAX else None
     if sub is None:
         raise NotFound(f"no subscription with id {subscription_id}")
     return sub
@@ -196,8 +204,15 @@ def describe(sub: Subscription) -> dict[str, Any]:
     }
 
 
-def app_exists(session: Session, app_id: int) -> App:
-    app = session.get(App, app_id)
-    if app is None:
-        raise NotFound(f"no app with id {app_id}")
-    return app
+def subscriptions_query(
+    app_id: int, *, platform: str | None = None, user_key: str | None = None, disabled: bool | None = None
+) -> Select[Subscription]:
+    """The app's subscriptions, filtered by whichever of platform, user key, disabled is given."""
+    stmt = select(Subscription).where(Subscription.app_id == app_id)
+    if platform is not None:
+        stmt = stmt.where(Subscription.platform == platform)
+    if user_key is not None:
+        stmt = stmt.where(Subscription.user_key == user_key)
+    if disabled is not None:
+        stmt = stmt.where(Subscription.disabled.is_(disabled))
+    return stmt

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from domain.fields import lookup_key
 from store.codes import BroadLogStatus
 from store.models import BroadLog, TrackingLog
 
@@ -74,8 +75,8 @@ def record(session: Session, call: TrackingCall) -> bool:
             interaction=call.interaction,
             source=call.source,
             tag=call.tag[:32],
-            action_id=call.action_id[:255] if call.action_id else None,
-            ecid=call.ecid[:64] if call.ecid else None,
+            action_id=lookup_key(call.action_id, 255),  # client text: kept only when storable
+            ecid=lookup_key(call.ecid, 64),
         )
     )
     return True

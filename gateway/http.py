@@ -44,7 +44,9 @@ def json_object(*, require_content_type: bool = True) -> dict[str, Any]:
         raise BadRequest("request body is not valid UTF-8", code="invalid_encoding") from None
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and the bare ValueError json raises for integers of more
+        # than 4300 digits; RecursionError covers absurd nesting.
         raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
     if not isinstance(value, dict):
         raise BadRequest("expected a JSON object", code="invalid_json")

@@ -116,7 +116,7 @@ class Subscription(Base):
     app_id: Mapped[int] = mapped_column(ForeignKey("app.id", ondelete="CASCADE"))
     platform: Mapped[str] = mapped_column(String(8))  # ios | android
     token: Mapped[str] = mapped_column(String(TOKEN_MAX))
-    sdk: Mapped[str] = mapped_column(String(16))  # campaign-classic | campaign-standard | edge | native
+    sdk: Mapped[str] = mapped_column(String(24))  # campaign-classic | campaign-standard | edge | native
     push_provider: Mapped[str] = mapped_column(String(16))  # fcm | apns | apnsSandbox
     user_key: Mapped[str | None] = mapped_column(String(255))
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("profile.id", ondelete="SET NULL"), index=True)

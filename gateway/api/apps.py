@@ -1,7 +1,100 @@
-"""(to be written)"""
+"""``/api/v1/apps``: mobile apps and their provider credentials (admin writes, viewer reads).
+
+Credentials go in once and never come out: responses show only their public parts (key id, team
+id, certificate subject and expiry, FCM project and client e-mail), and log lines name apps by id
+and name only.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+
+from flask import Blueprint, Response, jsonify, url_for
+
+from domain import apps
+from gateway.api.common import created, no_content
+from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.schemas import AppOut, AppPage
+from gateway.auth import requires
+from gateway.http import json_body
+from gateway.openapi import operation
+from gateway.runtime import db, runtime
+from store.models import App
 
 bp = Blueprint("apps", __name__)
+log = logging.getLogger("pushgate.api.apps")
+
+
+@bp.post("/apps")
+@operation(
+    "Create an app",
+    tag="apps",
+    body=apps.AppCreate,
+    response=AppOut,
+    status=201,
+    description="Give ios, android or both. Integration keys are generated when absent. APNs "
+    "credentials are either a .p8 key (key_p8, key_id, team_id) or a certificate with its private "
+    "key; FCM credentials are the service-account JSON object. Credentials are checked (the keys "
+    "must load), stored encrypted and never returned. 409 when the name, an integration key, the "
+    "Campaign Standard pkey or the Edge config id is already used.",
+)
+@requires("admin")
+def create_app() -> tuple[Response, int]:
+    data = json_body(apps.AppCreate)
+    box = runtime().box
+    app = apps.create_app(db(), box, data)
+    db().commit()
+    log.info("app %s (%s) created", app.id, app.name)
+    return created(apps.describe(app, box), url_for(".get_app", app_id=app.id))
+
+
+@bp.get("/apps")
+@operation("List apps", tag="apps", response=AppPage, query=PAGE_QUERY)
+@requires("viewer")
+def list_apps() -> Response:
+    box = runtime().box
+    page = paginate(db(), apps.list_query(), App.id, lambda rows: [apps.describe(a, box) for a in rows])
+    return jsonify(page)
+
+
+@bp.get("/apps/<int:app_id>")
+@operation("Get an app", tag="apps", response=AppOut)
+@requires("viewer")
+def get_app(app_id: int) -> Response:
+    return jsonify(apps.describe(apps.get_app(db(), app_id), runtime().box))
+
+
+@bp.patch("/apps/<int:app_id>")
+@operation(
+    "Change an app",
+    tag="apps",
+    body=apps.AppPatch,
+    response=AppOut,
+    description="Fields omitted are kept. A platform object changes the fields it gives (adding the "
+    'platform if the app lacks it, which then needs bundle_id or package_name); "ios": null or '
+    '"android": null removes that platform; "apns": null or "fcm": null removes the '
+    'credentials; "integration_key": null generates a new key.',
+)
+@requires("admin")
+def update_app(app_id: int) -> Response:
+    data = json_body(apps.AppPatch)
+    box = runtime().box
+    app = apps.update_app(db(), box, app_id, data)
+    db().commit()
+    log.info("app %s (%s) changed: %s", app.id, app.name, ", ".join(sorted(data.model_fields_set)) or "nothing")
+    return jsonify(apps.describe(app, box))
+
+
+@bp.delete("/apps/<int:app_id>")
+@operation(
+    "Delete an app",
+    tag="apps",
+    status=204,
+    description="Removes the app, its platforms and its subscriptions. 409 while deliveries reference the app.",
+)
+@requires("admin")
+def delete_app(app_id: int) -> tuple[str, int]:
+    apps.delete_app(db(), app_id)
+    db().commit()
+    log.info("app %s deleted", app_id)
+    return no_content()

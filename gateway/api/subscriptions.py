@@ -1,7 +1,181 @@
-"""(to be written)"""
+"""Subscriptions: the read API (viewer) and native registration (public, by integration key).
+
+Native registration is for apps that ship without Adobe's SDKs. It is authorised by the app's
+integration key, like the SDK endpoints, and its bodies are capped by the public limit
+(``PUSHGATE_MAX_PUBLIC_BODY_BYTES``) rather than the API's. Every path ends in
+:func:`domain.subscriptions.register`, so a native registration behaves exactly like an SDK one:
+idempotent on (app, token), linked to the profile its user key names.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Annotated
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import NotFound
+from core.metrics import REGISTRATIONS
+from domain import apps, subscriptions
+from domain.fields import SINGLE_LINE, ScalarParams
+from gateway.api.common import no_content, query_text
+from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.schemas import SubscriptionOut, SubscriptionPage
+from gateway.auth import requires
+from gateway.http import json_body, query_bool, query_choice
+from gateway.openapi import operation
+from gateway.runtime import db, runtime
+from store.models import TOKEN_MAX, AppPlatform, Subscription
 
 bp = Blueprint("subscriptions", __name__)
+
+DeviceText = Annotated[str, Field(max_length=255), SINGLE_LINE]
+Token = Annotated[str, Field(min_length=1, max_length=TOKEN_MAX + 200), SINGLE_LINE]  # APNs: spaces, <>
+UserKey = Annotated[str, Field(max_length=255), SINGLE_LINE]
+# Any storable string: a key no app has is answered 404 unknown_integration_key, as on the SDK paths.
+IntegrationKey = Annotated[str, Field(min_length=1, max_length=200), SINGLE_LINE]
+
+
+class Device(BaseModel):
+    """What the app knows about the device; fields omitted keep their stored value."""
+
+    model_config = ConfigDict(extra="forbid")
+    imei: DeviceText | None = None
+    name: DeviceText | None = None
+    model: DeviceText | None = None
+    brand: DeviceText | None = None
+    manufacturer: DeviceText | None = None
+    os_name: DeviceText | None = None
+    os_version: DeviceText | None = None
+    os_language: DeviceText | None = None
+
+
+DEVICE_COLUMNS = {
+    "imei": "device_imei",
+    "name": "device_name",
+    "model": "device_model",
+    "brand": "device_brand",
+    "manufacturer": "device_manufacturer",
+    "os_name": "os_name",
+    "os_version": "os_version",
+    "os_language": "os_language",
+}
+
+
+class NativeRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    integration_key: IntegrationKey = Field(description="the integration key of the app's iOS or Android part")
+    token: Token = Field(description="FCM registration token, or APNs device token in hex")
+    user_key: UserKey | None = Field(
+        default=None, description="who uses the device; sent on every call, absent or empty means nobody"
+    )
+    device: Device | None = None
+    params: ScalarParams | None = Field(default=None, description="additional params; replace the stored ones")
+
+
+class NativeUnregistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    integration_key: IntegrationKey
+    token: Token
+
+
+def _platform_for(integration_key: str) -> AppPlatform:
+    platform = subscriptions.platform_by_integration_key(db(), integration_key)
+    if platform is None:
+        raise NotFound("no app has this integration key", code="unknown_integration_key")
+    return platform
+
+
+@bp.post("/subscriptions")
+@operation(
+    "Register a device (native apps)",
+    tag="subscriptions",
+    body=NativeRegistration,
+    response=SubscriptionOut,
+    status=201,
+    public=True,
+    description="Authorised by the integration key, not an API key. 201 when the subscription is "
+    "created, 200 when the same (app, token) was already registered and is refreshed. 404 "
+    "unknown_integration_key when no app has the key.",
+)
+def register() -> tuple[Response, int]:
+    request.max_content_length = runtime().settings.max_public_body_bytes  # before reading the body
+    data = json_body(NativeRegistration)
+    session = db()
+    platform = _platform_for(data.integration_key)
+    device = (
+        {}
+        if data.device is None
+        else {DEVICE_COLUMNS[name]: getattr(data.device, name) for name in data.device.model_fields_set}
+    )
+    sub_id, created = subscriptions.register(
+        session,
+        subscriptions.Registration(
+            app_id=platform.app_id,
+            platform=platform.platform,
+            token=data.token,
+            sdk="native",
+            push_provider="apns" if platform.platform == "ios" else "fcm",
+            user_key=data.user_key,
+            sets_user_key=True,
+            device=device,
+            additional_params=data.params,
+        ),
+        reconciliation_field=runtime().settings.reconciliation_field,
+    )
+    session.commit()
+    REGISTRATIONS.labels("native", platform.platform, "created" if created else "updated").inc()
+    return jsonify(subscriptions.describe(subscriptions.get(session, sub_id))), 201 if created else 200
+
+
+@bp.delete("/subscriptions")
+@operation(
+    "Unregister a device (native apps)",
+    tag="subscriptions",
+    body=NativeUnregistration,
+    status=204,
+    public=True,
+    description="Authorised by the integration key. 404 when the app has no subscription for the token.",
+)
+def unregister() -> tuple[str, int]:
+    request.max_content_length = runtime().settings.max_public_body_bytes  # before reading the body
+    data = json_body(NativeUnregistration)
+    session = db()
+    platform = _platform_for(data.integration_key)
+    if not subscriptions.unregister(session, app_id=platform.app_id, platform=platform.platform, token=data.token):
+        raise NotFound("the app has no subscription for this token", code="unknown_subscription")
+    session.commit()
+    return no_content()
+
+
+@bp.get("/apps/<int:app_id>/subscriptions")
+@operation(
+    "List an app's subscriptions",
+    tag="subscriptions",
+    response=SubscriptionPage,
+    query={
+        "platform": ("string", "ios or android"),
+        "user_key": ("string", "only subscriptions with exactly this user key"),
+        "disabled": ("boolean", "true: only disabled ones; false: only active ones"),
+        **PAGE_QUERY,
+    },
+)
+@requires("viewer")
+def list_subscriptions(app_id: int) -> Response:
+    session = db()
+    app = apps.get_app(session, app_id)
+    stmt = subscriptions.subscriptions_query(
+        app.id,
+        platform=query_choice("platform", ("ios", "android")),
+        user_key=query_text("user_key", 255),
+        disabled=query_bool("disabled"),
+    )
+    page = paginate(session, stmt, Subscription.id, lambda rows: [subscriptions.describe(s) for s in rows])
+    return jsonify(page)
+
+
+@bp.get("/subscriptions/<int:subscription_id>")
+@operation("Get a subscription", tag="subscriptions", response=SubscriptionOut)
+@requires("viewer")
+def get_subscription(subscription_id: int) -> Response:
+    return jsonify(subscriptions.describe(subscriptions.get(db(), subscription_id)))

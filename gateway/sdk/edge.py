@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from core.errors import BadRequest, NotFound
 from core.metrics import REGISTRATIONS, TRACKING_EVENTS
+from domain.fields import lookup_key
 from domain.subscriptions import Registration, register
 from domain.tracking import EDGE_EVENTS, TrackingCall, parse_delivery_id, parse_message_id, record
 from gateway.http import json_object
@@ -45,7 +46,7 @@ def _ecid(body: dict[str, Any]) -> str | None:
     entries = _dig(body, "xdm", "identityMap", "ECID")
     if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         ecid = entries[0].get("id")
-        return ecid if isinstance(ecid, str) and ecid else None
+        return lookup_key(ecid, 64) if isinstance(ecid, str) else None
     return None
 
 
@@ -101,8 +102,8 @@ def _tracking_call(session: Any, xdm: dict[str, Any], ecid: str | None) -> Track
         delivery_id = parse_delivery_id(raw_delivery) if isinstance(raw_delivery, str) else None
     else:
         provider_id = _dig(xdm, "pushNotificationTracking", "pushProviderMessageID")
-        if isinstance(provider_id, str) and provider_id:
-            broadlog_id = session.scalar(select(BroadLog.id).where(BroadLog.provider_message_id == provider_id[:255]))
+        if isinstance(provider_id, str) and lookup_key(provider_id, 255):
+            broadlog_id = session.scalar(select(BroadLog.id).where(BroadLog.provider_message_id == provider_id))
     if broadlog_id is None:
         return None
     return TrackingCall(
@@ -135,7 +136,7 @@ def interact(location_hint: str | None = None) -> Response:
     request_id = request.args.get("requestId", "")[:64]
     body = json_object()
     session = db()
-    app = session.scalar(select(App).where(App.edge_config_id == config_id)) if config_id else None
+    app = session.scalar(select(App).where(App.edge_config_id == config_id)) if lookup_key(config_id) else None
     if app is None:
         raise NotFound("unknown configId: no app has this Edge datastream id", code="unknown_config_id")
     events = body.get("events")

@@ -18,7 +18,7 @@ from gateway.runtime import runtime
 from store.models import PushIdentity, StandardRegistration, Subscription, TrackingLog
 from tests.factories import make_app, make_sent_message
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 CONTENT_TYPES = st.sampled_from(
     [
@@ -266,3 +266,45 @@ def test_oversized_bodies_are_413_on_every_public_endpoint(app: Flask, client: F
         response = client.post(path, data=huge, content_type=ctype)
         assert response.status_code == 413, path
         assert response.json["error"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("bad", ["\\ud800", "\\u0000", "a\\u0000b"])
+def test_unstorable_json_strings_are_refused_everywhere(app: Flask, client: FlaskClient, ids, bad: str) -> None:
+    """Lone surrogates and NUL survive json.loads but not the database: they must be 4xx, not 5xx."""
+    before = snapshot(app)
+    ecid = "34123908813423987120945530139878311234"
+    detail = '{"appID": "%s", "token": "%s", "platform": "fcm", "identity": {"id": "%s"}}'
+    bodies = [
+        (
+            "/ee/v1/interact?configId=" + ids["edge_config"],
+            '{"events": [{"data": {"pushNotificationDetails": ['
+            + detail % (ids["package"], "tok" + bad, ecid)
+            + "]}}]}",
+        ),
+        (
+            "/ee/v1/interact?configId=" + ids["edge_config"],
+            '{"events": [{"data": {"pushNotificationDetails": [' + detail % (ids["package"], "tok-1", bad) + "]}}]}",
+        ),
+        (
+            "/ee/v1/interact?configId=" + ids["edge_config"],
+            '{"xdm": {"identityMap": {"ECID": [{"id": "' + bad + '"}]}}, "events": [{"xdm": {"eventType": '
+            '"pushTracking.customAction", "pushNotificationTracking": {"pushProviderMessageID": "' + bad + '", '
+            '"customAction": {"actionID": "' + bad + '"}}}}]}',
+        ),
+        (
+            f"/rest/head/mobileAppV5/{ids['pkey']}/subscriptions/{ecid}",
+            '{"pushPlatform": "gcm", "marketingCloudId": "' + bad + '"}',
+        ),
+        (
+            "/api/v1/subscriptions",
+            '{"integration_key": "' + ids["android_key"] + '", "token": "tok-1", "user_key": "' + bad + '"}',
+        ),
+        (
+            "/api/v1/subscriptions",
+            '{"integration_key": "' + ids["android_key"] + '", "token": "tok-1", "params": {"k": "' + bad + '"}}',
+        ),
+    ]
+    for path, body in bodies:
+        response = client.post(path, data=body.encode(), content_type="application/json")
+        assert response.status_code < 500, (path, body, response.data)
+    assert snapshot(app) == before

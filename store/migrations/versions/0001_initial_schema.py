@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 14:35:17.290888
+Create Date: 2026-11-28 14:47:55.860922
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def upgrade() -> None:
     sa.Column('app_id', sa.Integer(), nullable=False),
     sa.Column('platform', sa.String(length=8), nullable=False),
     sa.Column('token', sa.String(length=1024), nullable=False),
-    sa.Column('sdk', sa.String(length=16), nullable=False),
+    sa.Column('sdk', sa.String(length=24), nullable=False),
     sa.Column('push_provider', sa.String(length=16), nullable=False),
     sa.Column('user_key', sa.String(length=255), nullable=True),
     sa.Column('profile_id', sa.Integer(), nullable=True),

@@ -1,0 +1,255 @@
+"""Apps (Campaign's push services): creation, change, removal, and their API representation.
+
+An app has an iOS part, an Android part, or both (rows of ``app_platform``), each with its own
+integration key, store identifier and sealed provider credentials (see :mod:`domain.credentials`).
+Functions take a Session and flush; the caller commits. Name, integration keys, Campaign Standard
+pkey and Edge config id are unique: each is checked before writing so the 409 names the field,
+and a race lost at the database is still a 409 (the session is then rolled back).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from core.errors import BadRequest, Conflict, NotFound
+from core.secrets import SecretBox, new_integration_key
+from domain.credentials import ApnsCredentials, FcmCredentials, apply_apns, apply_fcm, public_view
+from domain.fields import ID_MAX, SINGLE_LINE, Name, PublicId
+from store.models import App, AppPlatform, Delivery
+from store.types import utcnow
+
+BundleId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")]
+PackageName = Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")]
+OrgId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9@._\-]+$"), SINGLE_LINE]
+KEY_NOTE = "generated when absent; null in a PATCH generates a new one"
+
+
+class IosPatch(BaseModel):
+    """The iOS part; in a PATCH, fields given replace the stored ones, ``apns: null`` removes them."""
+
+    model_config = ConfigDict(extra="forbid")
+    bundle_id: BundleId | None = None
+    integration_key: PublicId | None = Field(default=None, description=KEY_NOTE)
+    apns: ApnsCredentials | None = None
+
+
+class IosCreate(IosPatch):
+    bundle_id: BundleId
+
+
+class AndroidPatch(BaseModel):
+    """The Android part; in a PATCH, fields given replace the stored ones, ``fcm: null`` removes them."""
+
+    model_config = ConfigDict(extra="forbid")
+    package_name: PackageName | None = None
+    integration_key: PublicId | None = Field(default=None, description=KEY_NOTE)
+    fcm: FcmCredentials | None = None
+
+
+class AndroidCreate(AndroidPatch):
+    package_name: PackageName
+
+
+class AppPatch(BaseModel):
+    """A change to an app: fields omitted are kept; ``"ios": null`` / ``"android": null`` remove
+    that platform (its subscriptions are kept, and serve again if the platform is added back);
+    null clears the optional identifiers."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    ios: IosPatch | None = None
+    android: AndroidPatch | None = None
+    campaign_standard_pkey: PublicId | None = None
+    edge_config_id: PublicId | None = None
+    experience_cloud_org: OrgId | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, value: str | None) -> str | None:
+        if value is None:
+            raise PydanticCustomError("required", "name cannot be removed")
+        return value
+
+
+class AppCreate(AppPatch):
+    name: Name
+    ios: IosCreate | None = None
+    android: AndroidCreate | None = None
+
+    @model_validator(mode="after")
+    def _one_platform(self) -> AppCreate:
+        if self.ios is None and self.android is None:
+            raise PydanticCustomError("platform_required", "an app needs ios, android or both")
+        return self
+
+
+def list_query() -> Select[App]:
+    return select(App).options(selectinload(App.platforms))
+
+
+def get_app(session: Session, app_id: int) -> App:
+    app = session.get(App, app_id) if 0 < app_id <= ID_MAX else None
+    if app is None:
+        raise NotFound(f"no app with id {app_id}")
+    return app
+
+
+def create_app(session: Session, box: SecretBox, data: AppCreate) -> App:
+    """Insert the app; absent integration keys are generated. 409 on any duplicate."""
+    app = App(
+        name=data.name,
+        campaign_standard_pkey=data.campaign_standard_pkey,
+        edge_config_id=data.edge_config_id,
+        experience_cloud_org=data.experience_cloud_org,
+    )
+    _check_unique(session, None, data)
+    if data.ios is not None:
+        app.platforms.append(_platform("ios", data.ios, box))
+    if data.android is not None:
+        app.platforms.append(_platform("android", data.android, box))
+    session.add(app)
+    _flush(session)
+    return app
+
+
+def update_app(session: Session, box: SecretBox, app_id: int, data: AppPatch) -> App:
+    """Apply the fields present in ``data`` (see :class:`AppPatch`). 409 on any duplicate."""
+    app = get_app(session, app_id)
+    given = data.model_fields_set
+    _check_unique(session, app.id, data)
+    for name in ("name", "campaign_standard_pkey", "edge_config_id", "experience_cloud_org"):
+        if name in given:
+            setattr(app, name, getattr(data, name))
+    for platform in ("ios", "android"):
+        if platform not in given:
+            continue
+        patch: IosPatch | AndroidPatch | None = getattr(data, platform)
+        current = next((p for p in app.platforms if p.platform == platform), None)
+        if patch is None:
+            if current is not None:
+                app.platforms.remove(current)
+        elif current is None:
+            _require_identifier(platform, patch)
+            app.platforms.append(_platform(platform, patch, box))
+        else:
+            _apply(current, patch, box)
+    if not app.platforms:
+        raise Conflict("an app needs ios, android or both; add one before removing the other", code="platform_required")
+    app.updated_at = utcnow()  # also when only a platform row changed
+    _flush(session)
+    return app
+
+
+def delete_app(session: Session, app_id: int) -> None:
+    """Remove the app with its platforms and subscriptions; 409 while deliveries reference it."""
+    app = get_app(session, app_id)
+    if session.scalar(select(Delivery.id).where(Delivery.app_id == app.id).limit(1)) is not None:
+        raise Conflict(
+            f"app {app.id} cannot be deleted: deliveries reference it (they keep its history)",
+            code="app_in_use",
+        )
+    session.delete(app)
+    _flush(session, f"app {app_id} cannot be deleted: a delivery referencing it was created meanwhile")
+
+
+def describe(app: App, box: SecretBox) -> dict[str, Any]:
+    """The API representation; credentials appear only through their public parts."""
+    parts = {p.platform: p for p in app.platforms}
+    return {
+        "id": app.id,
+        "name": app.name,
+        "ios": _describe_part(parts.get("ios"), box, "bundle_id", "apns"),
+        "android": _describe_part(parts.get("android"), box, "package_name", "fcm"),
+        "campaign_standard_pkey": app.campaign_standard_pkey,
+        "edge_config_id": app.edge_config_id,
+        "experience_cloud_org": app.experience_cloud_org,
+        "created_at": app.created_at.isoformat(),
+        "updated_at": app.updated_at.isoformat(),
+    }
+
+
+def _describe_part(row: AppPlatform | None, box: SecretBox, identifier: str, provider: str) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {identifier: row.app_identifier, "integration_key": row.integration_key, provider: public_view(row, box)}
+
+
+def _require_identifier(platform: str, patch: IosPatch | AndroidPatch) -> None:
+    """A PATCH that adds a platform must say what a creation says."""
+    identifier = "bundle_id" if platform == "ios" else "package_name"
+    if getattr(patch, identifier) is None:
+        raise BadRequest(
+            f"invalid field {platform}.{identifier}: required to add the {platform} platform", code="invalid_request"
+        )
+
+
+def _platform(platform: str, data: IosPatch | AndroidPatch, box: SecretBox) -> AppPlatform:
+    row = AppPlatform(platform=platform, integration_key=data.integration_key or new_integration_key())
+    _apply(row, data, box)
+    return row
+
+
+def _apply(row: AppPlatform, data: IosPatch | AndroidPatch, box: SecretBox) -> None:
+    given = data.model_fields_set
+    if "integration_key" in given:
+        row.integration_key = data.integration_key or new_integration_key()
+    if isinstance(data, IosPatch):
+        if data.bundle_id is not None:
+            row.app_identifier = data.bundle_id
+        if "apns" in given:
+            apply_apns(row, box, data.apns)
+    else:
+        if data.package_name is not None:
+            row.app_identifier = data.package_name
+        if "fcm" in given:
+            apply_fcm(row, box, data.fcm)
+
+
+def _check_unique(session: Session, app_id: int | None, data: AppPatch) -> None:
+    for field in ("name", "campaign_standard_pkey", "edge_config_id"):
+        value = getattr(data, field)
+        if value is None:
+            continue
+        stmt = select(App.id).where(getattr(App, field) == value)
+        if app_id is not None:
+            stmt = stmt.where(App.id != app_id)
+        other = session.scalar(stmt.limit(1))
+        if other is not None:
+            raise Conflict(f"app {other} already has {field} {value!r}; it must be unique", code=f"duplicate_{field}")
+    keys = {
+        p: part.integration_key
+        for p in ("ios", "android")
+        if (part := getattr(data, p)) is not None and part.integration_key is not None
+    }
+    if len(set(keys.values())) < len(keys):
+        raise Conflict("ios and android need different integration keys", code="duplicate_integration_key")
+    for platform, key in keys.items():
+        users = select(AppPlatform.app_id, AppPlatform.platform).where(AppPlatform.integration_key == key)
+        for other_app, other_platform in session.execute(users):
+            if (other_app, other_platform) != (app_id, platform):
+                raise Conflict(
+                    f"the {platform} integration key is already used by app {other_app} "
+                    f"({other_platform}); integration keys must be unique",
+                    code="duplicate_integration_key",
+                )
+
+
+_RACE = (
+    "another app with the same name, integration key, campaign_standard_pkey or edge_config_id "
+    "was written at the same time; retry"
+)
+
+
+def _flush(session: Session, message: str = _RACE) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent request changed the data between our checks and our write.
+        session.rollback()
+        raise Conflict(message) from None

@@ -1,0 +1,212 @@
+"""Profiles (Campaign's recipients): upsert by external id, lookup, listing and erasure.
+
+Campaign is the source of truth, so a profile is written whole or in part by its external id
+(PUT semantics: fields omitted keep their stored value). After each upsert, subscriptions that
+registered earlier with a user key naming this profile are linked to it.
+
+Erasure (:func:`erase_profile`) removes the person, not the history: the profile row and its
+audience memberships are deleted, its subscriptions are kept but unlinked (no profile, no user
+key), and broadLog / trackingLog rows are kept for delivery statistics with their link to the
+person (profile id, and the ECID on tracking rows) cleared. Functions flush; the caller commits.
+Log lines name profiles by internal id only, never by external id or e-mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.errors import BadRequest, Conflict, NotFound
+from domain.fields import SINGLE_LINE, Attributes, Email, storable
+from domain.subscriptions import link_profile
+from store.models import AudienceMember, BroadLog, Profile, Subscription, TrackingLog
+
+log = logging.getLogger("pushgate.profiles")
+
+EXTERNAL_ID_MAX = 255
+_LOCALE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|[0-9]{3}))?$")
+
+
+def _locale(value: str) -> str:
+    """``en-US``, ``fr``, ``zh-Hans-CN``; ``en_us`` is accepted and stored as ``en-US``."""
+    match = _LOCALE.match(value)
+    if match is None:
+        raise PydanticCustomError("locale", "not a locale such as en-US (language[-Script][-REGION])")
+    language, script, region = match.groups()
+    parts = [language.lower(), script.title() if script else "", region.upper() if region else ""]
+    return "-".join(part for part in parts if part)
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _timezone(value: str) -> str:
+    # Membership in the tz database, rather than ZoneInfo(value), so that no path-like or odd
+    # key ever reaches the file system lookup.
+    if value not in _zones():
+        raise PydanticCustomError("timezone", "not an IANA time zone such as Europe/Paris")
+    return value
+
+
+PersonName = Annotated[str, Field(max_length=200), SINGLE_LINE]
+Locale = Annotated[str, Field(max_length=35), AfterValidator(_locale)]
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_timezone)]
+
+
+class ProfileIn(BaseModel):
+    """A profile's fields; in an upsert, fields omitted keep their stored value and null clears the
+    nullable ones."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: Email | None = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    locale: Locale | None = Field(default=None, description="language[-Script][-REGION], such as en-US")
+    timezone: TimeZone | None = Field(default=None, description="IANA time zone, such as Europe/Paris")
+    attributes: Attributes = Field(
+        default_factory=dict, description="free JSON object, at most 16 KiB once encoded; replaced whole"
+    )
+    push_consent: Literal["y", "n", "u"] = Field(default="u", description="yes, no, unknown")
+
+
+def check_external_id(external_id: str) -> str:
+    """Refuse an external id the store cannot hold (a 400, so a bad path is never a 500)."""
+    if not external_id.strip() or len(external_id) > EXTERNAL_ID_MAX:
+        raise BadRequest(f"external_id must be 1 to {EXTERNAL_ID_MAX} characters", code="invalid_external_id")
+    try:
+        storable(external_id)
+    except PydanticCustomError as exc:
+        raise BadRequest(f"external_id {exc.message()}", code="invalid_external_id") from None
+    return external_id
+
+
+def find(session: Session, external_id: str) -> Profile | None:
+    return session.scalar(select(Profile).where(Profile.external_id == check_external_id(external_id)))
+
+
+def get_profile(session: Session, external_id: str) -> Profile:
+    profile = find(session, external_id)
+    if profile is None:
+        raise NotFound("no profile with this external_id")
+    return profile
+
+
+def upsert_profile(
+    session: Session, external_id: str, data: ProfileIn, *, reconciliation_field: str
+) -> tuple[Profile, bool]:
+    """Create or update the profile; returns (profile, created). Then links waiting subscriptions.
+
+    Two concurrent creations of the same external id: the loser's insert fails on the unique
+    constraint, its session is rolled back and the call is retried once as an update.
+    """
+    for attempt in (1, 2):
+        profile = find(session, external_id)
+        created = profile is None
+        if profile is None:
+            profile = Profile(external_id=external_id, attributes={}, push_consent="u")
+            session.add(profile)
+        for name in data.model_fields_set:
+            setattr(profile, name, getattr(data, name))
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise Conflict("the profile was changed concurrently; retry") from None
+            continue
+        linked = link_profile(session, profile, reconciliation_field)
+        if linked:
+            log.info("profile %s linked to %d earlier subscriptions", profile.id, linked)
+        return profile, created
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def erase_profile(session: Session, external_id: str, *, reconciliation_field: str) -> dict[str, int]:
+    """Erase the person (see the module docstring); returns counts of what was touched."""
+    profile = get_profile(session, external_id)
+    key = profile.email if reconciliation_field == "email" else profile.external_id
+    # Unlinked subscriptions whose user key still names the person carry personal data too.
+    named = and_(Subscription.profile_id.is_(None), Subscription.user_key == key) if key else None
+    owned = Subscription.profile_id == profile.id
+    counts = {
+        "subscriptions": _rowcount(
+            session.execute(
+                update(Subscription)
+                .where(or_(owned, named) if named is not None else owned)
+                .values(profile_id=None, user_key=None)
+            )
+        ),
+        "broadlogs": _rowcount(
+            session.execute(update(BroadLog).where(BroadLog.profile_id == profile.id).values(profile_id=None))
+        ),
+        "trackinglogs": _rowcount(
+            session.execute(
+                update(TrackingLog).where(TrackingLog.profile_id == profile.id).values(profile_id=None, ecid=None)
+            )
+        ),
+        "audiences": _rowcount(session.execute(delete(AudienceMember).where(AudienceMember.profile_id == profile.id))),
+    }
+    profile_id = profile.id
+    session.delete(profile)
+    session.flush()
+    log.info("profile %s erased: %s", profile_id, ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return counts
+
+
+def list_query(email: str | None = None) -> Select[Profile]:
+    stmt = select(Profile)
+    if email is not None:
+        stmt = stmt.where(Profile.email == email)
+    return stmt
+
+
+def subscription_ids(session: Session, profile_ids: Iterable[int]) -> dict[int, list[int]]:
+    """The subscription ids linked to each profile, in one query."""
+    found: dict[int, list[int]] = defaultdict(list)
+    ids = list(profile_ids)
+    if ids:
+        rows = session.execute(
+            select(Subscription.profile_id, Subscription.id)
+            .where(Subscription.profile_id.in_(ids))
+            .order_by(Subscription.id)
+        )
+        for profile_id, sub_id in rows:
+            if profile_id is not None:
+                found[profile_id].append(sub_id)
+    return found
+
+
+def describe(profile: Profile, subscriptions: list[int]) -> dict[str, Any]:
+    """The API representation, with the ids of the subscriptions linked to the profile."""
+    return {
+        "id": profile.id,
+        "external_id": profile.external_id,
+        "email": profile.email,
+        "first_name": profile.first_name,
+        "last_name": profile.last_name,
+        "locale": profile.locale,
+        "timezone": profile.timezone,
+        "attributes": profile.attributes or {},
+        "push_consent": profile.push_consent,
+        "subscription_count": len(subscriptions),
+        "subscription_ids": subscriptions,
+        "created_at": profile.created_at.isoformat(),
+        "updated_at": profile.updated_at.isoformat(),
+    }
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)

@@ -1,0 +1,141 @@
+"""Response models of API v1: what the domain ``describe`` functions return, as JSON Schemas.
+
+They serve the OpenAPI document and the reference page; the tests validate real responses
+against them (``extra="forbid"``), so a representation cannot drift from its documentation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApnsTokenOut(Out):
+    auth: Literal["token"]
+    key_id: str
+    team_id: str
+    environment: Literal["sandbox", "production"]
+
+
+class ApnsCertificateOut(Out):
+    auth: Literal["certificate"]
+    subject: str = Field(description="the certificate's subject, RFC 4514")
+    expires_at: datetime
+    environment: Literal["sandbox", "production"]
+
+
+class FcmOut(Out):
+    project_id: str
+    client_email: str
+
+
+class IosOut(Out):
+    bundle_id: str
+    integration_key: str
+    apns: ApnsTokenOut | ApnsCertificateOut | None = Field(description="public parts of the credentials")
+
+
+class AndroidOut(Out):
+    package_name: str
+    integration_key: str
+    fcm: FcmOut | None = Field(description="public parts of the service account")
+
+
+class AppOut(Out):
+    id: int
+    name: str
+    ios: IosOut | None
+    android: AndroidOut | None
+    campaign_standard_pkey: str | None
+    edge_config_id: str | None
+    experience_cloud_org: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AppPage(Out):
+    items: list[AppOut]
+    next_cursor: str | None = Field(description="pass as cursor to get the next page; null on the last")
+
+
+class ProfileOut(Out):
+    id: int
+    external_id: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    locale: str | None
+    timezone: str | None
+    attributes: dict[str, Any]
+    push_consent: Literal["y", "n", "u"]
+    subscription_count: int
+    subscription_ids: list[int] = Field(description="subscriptions linked to this profile")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProfilePage(Out):
+    items: list[ProfileOut]
+    next_cursor: str | None
+
+
+class ProfileRef(Out):
+    id: int
+    external_id: str
+
+
+class DeviceOut(Out):
+    device_imei: str | None
+    device_name: str | None
+    device_model: str | None
+    device_brand: str | None
+    device_manufacturer: str | None
+    os_name: str | None
+    os_version: str | None
+    os_language: str | None
+
+
+class SubscriptionOut(Out):
+    id: int
+    app_id: int
+    platform: Literal["ios", "android"]
+    token: str
+    sdk: str = Field(description="campaign-classic | campaign-standard | edge | native")
+    push_provider: str = Field(description="fcm | apns | apnsSandbox")
+    user_key: str | None
+    profile: ProfileRef | None = Field(description="the linked profile, if the user key matched one")
+    ecid: str | None
+    device: DeviceOut
+    additional_params: dict[str, Any]
+    disabled: bool
+    created_at: datetime
+    last_registered_at: datetime
+
+
+class SubscriptionPage(Out):
+    items: list[SubscriptionOut]
+    next_cursor: str | None
+
+
+class ApiKeyOut(Out):
+    id: int
+    name: str
+    role: Literal["admin", "marketer", "viewer"]
+    prefix: str = Field(description="the key's public beginning, to recognise it")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="the full key: shown once, store it now")
+
+
+class ApiKeyPage(Out):
+    items: list[ApiKeyOut]
+    next_cursor: str | None

@@ -1,0 +1,248 @@
+"""Native registration (public, by integration key) and the subscriptions read API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from core.metrics import REGISTRATIONS
+from gateway.api.schemas import SubscriptionOut
+from gateway.runtime import runtime
+from store.models import Subscription
+from tests.api.helpers import walk
+from tests.factories import make_app, make_profile
+
+APNS_TOKEN = "a1b2c3d4" * 8
+
+
+@pytest.fixture
+def ids(app: Flask) -> dict[str, Any]:
+    return make_app(app)
+
+
+def register(client: FlaskClient, body: dict[str, Any]) -> Any:
+    return client.post("/api/v1/subscriptions", json=body)
+
+
+def count(app: Flask) -> int:
+    with app.app_context(), runtime().sessions() as session:
+        return len(session.scalars(select(Subscription)).all())
+
+
+def registrations(platform: str, outcome: str) -> float:
+    value = REGISTRATIONS.labels("native", platform, outcome)._value.get()
+    return float(value)
+
+
+def test_native_registration_is_idempotent(app: Flask, client: FlaskClient, ids: dict[str, Any]) -> None:
+    body = {
+        "integration_key": ids["android_key"],
+        "token": "fcm:token-1_a.b-c",
+        "user_key": "cust-1",
+        "device": {
+            "imei": "356938035643809",
+            "name": "Pixel",
+            "model": "Pixel 8",
+            "brand": "google",
+            "manufacturer": "Google",
+            "os_name": "Android",
+            "os_version": "14",
+            "os_language": "fr-FR",
+        },
+        "params": {"plan": "pro", "visits": 3, "beta": True, "ratio": 0.5},
+    }
+    created_before, updated_before = registrations("android", "created"), registrations("android", "updated")
+
+    first = register(client, body)
+    second = register(client, body)
+
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert count(app) == 1
+    sub = SubscriptionOut.model_validate(first.json)
+    assert second.json["id"] == sub.id
+    assert (sub.app_id, sub.platform, sub.sdk, sub.push_provider) == (ids["id"], "android", "native", "fcm")
+    assert (sub.token, sub.user_key, sub.profile) == ("fcm:token-1_a.b-c", "cust-1", None)
+    assert first.json["device"] == {
+        "device_imei": "356938035643809",
+        "device_name": "Pixel",
+        "device_model": "Pixel 8",
+        "device_brand": "google",
+        "device_manufacturer": "Google",
+        "os_name": "Android",
+        "os_version": "14",
+        "os_language": "fr-FR",
+    }
+    assert sub.additional_params == {"plan": "pro", "visits": 3, "beta": True, "ratio": 0.5}
+    assert {k: v for k, v in second.json.items() if k != "last_registered_at"} == {
+        k: v for k, v in first.json.items() if k != "last_registered_at"
+    }
+    assert registrations("android", "created") == created_before + 1
+    assert registrations("android", "updated") == updated_before + 1
+
+
+def test_ios_tokens_are_one_subscription_whatever_their_form(
+    app: Flask, client: FlaskClient, ids: dict[str, Any]
+) -> None:
+    spaced = "<" + " ".join(APNS_TOKEN.upper()[i : i + 8] for i in range(0, 64, 8)) + ">"
+    first = register(client, {"integration_key": ids["ios_key"], "token": APNS_TOKEN.upper()})
+    second = register(client, {"integration_key": ids["ios_key"], "token": spaced})
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json["token"] == APNS_TOKEN and first.json["push_provider"] == "apns"
+    assert first.json["platform"] == "ios" and count(app) == 1
+
+
+def test_device_fields_omitted_are_kept_and_user_key_follows_each_call(
+    app: Flask, client: FlaskClient, ids: dict[str, Any]
+) -> None:
+    make_profile(app, "cust-2")
+    key = ids["android_key"]
+    register(
+        client,
+        {
+            "integration_key": key,
+            "token": "t",
+            "user_key": "cust-2",
+            "device": {"name": "Old", "model": "M1"},
+            "params": {"a": 1},
+        },
+    )
+    again = register(client, {"integration_key": key, "token": "t", "user_key": "cust-2", "device": {"name": "New"}})
+    assert again.json["device"]["device_name"] == "New" and again.json["device"]["device_model"] == "M1"
+    assert again.json["additional_params"] == {"a": 1}
+    assert again.json["profile"]["external_id"] == "cust-2"
+    logged_out = register(client, {"integration_key": key, "token": "t"})
+    assert logged_out.json["user_key"] is None and logged_out.json["profile"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"integration_key": "no-such-key", "token": "t"}, 404, "unknown_integration_key"),
+        ({"integration_key": "not a key / at all", "token": "t"}, 404, "unknown_integration_key"),
+        ({"integration_key": "k" * 201, "token": "t"}, 400, "invalid_request"),
+        ({"integration_key": "android-integration-key-0001", "token": "bad token!"}, 400, "invalid_token"),
+        ({"integration_key": "ios-integration-key-0001", "token": "not-hex"}, 400, "invalid_token"),
+        ({"integration_key": "android-integration-key-0001", "token": ""}, 400, "invalid_request"),
+        ({"integration_key": "android-integration-key-0001"}, 400, "invalid_request"),
+        (
+            {"integration_key": "android-integration-key-0001", "token": "t", "params": {"a": {"b": 1}}},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"integration_key": "android-integration-key-0001", "token": "t", "params": {"a": None}},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"integration_key": "android-integration-key-0001", "token": "t", "params": {"a": "\u0000"}},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"integration_key": "android-integration-key-0001", "token": "t", "user_key": "a\u0000"},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"integration_key": "android-integration-key-0001", "token": "t", "user_key": "u" * 256},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"integration_key": "android-integration-key-0001", "token": "t", "device": {"colour": "red"}},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"integration_key": "android-integration-key-0001", "token": "t", "device": {"name": "\ud800"}},
+            400,
+            "invalid_request",
+        ),
+        ({"integration_key": "k\u0000", "token": "t"}, 400, "invalid_request"),
+    ],
+)
+def test_bad_registrations_are_refused(
+    app: Flask, client: FlaskClient, ids: dict[str, Any], body: dict[str, Any], status: int, code: str
+) -> None:
+    response = register(client, body)
+    assert response.status_code == status, response.json
+    assert response.json["error"] == code
+    assert count(app) == 0
+
+
+def test_public_endpoints_use_the_public_body_limit(client: FlaskClient, ids: dict[str, Any]) -> None:
+    # ~70 KiB: over the public limit (64 KiB), well under the API limit (1 MiB)
+    body = {"integration_key": ids["android_key"], "token": "t", "params": {f"p{n}": "x" * 1000 for n in range(70)}}
+    for method in ("POST", "DELETE"):
+        response = client.open(
+            "/api/v1/subscriptions", method=method, data=json.dumps(body), content_type="application/json"
+        )
+        assert response.status_code == 413, method
+        assert response.json["error"] == "payload_too_large"
+
+
+def test_params_limits(client: FlaskClient, ids: dict[str, Any]) -> None:
+    many = {f"p{n}": n for n in range(101)}
+    response = register(client, {"integration_key": ids["android_key"], "token": "t", "params": many})
+    assert response.status_code == 400 and "100" in response.json["message"]
+
+
+def test_unregister(app: Flask, client: FlaskClient, ids: dict[str, Any]) -> None:
+    register(client, {"integration_key": ids["ios_key"], "token": APNS_TOKEN})
+    body = {"integration_key": ids["ios_key"], "token": APNS_TOKEN.upper()}
+    assert client.delete("/api/v1/subscriptions", json=body).status_code == 204
+    assert count(app) == 0
+    again = client.delete("/api/v1/subscriptions", json=body)
+    assert again.status_code == 404 and again.json["error"] == "unknown_subscription"
+    unknown = client.delete("/api/v1/subscriptions", json={"integration_key": "nope", "token": APNS_TOKEN})
+    assert unknown.status_code == 404 and unknown.json["error"] == "unknown_integration_key"
+
+
+def test_registration_needs_no_api_key_but_reading_does(client: FlaskClient, keys: Any, ids: dict[str, Any]) -> None:
+    sub = register(client, {"integration_key": ids["android_key"], "token": "t"}).json
+    assert client.get(f"/api/v1/subscriptions/{sub['id']}").status_code == 401
+    fetched = client.get(f"/api/v1/subscriptions/{sub['id']}", headers=keys.viewer)
+    assert fetched.status_code == 200 and fetched.json == sub
+    assert client.get("/api/v1/subscriptions/999999", headers=keys.viewer).status_code == 404
+    assert client.get("/api/v1/subscriptions/99999999999999999999", headers=keys.viewer).status_code == 404
+
+
+def test_list_filters_and_pages(app: Flask, client: FlaskClient, keys: Any, ids: dict[str, Any]) -> None:
+    other = make_app(app, suffix="-other")
+    register(client, {"integration_key": other["android_key"], "token": "elsewhere"})
+    made = []
+    for n in range(5):
+        made.append(
+            register(
+                client, {"integration_key": ids["android_key"], "token": f"a{n}", "user_key": "u1" if n < 2 else None}
+            ).json["id"]
+        )
+    for n in range(3):
+        made.append(register(client, {"integration_key": ids["ios_key"], "token": f"{n:02x}" * 32}).json["id"])
+    with app.app_context(), runtime().sessions.begin() as session:
+        session.execute(update(Subscription).where(Subscription.id == made[0]).values(disabled=True))
+
+    url = f"/api/v1/apps/{ids['id']}/subscriptions"
+    pages = walk(client, url, keys.viewer, limit=3)
+    assert [len(p) for p in pages] == [3, 3, 2]
+    assert [s["id"] for page in pages for s in page] == made
+    for page in pages:
+        for item in page:
+            SubscriptionOut.model_validate(item)
+
+    def ids_of(query: str) -> list[int]:
+        return [s["id"] for page in walk(client, f"{url}?{query}", keys.viewer, limit=50) for s in page]
+
+    assert ids_of("platform=ios") == made[5:]
+    assert ids_of("platform=android&user_key=u1") == made[:2]
+    assert ids_of("disabled=true") == made[:1]
+    assert ids_of("disabled=false&platform=android") == made[1:5]
+    for query in ("platform=windows", "disabled=maybe", "limit=-1", "user_key=a%00"):
+        assert client.get(f"{url}?{query}", headers=keys.viewer).status_code == 400, query
+    assert client.get("/api/v1/apps/424242/subscriptions", headers=keys.viewer).status_code == 404
