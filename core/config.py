@@ -59,6 +59,39 @@ class Settings(BaseSettings):
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of list endpoints.")
     max_page_size: int = Field(default=500, ge=1, le=10000, description="Largest page size a client may ask.")
+    integration_key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="How long a process remembers which app owns an integration key (0: no cache). A key "
+        "changed or removed in another process keeps working that long there.",
+    )
+    fcm_endpoint: str = Field(
+        default="",
+        description="Base URL of the FCM HTTP v1 API (default Google's); set it to a local peer such as "
+        "https://127.0.0.1:8444. The OAuth token URL is the service account's token_uri.",
+    )
+    apns_endpoint: str = Field(
+        default="",
+        description="Base URL of APNs for both environments (default Apple's sandbox and production hosts), "
+        "e.g. https://127.0.0.1:8443 for the local emulator.",
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of extra certificate authorities trusted for FCM, APNs and OAuth (local peers).",
+    )
+    provider_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds one FCM or APNs request may take before it is retried."
+    )
+    quarantine_soft_errors: int = Field(
+        default=5, ge=1, le=100, description="Soft errors (at least a day apart) that put a token in quarantine."
+    )
+    quarantine_error_spacing_hours: float = Field(
+        default=24, ge=0, le=24 * 30, description="Soft errors closer together than this count once."
+    )
+    quarantine_reset_days: float = Field(
+        default=10, gt=0, le=365, description="Days without an error after which the soft-error count restarts."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the gateway's own loggers."
     )
@@ -68,6 +101,20 @@ class Settings(BaseSettings):
     def _known_driver(cls, value: str) -> str:
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+    @field_validator("fcm_endpoint", "apns_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute URL such as https://127.0.0.1:8443")
+        return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
         return value
 
     @field_validator("public_url")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, NotFound
@@ -106,8 +106,7 @@ def profile_id_for(session: Session, user_key: str | None, reconciliation_field:
     """The profile whose reconciliation field equals ``user_key``; None when there is none."""
     if not user_key:
         return None
-    column = Profile.email if reconciliation_field == "email" else Profile.external_id
-    return session.scalar(select(Profile.id).where(column == user_key).order_by(Profile.id).limit(1))
+    return session.connection().execute(_PROFILE_BY[reconciliation_field], {"key": user_key}).scalar()
 
 
 def register(session: Session, reg: Registration, *, reconciliation_field: str) -> tuple[int, bool]:
@@ -125,10 +124,13 @@ def register(session: Session, reg: Registration, *, reconciliation_field: str) 
         "additional_params": {},
     }
     updates = ["platform", "sdk", "push_provider", "last_registered_at"]
+    computed = None
     if reg.sets_user_key:
         user_key = check_length("userKey", reg.user_key)
         values["user_key"] = user_key
-        values["profile_id"] = profile_id_for(session, user_key, reconciliation_field)
+        values["b_user_key"] = user_key
+        # The profile is looked up inside the upsert itself: one statement per registration.
+        computed = {"profile_id": _PROFILE_ID_OF[reconciliation_field]}
         updates += ["user_key", "profile_id"]
     if reg.ecid is not None:
         values["ecid"] = check_length("ecid", reg.ecid, 64)
@@ -142,7 +144,9 @@ def register(session: Session, reg: Registration, *, reconciliation_field: str) 
         updates.append("additional_params")
     if reg.disabled is not None:
         updates.append("disabled")
-    return upsert(session, Subscription, values, conflict=("app_id", "token"), update=updates)
+    # A token quarantined after APNs's 410 is released once it registers again later: that is
+    # settled set-based by domain.quarantine.release_reregistered, keeping registration one statement.
+    return upsert(session, Subscription, values, conflict=("app_id", "token"), update=updates, computed=computed)
 
 
 def unregister(session: Session, *, app_id: int, platform: str, token: str) -> bool:
@@ -168,11 +172,37 @@ def link_profile(session: Session, profile: Profile, reconciliation_field: str) 
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def platform_by_integration_key(session: Session, integration_key: str) -> AppPlatform | None:
+class KeyOwner(NamedTuple):
+    app_id: int
+    platform: str
+
+
+def platform_by_integration_key(session: Session, integration_key: str) -> KeyOwner | None:
+    """The app part that owns this integration key; None for an unknown key."""
     key = lookup_key(integration_key)
     if key is None:
         return None
-    return session.scalar(select(AppPlatform).where(AppPlatform.integration_key == key))
+    row = session.connection().execute(_BY_INTEGRATION_KEY, {"key": key}).first()
+    return KeyOwner(row[0], row[1]) if row is not None else None
+
+
+# Prebuilt and run on the session's Core connection: these run on every registration, where
+# statement building and the ORM's bookkeeping would cost more than the queries.
+_BY_INTEGRATION_KEY = select(AppPlatform.app_id, AppPlatform.platform).where(
+    AppPlatform.integration_key == bindparam("key")
+)
+_PROFILE_BY = {
+    "external_id": select(Profile.id).where(Profile.external_id == bindparam("key")).limit(1),
+    "email": select(Profile.id).where(Profile.email == bindparam("key")).order_by(Profile.id).limit(1),
+}
+_PROFILE_ID_OF = {
+    "external_id": select(Profile.id).where(Profile.external_id == bindparam("b_user_key")).limit(1).scalar_subquery(),
+    "email": select(Profile.id)
+    .where(Profile.email == bindparam("b_user_key"))
+    .order_by(Profile.id)
+    .limit(1)
+    .scalar_subquery(),
+}
 
 
 def get(session: Session, subscription_id: int) -> Subscription:

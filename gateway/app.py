@@ -14,7 +14,7 @@ from core.config import Settings, load_settings
 from core.errors import ClientError
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from core.secrets import SecretBox, resolve_secret_key
-from gateway.runtime import Runtime, close_session
+from gateway.runtime import Runtime, TTLCache, close_session
 from store.db import make_engine, make_session_factory
 
 log = logging.getLogger("pushgate")
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | 
         engine=engine,
         sessions=make_session_factory(engine),
         box=SecretBox(resolve_secret_key(settings.secret_key, settings.instance_path)),
+        integration_keys=TTLCache(settings.integration_key_cache_seconds),
     )
     app.teardown_appcontext(close_session)
     _register_blueprints(app)

@@ -7,7 +7,10 @@ session (:func:`db`), closed at teardown; views commit, services never do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from flask import current_app, g
 from sqlalchemy import Engine
@@ -17,12 +20,42 @@ from core.config import Settings
 from core.secrets import SecretBox
 
 
+class TTLCache:
+    """A small thread-safe map whose entries expire; used for lookups on the registration hot path."""
+
+    def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._data: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        entry = self._data.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._data) >= self.max_entries:
+                self._data.clear()
+            self._data[key] = (time.monotonic() + self.seconds, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
     box: SecretBox
+    #: integration key -> domain.subscriptions.KeyOwner; cleared whenever this process changes an app
+    integration_keys: TTLCache = field(default_factory=lambda: TTLCache(0))
 
 
 def runtime() -> Runtime:

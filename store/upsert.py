@@ -1,20 +1,45 @@
-"""INSERT ... ON CONFLICT DO UPDATE for SQLite and PostgreSQL, returning the row's id.
+"""INSERT ... ON CONFLICT DO UPDATE for SQLite and PostgreSQL, returning the row's key.
 
 Registration endpoints are hit concurrently by many devices, and SDKs re-send the same token;
 an atomic upsert keyed by a unique constraint is the only race-free way to make them idempotent
-without a read-then-write round trip.
+without a read-then-write round trip. Building the statement (``excluded`` proxies for every
+column) costs more than executing it, so each shape is built once and cached.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from store.models import Base
+
+
+@lru_cache(maxsize=256)
+def _statement(
+    dialect: str,
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    update: tuple[str, ...],
+    computed: tuple[tuple[str, Any], ...],
+) -> Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if computed:
+        stmt = stmt.values(dict(computed))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
+    )
+    key = next(iter(table.primary_key.columns))
+    if dialect == "postgresql":
+        return stmt.returning(key, literal_column("(xmax = 0)"))
+    return stmt.returning(key, table.c.created_at)
 
 
 def upsert(
@@ -24,25 +49,22 @@ def upsert(
     *,
     conflict: Iterable[str],
     update: Iterable[str],
+    computed: Mapping[str, Any] | None = None,
 ) -> tuple[Any, bool]:
     """Insert ``values`` or, when ``conflict`` columns match a row, update the ``update`` columns.
 
     The table needs a ``created_at`` column set by ``values``. Returns ``(primary key, inserted)``.
-    ``inserted`` is told apart from an update through PostgreSQL's
-    ``xmax = 0`` and, on SQLite, by comparing ``created_at`` with the value we tried to insert.
+    ``inserted`` is told apart from an update through PostgreSQL's ``xmax = 0`` and, on SQLite,
+    by comparing ``created_at`` with the value we tried to insert. ``computed`` maps columns to SQL
+    expressions (long-lived objects, as they key the statement cache) whose bind parameters are
+    given in ``values`` under names that are not column names.
     """
     table = model.__table__
     assert isinstance(table, Table)
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(conflict),
-        set_={name: stmt.excluded[name] for name in update},
-    )
-    key = next(iter(table.primary_key.columns))
+    columns = tuple(name for name in values if name in table.c)
+    stmt = _statement(dialect, table, columns, tuple(conflict), tuple(update), tuple((computed or {}).items()))
+    row = session.connection().execute(stmt, dict(values)).one()
     if dialect == "postgresql":
-        row = session.execute(stmt.returning(key, literal_column("(xmax = 0)"))).one()
         return row[0], bool(row[1])
-    row = session.execute(stmt.returning(key, table.c.created_at)).one()
     return row[0], row[1] == values.get("created_at")

@@ -44,6 +44,7 @@ def create_app() -> tuple[Response, int]:
     box = runtime().box
     app = apps.create_app(db(), box, data)
     db().commit()
+    runtime().integration_keys.clear()
     log.info("app %s (%s) created", app.id, app.name)
     return created(apps.describe(app, box), url_for(".get_app", app_id=app.id))
 
@@ -81,6 +82,7 @@ def update_app(app_id: int) -> Response:
     box = runtime().box
     app = apps.update_app(db(), box, app_id, data)
     db().commit()
+    runtime().integration_keys.clear()
     log.info("app %s (%s) changed: %s", app.id, app.name, ", ".join(sorted(data.model_fields_set)) or "nothing")
     return jsonify(apps.describe(app, box))
 
@@ -96,5 +98,6 @@ def update_app(app_id: int) -> Response:
 def delete_app(app_id: int) -> tuple[str, int]:
     apps.delete_app(db(), app_id)
     db().commit()
+    runtime().integration_keys.clear()
     log.info("app %s deleted", app_id)
     return no_content()

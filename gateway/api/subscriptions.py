@@ -23,9 +23,10 @@ from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import SubscriptionOut, SubscriptionPage
 from gateway.auth import requires
 from gateway.http import json_body, query_bool, query_choice
+from gateway.lookups import integration_key_owner
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
-from store.models import TOKEN_MAX, AppPlatform, Subscription
+from store.models import TOKEN_MAX, Subscription
 
 bp = Blueprint("subscriptions", __name__)
 
@@ -79,8 +80,8 @@ class NativeUnregistration(BaseModel):
     token: Token
 
 
-def _platform_for(integration_key: str) -> AppPlatform:
-    platform = subscriptions.platform_by_integration_key(db(), integration_key)
+def _platform_for(integration_key: str) -> subscriptions.KeyOwner:
+    platform = integration_key_owner(integration_key)
     if platform is None:
         raise NotFound("no app has this integration key", code="unknown_integration_key")
     return platform

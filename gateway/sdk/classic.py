@@ -12,8 +12,9 @@ from flask import Response
 
 from core.errors import BadRequest, NotFound
 from core.metrics import REGISTRATIONS
-from domain.subscriptions import Registration, platform_by_integration_key, register
+from domain.subscriptions import Registration, register
 from gateway.http import form_fields
+from gateway.lookups import integration_key_owner
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
 from gateway.sdk import public_blueprint
@@ -43,17 +44,18 @@ def _register(platform: str) -> Response:
     if not integration_key:
         raise BadRequest("mobileAppUuid (the integration key) is missing", code="missing_field")
     session = db()
-    part = platform_by_integration_key(session, integration_key)
+    part = integration_key_owner(integration_key)
     if part is None:
         raise NotFound("unknown mobileAppUuid: no app has this integration key", code="unknown_integration_key")
-    if part.platform != platform:
+    app_id, key_platform = part.app_id, part.platform
+    if key_platform != platform:
         raise BadRequest(
-            f"integration key {integration_key} belongs to the {part.platform} part of its app, "
+            f"integration key {integration_key} belongs to the {key_platform} part of its app, "
             f"but was sent to the {platform} registration endpoint",
             code="wrong_platform",
         )
     registration = Registration(
-        app_id=part.app_id,
+        app_id=app_id,
         platform=platform,
         token=token,
         sdk=SDK,
