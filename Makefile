@@ -16,9 +16,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 setup: $(BIN)/.installed
 
 run: setup
-	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi keys create --role admin --name local-admin --if-none
-	$(BIN)/flask --app wsgi run
+	BIN=$(BIN) scripts/run-local.sh
 
 test: setup
 	$(BIN)/python -m pytest

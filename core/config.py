@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -59,6 +59,22 @@ class Settings(BaseSettings):
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of list endpoints.")
     max_page_size: int = Field(default=500, ge=1, le=10000, description="Largest page size a client may ask.")
+    worker: Literal["in-process", "off"] = Field(
+        default="in-process",
+        description="in-process: the serving process also sends deliveries (one worker per process); off: "
+        "only flask --app wsgi worker processes send.",
+    )
+    worker_batch_size: int = Field(
+        default=100, ge=1, le=500,
+        description="Messages a worker claims at once. With the concurrency it bounds what a crash can leave "
+        "in flight (sent again after a restart and counted in resent_after_crash).",
+    )
+    worker_concurrency: int = Field(default=4, ge=1, le=64, description="Batches a worker sends side by side.")
+    worker_lease_seconds: float = Field(
+        default=30, ge=2, le=3600,
+        description="How long a claimed batch stays reserved; after a crash its messages are sent again once "
+        "this has passed. Must exceed PUSHGATE_PROVIDER_TIMEOUT.",
+    )
     integration_key_cache_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -124,6 +140,12 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL such as https://push.example.com")
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _lease_outlives_requests(self) -> Settings:
+        if self.worker_lease_seconds <= self.provider_timeout:
+            raise ValueError("worker_lease_seconds must be longer than provider_timeout")
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<instance>/pushgate.db``."""
@@ -142,7 +164,7 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         return Settings(**(overrides or {}))
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        field = str(first["loc"][0]) if first["loc"] else "worker_lease_seconds"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {ENV_PREFIX}{field.upper()}: {message}") from None
 

@@ -14,6 +14,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -39,6 +40,20 @@ TRACKING_EVENTS = Counter(
     "Tracking calls by source, interaction and whether they matched a message",
     ["source", "interaction", "matched"],
 )
+
+
+MESSAGES = Counter(
+    "pushgate_messages_total",
+    "Push messages by provider, app and outcome (sent, retry, failed_hard, ...)",
+    ["provider", "app", "outcome"],
+)
+PROVIDER_LATENCY = Histogram(
+    "pushgate_provider_batch_seconds",
+    "Time one provider call (a batch) took",
+    ["platform"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+QUEUE_DEPTH = Gauge("pushgate_queue_depth", "Pending broadLog messages of running deliveries", multiprocess_mode="max")
 
 
 def render() -> tuple[bytes, str]:

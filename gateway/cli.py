@@ -86,6 +86,28 @@ def keys_revoke(key_id: int) -> None:
         click.echo(f"revoked key {key.id} ({key.name})")
 
 
+@click.command("worker")
+def worker_command() -> None:
+    """Send deliveries in this process until interrupted (use PUSHGATE_WORKER=off on the servers)."""
+    import signal
+    import threading
+
+    from gateway.worker import build_worker
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    worker = build_worker(runtime())
+    worker.start()
+    click.echo("worker running; Ctrl-C stops it")
+    done.wait()
+    worker.stop()
+
+
 def register_cli(app: Flask) -> None:
+    from gateway.devtools import register_devtools
+
+    register_devtools(app)
+    app.cli.add_command(worker_command)
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)

@@ -182,6 +182,7 @@ class Delivery(Timestamps, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)  # why a delivery failed as a whole
 
 
 class BroadLog(Base):
@@ -201,6 +202,11 @@ class BroadLog(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A worker holds a Pending row while it sends it; a lease still set after a restart means the
+    # message was in flight at a crash, and sending it again is counted in resent_after_crash.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retry back-off
+    resent_after_crash: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     event_date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

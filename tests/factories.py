@@ -49,7 +49,8 @@ BUNDLE_ID = "com.example.shop"
 PACKAGE = "com.example.shop.android"
 
 
-def make_app(application: Flask, name: str = "Shop", suffix: str = "") -> dict[str, Any]:
+def make_app(application: Flask, name: str = "Shop", suffix: str = "",
+             token_uri: str = "https://oauth2.googleapis.com/token") -> dict[str, Any]:
     """Insert an app with both platforms; returns its ids and keys."""
     rt = _runtime(application)
     with rt.sessions.begin() as session:
@@ -73,7 +74,7 @@ def make_app(application: Flask, name: str = "Shop", suffix: str = "") -> dict[s
                 integration_key=ANDROID_KEY + suffix,
                 app_identifier=PACKAGE + suffix,
                 credential_kind="fcm_service_account",
-                credentials=rt.box.seal({"service_account": json.dumps(service_account())}),
+                credentials=rt.box.seal({"service_account": json.dumps(service_account(token_uri=token_uri))}),
             ),
         ]
         session.add(app)

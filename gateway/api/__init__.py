@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from gateway.api import apps, docs, keys, profiles, subscriptions
+from gateway.api import apps, deliveries, docs, keys, profiles, quarantine, subscriptions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for child in (apps.bp, profiles.bp, subscriptions.bp, keys.bp, docs.bp):
+for child in (apps.bp, profiles.bp, subscriptions.bp, deliveries.bp, quarantine.bp, keys.bp, docs.bp):
     bp.register_blueprint(child)

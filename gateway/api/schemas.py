@@ -139,3 +139,81 @@ class ApiKeyCreated(ApiKeyOut):
 class ApiKeyPage(Out):
     items: list[ApiKeyOut]
     next_cursor: str | None
+
+
+class DeliveryCounts(Out):
+    targeted: int = Field(description="broadLog rows, Ignored included")
+    pending: int
+    sent: int
+    failed: int
+    ignored: int
+    cancelled: int
+    received: int
+    opened: int
+    clicked: int
+    resent_after_crash: int = Field(description="messages in flight at a worker crash and sent again")
+
+
+class DeliveryOut(Out):
+    id: int
+    app_id: int
+    name: str
+    status: Literal["scheduled", "running", "completed", "cancelled", "failed"]
+    message: dict[str, Any]
+    target: dict[str, Any]
+    platforms: list[Literal["ios", "android"]]
+    schedule_at: datetime | None
+    rate_per_second: float | None
+    validity_seconds: int | None
+    idempotency_key: str | None
+    counts: DeliveryCounts
+    created_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+
+
+class DeliveryPage(Out):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class BroadLogOut(Out):
+    id: int = Field(description="the _mId sent in the push")
+    delivery_id: int
+    subscription_id: int | None
+    profile_id: int | None
+    channel: int = Field(description="41 iOS, 42 Android")
+    address: str | None
+    status: Literal["ignored", "sent", "failed", "pending", "cancelled"]
+    failure_type: Literal["hard", "soft", "ignored"] | None
+    failure_reason: str | None
+    error_message: str | None
+    provider_message_id: str | None
+    attempts: int
+    resent_after_crash: bool
+    event_date: datetime | None
+
+
+class BroadLogPage(Out):
+    items: list[BroadLogOut]
+    next_cursor: str | None
+
+
+class QuarantineOut(Out):
+    id: int
+    app_id: int
+    platform: Literal["ios", "android"]
+    address: str
+    status: Literal["valid", "with_errors", "quarantine", "denylisted"]
+    error_count: int
+    failure_reason: int | None
+    error_text: str | None
+    first_error_at: datetime | None
+    last_error_at: datetime | None
+    unregistered_at: datetime | None
+
+
+class QuarantinePage(Out):
+    items: list[QuarantineOut]
+    next_cursor: str | None

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 14:47:55.860922
+Create Date: 2026-11-28 14:53:29.808609
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ def upgrade() -> None:
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
     sa.Column('started_at', store.types.UTCDateTime(), nullable=True),
     sa.Column('ended_at', store.types.UTCDateTime(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
     sa.Column('updated_at', store.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['app_id'], ['app.id'], name=op.f('fk_delivery_app_id_app'), ondelete='RESTRICT'),
@@ -237,6 +238,9 @@ def upgrade() -> None:
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.Column('provider_message_id', sa.String(length=255), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('lease_until', store.types.UTCDateTime(), nullable=True),
+    sa.Column('next_attempt_at', store.types.UTCDateTime(), nullable=True),
+    sa.Column('resent_after_crash', sa.Boolean(), nullable=False),
     sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
     sa.Column('event_date', store.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['delivery_id'], ['delivery.id'], name=op.f('fk_broadlog_delivery_id_delivery'), ondelete='CASCADE'),

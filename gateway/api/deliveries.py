@@ -1,0 +1,114 @@
+"""``/api/v1/deliveries``: push campaigns (marketer writes, viewer reads)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify, url_for
+
+from domain import deliveries
+from gateway.api.common import created
+from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.schemas import BroadLogPage, DeliveryOut, DeliveryPage
+from gateway.auth import requires
+from gateway.http import json_body, query_choice, query_int
+from gateway.openapi import operation
+from gateway.runtime import db
+from store.codes import BroadLogStatus
+from store.models import BroadLog, Delivery
+
+bp = Blueprint("deliveries", __name__)
+log = logging.getLogger("pushgate.api.deliveries")
+
+STATUS_NAMES = {s.name.lower(): s for s in BroadLogStatus}
+
+
+@bp.post("/deliveries")
+@operation(
+    "Create a delivery",
+    tag="deliveries",
+    body=deliveries.DeliveryCreate,
+    response=DeliveryOut,
+    status=201,
+    description="Sends message to target now, or at schedule_at. Templates are checked and the payload size "
+    "bounded now; a problem is a 400. The same idempotency_key returns the first delivery (200) instead of "
+    "creating a second.",
+)
+@requires("marketer")
+def create_delivery() -> tuple[Response, int]:
+    data = json_body(deliveries.DeliveryCreate)
+    session = db()
+    delivery, was_created = deliveries.create_delivery(session, data)
+    session.commit()
+    body = deliveries.describe(session, delivery)
+    if not was_created:
+        return jsonify(body), 200
+    log.info("delivery %s created for app %s", delivery.id, delivery.app_id)
+    return created(body, url_for(".get_delivery", delivery_id=delivery.id))
+
+
+@bp.post("/deliveries/preview")
+@operation(
+    "Render a message for a profile, as each platform's push",
+    tag="deliveries",
+    body=deliveries.DeliveryPreview,
+    description="Returns, per platform of the app, the rendered fields, the payload (with placeholder "
+    "ids) and its size in bytes. A template error or a payload over 4096 bytes is a 400.",
+)
+@requires("marketer")
+def preview_delivery() -> Response:
+    return jsonify(deliveries.preview(db(), json_body(deliveries.DeliveryPreview)))
+
+
+@bp.get("/deliveries")
+@operation(
+    "List deliveries",
+    tag="deliveries",
+    response=DeliveryPage,
+    query={
+        **PAGE_QUERY,
+        "app_id": ("integer", "only this app's"),
+        "status": ("string", "scheduled|running|completed|cancelled|failed"),
+    },
+)
+@requires("viewer")
+def list_deliveries() -> Response:
+    session = db()
+    app_id = query_int("app_id", 0, minimum=0)
+    stmt = deliveries.list_query(app_id=app_id or None, status=query_choice("status", deliveries.STATUSES))
+    return jsonify(paginate(session, stmt, Delivery.id, lambda rows: [deliveries.describe(session, d) for d in rows]))
+
+
+@bp.get("/deliveries/<int:delivery_id>")
+@operation("Get a delivery with its counts", tag="deliveries", response=DeliveryOut)
+@requires("viewer")
+def get_delivery(delivery_id: int) -> Response:
+    session = db()
+    return jsonify(deliveries.describe(session, deliveries.get_delivery(session, delivery_id)))
+
+
+@bp.post("/deliveries/<int:delivery_id>/cancel")
+@operation("Cancel a scheduled or running delivery", tag="deliveries", response=DeliveryOut)
+@requires("marketer")
+def cancel_delivery(delivery_id: int) -> Response:
+    session = db()
+    delivery = deliveries.cancel(session, deliveries.get_delivery(session, delivery_id))
+    session.commit()
+    log.info("delivery %s cancelled", delivery_id)
+    return jsonify(deliveries.describe(session, delivery))
+
+
+@bp.get("/deliveries/<int:delivery_id>/broadlogs")
+@operation(
+    "The delivery's messages (broadLog)",
+    tag="deliveries",
+    response=BroadLogPage,
+    query={**PAGE_QUERY, "status": ("string", "pending|sent|failed|ignored|cancelled")},
+)
+@requires("viewer")
+def list_broadlogs(delivery_id: int) -> Response:
+    session = db()
+    deliveries.get_delivery(session, delivery_id)
+    status = query_choice("status", tuple(STATUS_NAMES))
+    stmt = deliveries.broadlogs_query(delivery_id, int(STATUS_NAMES[status]) if status else None)
+    return jsonify(paginate(session, stmt, BroadLog.id, lambda rows: [deliveries.describe_broadlog(r) for r in rows]))

@@ -1,0 +1,49 @@
+"""``/api/v1/quarantine``: non-deliverable push tokens (viewer reads, marketer releases)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from domain import quarantine
+from gateway.api.common import no_content
+from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.schemas import QuarantinePage
+from gateway.auth import requires
+from gateway.http import query_choice, query_int
+from gateway.openapi import operation
+from gateway.runtime import db
+from store.models import Address
+
+bp = Blueprint("quarantine", __name__)
+STATUSES = (quarantine.VALID, quarantine.WITH_ERRORS, quarantine.QUARANTINE, quarantine.DENYLISTED)
+
+
+@bp.get("/quarantine")
+@operation(
+    "List tokens with errors or in quarantine",
+    tag="quarantine",
+    response=QuarantinePage,
+    query={
+        **PAGE_QUERY,
+        "app_id": ("integer", "only this app's"),
+        "status": ("string", "valid|with_errors|quarantine|denylisted"),
+    },
+)
+@requires("viewer")
+def list_quarantine() -> Response:
+    session = db()
+    app_id = query_int("app_id", 0, minimum=0)
+    if quarantine.release_reregistered(session, app_id=app_id or None):
+        session.commit()
+    stmt = quarantine.list_query(app_id=app_id or None, status=query_choice("status", STATUSES))
+    return jsonify(paginate(session, stmt, Address.id, lambda rows: [quarantine.describe(a) for a in rows]))
+
+
+@bp.delete("/quarantine/<int:address_id>")
+@operation("Release a token from quarantine (its subscriptions are enabled again)", tag="quarantine", status=204)
+@requires("marketer")
+def release(address_id: int) -> tuple[str, int]:
+    session = db()
+    quarantine.release(session, address_id)
+    session.commit()
+    return no_content()

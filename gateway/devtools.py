@@ -1,0 +1,118 @@
+"""Developer commands: ``flask --app wsgi emulators`` and ``flask --app wsgi demo``.
+
+``emulators`` runs the local APNs and FCM peers with an inbox page until interrupted, and writes
+the settings that point a gateway at them to ``<instance>/emulators.env``. ``demo`` creates a demo
+app whose credentials those peers accept, two devices and a welcome delivery, so the first
+``make run`` shows a push arriving.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+
+import click
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from core.secrets import SecretBox, new_integration_key
+from domain.subscriptions import Registration, register
+from gateway.runtime import runtime
+from push.emulators import runner
+from push.emulators.fcm import new_service_account
+from store.models import App, AppPlatform, Delivery, Profile
+
+DEMO_APP = "pushgate demo"
+DEMO_IOS_TOKEN = "5eed" * 16
+DEMO_ANDROID_TOKEN = "demo-android-device:APA91bDemoTokenForTheLocalFcmEmulator0001"
+
+
+@click.command("emulators")
+@click.option("--apns-port", default=8443, show_default=True)
+@click.option("--fcm-port", default=8444, show_default=True)
+@click.option("--inbox-port", default=8440, show_default=True)
+@click.option("--slow-delay", default=3.0, show_default=True, help="Seconds the 'slow' token prefixes wait.")
+@with_appcontext
+def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay: float) -> None:
+    """Run the local APNs and FCM emulators with an inbox page until Ctrl-C."""
+    rt = runtime()
+    instance = rt.settings.instance_path
+    running = runner.start(
+        runner.StoredCredentials(rt.sessions, rt.box), instance / "emulators" / "tls",
+        apns_port=apns_port, fcm_port=fcm_port, inbox_port=inbox_port, slow_delay=slow_delay,
+    )
+    env = running.environment()
+    env_file = instance / "emulators.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    click.echo(f"APNs emulator  {running.apns.url}")
+    click.echo(f"FCM emulator   {running.fcm.base_url}  (OAuth token URL {running.fcm.token_url})")
+    click.echo(f"inbox          {running.inbox_url}/  (JSON: {running.inbox_url}/inbox)")
+    click.echo(f"point a gateway at them with the settings in {env_file}:")
+    for key, value in env.items():
+        click.echo(f"  {key}={value}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    running.stop()
+    env_file.unlink(missing_ok=True)
+
+
+@click.command("demo")
+@click.option("--fcm-token-url", default="https://127.0.0.1:8444/token", show_default=True,
+              help="Where the demo service account gets its OAuth tokens (the FCM emulator).")
+@with_appcontext
+def demo_command(fcm_token_url: str) -> None:
+    """Create the demo app, two devices and a welcome delivery (sent when the gateway runs)."""
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        app = session.scalar(select(App).where(App.name == DEMO_APP))
+        if app is None:
+            app = _demo_app(rt.box, fcm_token_url)
+            session.add(app)
+            session.flush()
+        profile = session.scalar(select(Profile).where(Profile.external_id == "demo@example.com"))
+        if profile is None:
+            session.add(Profile(external_id="demo@example.com", email="demo@example.com", first_name="Ada"))
+            session.flush()
+        for platform, token in (("ios", DEMO_IOS_TOKEN), ("android", DEMO_ANDROID_TOKEN)):
+            register(session, Registration(
+                app_id=app.id, platform=platform, token=token, sdk="campaign-classic",
+                push_provider="apns" if platform == "ios" else "fcm", user_key="demo@example.com",
+                sets_user_key=True, device={"device_model": "Demo device"},
+            ), reconciliation_field="external_id")
+        delivery = Delivery(
+            app_id=app.id, name="Welcome to pushgate", target={"all": True}, platforms=["android", "ios"],
+            message={"title": "Hello {{ profile.first_name }}", "body": "Your first push through pushgate."},
+            status="scheduled", validity_seconds=3600,
+        )
+        session.add(delivery)
+        session.flush()
+        click.echo(f"demo app {app.id}: welcome delivery {delivery.id} to 2 devices, sent as soon as the gateway runs")
+
+
+def _demo_app(box: SecretBox, token_url: str) -> App:
+    key_p8 = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    account = new_service_account("pushgate-demo", token_url)
+    app = App(name=DEMO_APP)
+    app.platforms = [
+        AppPlatform(platform="ios", integration_key=new_integration_key(), app_identifier="com.example.pushgate.demo",
+                    credential_kind="apns_token", apns_environment="sandbox",
+                    credentials=box.seal({"key_p8": key_p8, "key_id": "DEMOKEY001", "team_id": "DEMOTEAM01"})),
+        AppPlatform(platform="android", integration_key=new_integration_key(),
+                    app_identifier="com.example.pushgate.demo", credential_kind="fcm_service_account",
+                    credentials=box.seal({"service_account": json.dumps(account)})),
+    ]
+    return app
+
+
+def register_devtools(app: Flask) -> None:
+    app.cli.add_command(emulators_command)
+    app.cli.add_command(demo_command)
+

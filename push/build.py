@@ -1,0 +1,51 @@
+"""Turning one broadLog row into one :class:`PushMessage`: render the delivery's templates for the
+row's profile and subscription, then build the platform payload. Pure apart from the compiled
+templates it caches per delivery; a row that cannot be built raises ``ValueError``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.deliveries import validity_end
+from push import payloads
+from push.messages import Message
+from push.providers.base import PushMessage
+from push.templates import compile_message, make_context, render
+from store.models import AppPlatform, Delivery, Profile, Subscription
+from store.types import utcnow
+
+
+class Builder:
+    """Builds the pushes of one delivery; compiles its message once."""
+
+    def __init__(self, delivery: Delivery, tables: Any = None) -> None:
+        self.delivery_id = delivery.id
+        self.compiled = compile_message(Message.model_validate(delivery.message), delivery.platforms)
+        self.not_after = validity_end(delivery).timestamp()
+        self.tables = tables
+
+    def build(self, broadlog_id: int, subscription: Subscription, profile: Profile | None,
+              part: AppPlatform) -> PushMessage:
+        rendered = render(self.compiled, make_context(profile, subscription, self.tables), subscription.platform)
+        if subscription.platform == "ios":
+            payload, headers = payloads.apns_request(
+                rendered,
+                broadlog_id=broadlog_id,
+                delivery_id=self.delivery_id,
+                sdk=subscription.sdk,
+                topic=part.app_identifier,
+                expiration_epoch=payloads.expiration(
+                    rendered, now_epoch=utcnow().timestamp(), not_after_epoch=self.not_after
+                ),
+            )
+            return PushMessage(key=broadlog_id, token=subscription.token, payload=payload, headers=headers)
+        message = payloads.fcm_message(
+            rendered, broadlog_id=broadlog_id, delivery_id=self.delivery_id, sdk=subscription.sdk,
+            ttl_seconds=_remaining(rendered.ttl_seconds, self.not_after),
+        )
+        return PushMessage(key=broadlog_id, token=subscription.token, payload=message)
+
+
+def _remaining(ttl: int | None, not_after: float) -> int:
+    left = max(0, int(not_after - utcnow().timestamp()))
+    return left if ttl is None else min(ttl, left)

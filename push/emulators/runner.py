@@ -1,0 +1,168 @@
+"""``flask --app wsgi emulators``: the local APNs and FCM peers together, with an inbox page.
+
+The push equivalent of a local mail catcher. Both peers verify credentials for real (the APNs
+peer checks ES256 provider tokens, the FCM peer checks the service account's signed OAuth
+assertion) against the apps stored in pushgate's own database, so any app created through the
+API works against them as soon as its credentials are stored. What they received is listed at
+``http://127.0.0.1:<inbox port>/`` and as JSON at ``/inbox`` (``DELETE /inbox`` empties it).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from core.secrets import SecretBox
+from push.emulators.apns import ApnsEmulator, EmulatorThread
+from push.emulators.fcm import FcmEmulator
+from push.emulators.inbox import Inbox
+from push.emulators.tls import local_tls
+from store.models import AppPlatform
+
+log = logging.getLogger("pushgate.emulators")
+
+
+class StoredCredentials:
+    """Public keys of the credentials stored in pushgate, looked up by the emulators (cached)."""
+
+    def __init__(self, sessions: Callable[[], Any], box: SecretBox) -> None:
+        self.sessions = sessions
+        self.box = box
+        self._lock = threading.Lock()
+
+    def _secrets(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock, self.sessions() as session:
+            rows = session.scalars(select(AppPlatform).where(AppPlatform.credential_kind == kind)).all()
+            return [self.box.open(row.credentials) for row in rows if row.credentials is not None]
+
+    def apns_key(self, key_id: str, team_id: str) -> ec.EllipticCurvePublicKey | None:
+        for secret in self._secrets("apns_token"):
+            if secret["key_id"] == key_id and secret["team_id"] == team_id:
+                key = serialization.load_pem_private_key(secret["key_p8"].encode(), None)
+                assert isinstance(key, ec.EllipticCurvePrivateKey)
+                return key.public_key()
+        return None
+
+    def fcm_account(self, client_email: str) -> rsa.RSAPublicKey | None:
+        for secret in self._secrets("fcm_service_account"):
+            account = json.loads(secret["service_account"])
+            if account.get("client_email") == client_email:
+                key = serialization.load_pem_private_key(account["private_key"].encode(), None)
+                assert isinstance(key, rsa.RSAPrivateKey)
+                return key.public_key()
+        return None
+
+
+@dataclass
+class RunningEmulators:
+    apns: EmulatorThread
+    fcm: FcmEmulator
+    inbox_server: BaseWSGIServer
+    inbox: Inbox
+    ca_path: Path
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.inbox_server.server_port}"
+
+    def environment(self) -> dict[str, str]:
+        """The settings that point a gateway at these peers."""
+        return {
+            "PUSHGATE_APNS_ENDPOINT": self.apns.url,
+            "PUSHGATE_FCM_ENDPOINT": self.fcm.base_url,
+            "PUSHGATE_CA_BUNDLE": str(self.ca_path),
+        }
+
+    def stop(self) -> None:
+        self.inbox_server.shutdown()
+        self.fcm.stop()
+        self.apns.stop()
+
+
+def start(
+    credentials: StoredCredentials,
+    tls_dir: Path,
+    *,
+    apns_port: int = 0,
+    fcm_port: int = 0,
+    inbox_port: int = 0,
+    slow_delay: float = 3.0,
+) -> RunningEmulators:
+    tls = local_tls(tls_dir)
+    inbox = Inbox()
+    apns = EmulatorThread(
+        ApnsEmulator(tls, inbox=inbox, key_lookup=credentials.apns_key, slow_delay=slow_delay), port=apns_port
+    ).start()
+    fcm = FcmEmulator(
+        credentials.fcm_account, inbox=inbox, port=fcm_port, ssl_context=tls.server_context(), slow_seconds=slow_delay
+    ).start()
+    server = make_server("127.0.0.1", inbox_port, _inbox_app(inbox), threaded=True)
+    threading.Thread(target=server.serve_forever, name="emulator-inbox", daemon=True).start()
+    return RunningEmulators(apns, fcm, server, inbox, tls.ca_path)
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
+<title>pushgate emulators</title><style>body{{font:14px system-ui;margin:2em}}
+table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}
+pre{{margin:0;white-space:pre-wrap;max-width:60em}}.err{{color:#b00}}</style></head><body>
+<h1>Pushes received by the local emulators</h1><p>{count} received; newest first; refreshes every 3 s.
+JSON: <a href="/inbox">/inbox</a></p><table><tr><th>time</th><th>platform</th><th>token</th><th>answer</th>
+<th>title / body</th><th>payload</th></tr>{rows}</table></body></html>"""
+
+
+def _summary(record: dict[str, Any]) -> str:
+    payload = record.get("payload") or {}
+    if record.get("platform") == "ios":
+        alert = (payload.get("aps") or {}).get("alert") or {}
+        return f"{alert.get('title', '')} / {alert.get('body', '')}" if isinstance(alert, dict) else str(alert)
+    data = payload.get("data") or {}
+    notification = payload.get("notification") or {}
+    title = data.get("adb_title") or notification.get("title") or ""
+    body = data.get("adb_body") or notification.get("body") or ""
+    return f"{title} / {body}"
+
+
+def _inbox_app(inbox: Inbox) -> Callable[..., Any]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        if request.path == "/inbox" and request.method == "DELETE":
+            inbox.clear()
+            response = Response(status=204)
+        elif request.path == "/inbox":
+            platform = request.args.get("platform") or None
+            records = inbox.items(platform)
+            if platform is not None:
+                records = [{**r, "platform": platform} for r in records]
+            response = Response(json.dumps(records), content_type="application/json")
+        elif request.path == "/":
+            rows = []
+            for record in reversed(inbox.items()[-500:]):
+                status = record.get("status")
+                answer = f"{status} {record.get('reason') or ''}".strip()
+                rows.append(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}</td><td>{}</td><td><pre>{}</pre></td></tr>"
+                    .format(*(html.escape(str(v)) for v in (
+                        record.get("received_at", ""), record.get("platform", ""), (record.get("token") or "")[:24],
+                        "" if status == 200 else "err", answer, _summary(record),
+                        json.dumps(record.get("payload"), ensure_ascii=False, indent=1)[:2000],
+                    )))
+                )
+            response = Response(PAGE.format(count=inbox.count(), rows="".join(rows)), content_type="text/html")
+        else:
+            response = Response("not found", status=404)
+        return response(environ, start_response)
+
+    return app

@@ -1,0 +1,343 @@
+"""The delivery engine: claim a batch of broadLog ids, build their pushes, send, record outcomes.
+
+The unit of work is a batch of Pending broadLog rows of one delivery, claimed atomically with a
+lease (``UPDATE ... WHERE id IN (SELECT ... LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING id``), so
+any number of workers, in-process or distributed, can share a delivery without sending a message
+twice. A row whose lease expired while it was still Pending was in flight when its worker died:
+it is sent again and counted in ``resent_after_crash``; the window is one batch per worker.
+
+Outcomes (PROTOCOLS §4): success -> Sent with the provider's id; token gone or invalid -> Failed
+Hard / User unknown and quarantined; sender mismatch -> Failed Soft / User unknown and counted
+toward quarantine; payload refused -> Failed Ignored / Refused; throttling, 5xx, timeouts, lost
+connections and auth failures -> retried with exponential back-off, jitter and Retry-After while
+the delivery is valid, then Failed Soft / Unreachable (Refused for auth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.metrics import MESSAGES, PROVIDER_LATENCY
+from domain import deliveries, quarantine
+from domain.analysis import analyse
+from push.build import Builder
+from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
+from store.codes import BroadLogStatus, FailureReason, FailureType
+from store.models import AppPlatform, BroadLog, Delivery, Profile, Subscription
+from store.types import utcnow
+
+log = logging.getLogger("pushgate.engine")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    batch_size: int = 500
+    lease: timedelta = timedelta(seconds=30)
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    max_attempts: int = 10
+    quarantine: quarantine.Policy = field(default_factory=quarantine.Policy)
+
+
+ProviderFor = Callable[[AppPlatform], Provider]
+
+
+class Engine:
+    """Runs deliveries. Database work happens in threads so the event loop keeps sending."""
+
+    def __init__(self, sessions: sessionmaker[Session], providers: ProviderFor, settings: EngineSettings) -> None:
+        self.sessions = sessions
+        self.providers = providers
+        self.settings = settings
+        self._builders: dict[int, Builder] = {}
+
+    # -- starting and finishing ------------------------------------------------------------------
+
+    def start_due(self, now: datetime | None = None) -> list[int]:
+        """Analyse every delivery that is due; returns the ids now running."""
+        now = now or utcnow()
+        started = []
+        with self.sessions() as session:
+            candidates = session.scalars(
+                select(Delivery).where(Delivery.status == "scheduled").order_by(Delivery.id)
+            ).all()
+            for delivery in candidates:
+                if not deliveries.due(delivery, now):
+                    continue
+                claimed = session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery.id, Delivery.status == "scheduled")
+                    .values(status="running", started_at=now)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # another worker took it
+                session.refresh(delivery)
+                targeted = analyse(session, delivery)
+                session.commit()
+                log.info("delivery %s started: %s messages targeted", delivery.id, targeted)
+                started.append(delivery.id)
+        return started
+
+    def running(self) -> list[int]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Delivery.id).where(Delivery.status == "running")))
+
+    def finish_if_done(self, delivery_id: int) -> bool:
+        """Mark the delivery completed when nothing is Pending; True when it is over."""
+        with self.sessions.begin() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None or delivery.status != "running":
+                return True
+            pending = session.scalar(
+                select(BroadLog.id)
+                .where(BroadLog.delivery_id == delivery_id, BroadLog.status == BroadLogStatus.PENDING)
+                .limit(1)
+            )
+            if pending is not None:
+                return False
+            delivery.status, delivery.ended_at = "completed", utcnow()
+            self._builders.pop(delivery_id, None)
+            log.info("delivery %s completed", delivery_id)
+            return True
+
+    def next_retry_in(self, delivery_id: int) -> float | None:
+        """Seconds until the earliest Pending row may be tried; None when none is Pending."""
+        with self.sessions() as session:
+            earliest = session.scalar(
+                select(BroadLog.next_attempt_at)
+                .where(BroadLog.delivery_id == delivery_id, BroadLog.status == BroadLogStatus.PENDING)
+                .order_by(BroadLog.next_attempt_at)
+                .limit(1)
+            )
+            held = session.scalar(
+                select(BroadLog.lease_until)
+                .where(
+                    BroadLog.delivery_id == delivery_id,
+                    BroadLog.status == BroadLogStatus.PENDING,
+                    BroadLog.lease_until.is_not(None),
+                )
+                .order_by(BroadLog.lease_until)
+                .limit(1)
+            )
+        if earliest is None:
+            return None
+        moments = [earliest] + ([held] if held is not None else [])
+        return max(0.0, (min(moments) - utcnow()).total_seconds())
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def claim(self, delivery_id: int, limit: int) -> list[int]:
+        """Lease up to ``limit`` sendable Pending rows of the delivery; returns their ids."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            candidates = (
+                select(BroadLog.id)
+                .where(
+                    BroadLog.delivery_id == delivery_id,
+                    BroadLog.status == BroadLogStatus.PENDING,
+                    BroadLog.next_attempt_at <= now,
+                    (BroadLog.lease_until.is_(None)) | (BroadLog.lease_until < now),
+                )
+                .order_by(BroadLog.id)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True)
+            rows = session.execute(
+                update(BroadLog)
+                .where(BroadLog.id.in_(candidates.scalar_subquery()))
+                .values(
+                    lease_until=now + self.settings.lease,
+                    attempts=BroadLog.attempts + 1,
+                    resent_after_crash=BroadLog.resent_after_crash | BroadLog.lease_until.is_not(None),
+                )
+                .returning(BroadLog.id)
+            )
+            return sorted(row[0] for row in rows)
+
+    def load(self, delivery_id: int, ids: list[int]) -> tuple[Delivery, AppPlatform | None, list[Any]]:
+        with self.sessions() as session:
+            delivery = session.get(Delivery, delivery_id)
+            assert delivery is not None
+            rows = session.execute(
+                select(BroadLog.id, Subscription, Profile)
+                .join(Subscription, Subscription.id == BroadLog.subscription_id)
+                .outerjoin(Profile, Profile.id == Subscription.profile_id)
+                .where(BroadLog.id.in_(ids))
+            ).all()
+            parts = {
+                p.platform: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == delivery.app_id))
+            }
+            session.expunge_all()
+        return delivery, None, [(row[0], row[1], row[2], parts.get(row[1].platform)) for row in rows]
+
+    async def run_batch(self, delivery_id: int, limit: int | None = None) -> int:
+        """Claim, send and record one batch; returns how many messages it handled."""
+        ids = await asyncio.to_thread(self.claim, delivery_id, limit or self.settings.batch_size)
+        if not ids:
+            return 0
+        delivery, _unused, rows = await asyncio.to_thread(self.load, delivery_id, ids)
+        builder = self._builders.get(delivery_id)
+        if builder is None:
+            builder = self._builders[delivery_id] = Builder(delivery)
+        by_part: dict[int, tuple[AppPlatform, list[PushMessage]]] = {}
+        build_failures: dict[int, str] = {}
+        for broadlog_id, subscription, profile, part in rows:
+            if part is None:
+                build_failures[broadlog_id] = f"the app has no {subscription.platform} part any more"
+                continue
+            try:
+                message = builder.build(broadlog_id, subscription, profile, part)
+            except ValueError as exc:  # rendering produced something unsendable (e.g. over 4096 bytes)
+                build_failures[broadlog_id] = str(exc)
+                continue
+            by_part.setdefault(part.id, (part, []))[1].append(message)
+        missing = set(ids) - {r[0] for r in rows}  # subscription deleted since analysis
+        for broadlog_id in missing:
+            build_failures[broadlog_id] = "the subscription no longer exists"
+        results: list[SendResult] = []
+        for part, messages in by_part.values():
+            provider = self.providers(part)
+            started = time.perf_counter()
+            results.extend(await provider.send(messages))
+            PROVIDER_LATENCY.labels(part.platform).observe(time.perf_counter() - started)
+        await asyncio.to_thread(self.record, delivery, rows, results, build_failures)
+        return len(ids)
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def _backoff(self, attempts: int, error: PushError) -> float:
+        delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** max(0, attempts - 1))
+        delay = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not security)
+        return max(delay, error.retry_after or 0.0)
+
+    def record(
+        self, delivery: Delivery, rows: list[Any], results: list[SendResult], build_failures: dict[int, str]
+    ) -> None:
+        now = utcnow()
+        info = {r[0]: (r[1], r[3]) for r in rows}
+        end = deliveries.validity_end(delivery)
+        with self.sessions.begin() as session:
+            attempts = dict(
+                session.execute(
+                    select(BroadLog.id, BroadLog.attempts).where(BroadLog.id.in_(list(info) + list(build_failures)))
+                ).all()
+            )
+            for broadlog_id, text in build_failures.items():
+                self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
+                MESSAGES.labels("none", str(delivery.app_id), "ignored").inc()
+            for result in results:
+                subscription, part = info[result.key]
+                provider = "apns" if part.platform == "ios" else "fcm"
+                if result.error is None:
+                    session.execute(
+                        update(BroadLog)
+                        .where(BroadLog.id == result.key)
+                        .values(
+                            status=int(BroadLogStatus.SENT),
+                            provider_message_id=result.provider_message_id,
+                            lease_until=None,
+                            event_date=now,
+                            failure_type=None,
+                            failure_reason=None,
+                            error_message=None,
+                        )
+                    )
+                    MESSAGES.labels(provider, str(delivery.app_id), "sent").inc()
+                    continue
+                outcome = self._failure(
+                    session,
+                    delivery,
+                    subscription,
+                    part,
+                    result.key,
+                    result.error,
+                    attempts.get(result.key, 1),
+                    end,
+                    now,
+                )
+                MESSAGES.labels(provider, str(delivery.app_id), outcome).inc()
+
+    def _failure(
+        self,
+        session: Session,
+        delivery: Delivery,
+        subscription: Subscription,
+        part: AppPlatform,
+        broadlog_id: int,
+        error: PushError,
+        attempts: int,
+        end: datetime,
+        now: datetime,
+    ) -> str:
+        text = f"{error.reason}: {error.message}".strip(": ")[:1000]
+        kind = error.kind
+        if kind in (ErrorKind.TOKEN_GONE, ErrorKind.TOKEN_INVALID):
+            self._final(session, broadlog_id, FailureType.HARD, FailureReason.USER_UNKNOWN, text, now)
+            quarantine.record_hard_error(
+                session,
+                app_id=delivery.app_id,
+                platform=part.platform,
+                token=subscription.token,
+                reason=int(FailureReason.USER_UNKNOWN),
+                text=text,
+                unregistered_at=error.unregistered_at,
+                now=now,
+            )
+            return "failed_hard"
+        if kind is ErrorKind.TOKEN_MISMATCH:
+            self._final(session, broadlog_id, FailureType.SOFT, FailureReason.USER_UNKNOWN, text, now)
+            quarantine.record_soft_error(
+                session,
+                app_id=delivery.app_id,
+                platform=part.platform,
+                token=subscription.token,
+                reason=int(FailureReason.USER_UNKNOWN),
+                text=text,
+                policy=self.settings.quarantine,
+                now=now,
+            )
+            return "failed_soft"
+        if kind is ErrorKind.PAYLOAD_REJECTED:
+            self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
+            return "ignored"
+        # Retryable (and auth, which an operator may fix while the delivery is still valid).
+        delay = self._backoff(attempts, error)
+        retry_at = now + timedelta(seconds=delay)
+        if attempts < self.settings.max_attempts and retry_at < end and delivery.status == "running":
+            session.execute(
+                update(BroadLog)
+                .where(BroadLog.id == broadlog_id)
+                .values(lease_until=None, next_attempt_at=retry_at, error_message=text, event_date=now)
+            )
+            return "retry"
+        reason = FailureReason.REFUSED if kind is ErrorKind.AUTH else FailureReason.UNREACHABLE
+        self._final(session, broadlog_id, FailureType.SOFT, reason, text, now)
+        return "failed_soft"
+
+    @staticmethod
+    def _final(
+        session: Session, broadlog_id: int, failure_type: FailureType, reason: FailureReason, text: str, now: datetime
+    ) -> None:
+        session.execute(
+            update(BroadLog)
+            .where(BroadLog.id == broadlog_id)
+            .values(
+                status=int(BroadLogStatus.FAILED),
+                failure_type=int(failure_type),
+                failure_reason=int(reason),
+                error_message=text,
+                lease_until=None,
+                event_date=now,
+            )
+        )

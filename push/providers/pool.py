@@ -1,0 +1,77 @@
+"""One provider per app platform, built from its encrypted credentials on the worker's loop.
+
+The pool is the only place that decrypts credentials for sending. A provider is rebuilt when the
+app part changes (``updated_at`` moves), and a part without credentials gets a provider that
+answers every message with an AUTH error, so the engine records why nothing was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+from core.config import Settings
+from core.secrets import SecretBox
+from push.providers.apns import ApnsProvider, CertificateCredentials, TokenCredentials
+from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
+from push.providers.fcm import FcmProvider
+from store.models import AppPlatform
+
+
+class MissingCredentials:
+    """Stands in for a provider when the app part has no (usable) credentials."""
+
+    def __init__(self, platform: str, why: str) -> None:
+        self.platform = platform
+        self.why = why
+
+    async def send(self, messages: Sequence[PushMessage]) -> list[SendResult]:
+        error = PushError(ErrorKind.AUTH, "MissingCredentials", message=self.why)
+        return [SendResult(m.key, error=error) for m in messages]
+
+    async def close(self) -> None:
+        return None
+
+
+class ProviderPool:
+    def __init__(self, settings: Settings, box: SecretBox) -> None:
+        self.settings = settings
+        self.box = box
+        self._providers: dict[int, tuple[object, Provider]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __call__(self, part: AppPlatform) -> Provider:
+        version = (part.updated_at, part.credential_kind)
+        cached = self._providers.get(part.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        provider = self._build(part)
+        self._providers[part.id] = (version, provider)
+        if cached is not None:  # credentials changed: let the old client finish and close
+            task = asyncio.get_running_loop().create_task(cached[1].close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return provider
+
+    def _build(self, part: AppPlatform) -> Provider:
+        if part.credentials is None or part.credential_kind is None:
+            return MissingCredentials(part.platform, f"the app's {part.platform} part has no provider credentials")
+        secret = self.box.open(part.credentials)
+        timeout = self.settings.provider_timeout
+        if part.platform == "android":
+            return FcmProvider(json.loads(secret["service_account"]), endpoint=self.settings.fcm_endpoint,
+                               ca_bundle=self.settings.ca_bundle, timeout=timeout)
+        common = {"topic": part.app_identifier, "sandbox": part.apns_environment != "production",
+                  "endpoint": self.settings.apns_endpoint, "ca_bundle": self.settings.ca_bundle, "timeout": timeout}
+        if part.credential_kind == "apns_token":
+            token = TokenCredentials(key_pem=secret["key_p8"], key_id=secret["key_id"], team_id=secret["team_id"])
+            return ApnsProvider(token=token, **common)  # type: ignore[arg-type]
+        certificate = CertificateCredentials(cert_pem=secret["certificate_pem"], key_pem=secret.get("private_key_pem"))
+        return ApnsProvider(certificate=certificate, **common)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        providers, self._providers = self._providers, {}
+        for _version, provider in providers.values():
+            await provider.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)

@@ -1,0 +1,141 @@
+"""The in-process worker: the embedded default's executor (no broker needed).
+
+One daemon thread runs one long-lived asyncio loop (providers bind their HTTP/2 connections to
+it). Each tick starts the deliveries that are due and keeps one task per running delivery; that
+task runs ``concurrency`` batch loops side by side, paced by the delivery's ``rate_per_second``
+(a leaky bucket from aiolimiter covering both platforms together), until nothing is Pending.
+A distributed executor would run the same :class:`push.engine.Engine` batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import func, select
+
+from core.metrics import QUEUE_DEPTH
+from push.engine import Engine
+from store.codes import BroadLogStatus
+from store.models import BroadLog, Delivery
+
+log = logging.getLogger("pushgate.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        make_engine: Callable[[], Engine],
+        *,
+        poll_interval: float = 0.5,
+        concurrency: int = 4,
+        on_stop: Callable[[], Any] | None = None,
+    ) -> None:
+        self._make_engine = make_engine
+        self.poll_interval = poll_interval
+        self.concurrency = concurrency
+        self._on_stop = on_stop
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.engine: Engine | None = None
+
+    def start(self) -> None:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, args=(ready,), name="pushgate-worker", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _main(self, ready: threading.Event) -> None:
+        asyncio.run(self._run(ready))
+
+    async def _run(self, ready: threading.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self.engine = self._make_engine()
+        ready.set()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("worker tick failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            if self._on_stop is not None:
+                result = self._on_stop()
+                if asyncio.iscoroutine(result):
+                    await result
+
+    async def tick(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        await asyncio.to_thread(engine.start_due)
+        for delivery_id in await asyncio.to_thread(engine.running):
+            task = self._tasks.get(delivery_id)
+            if task is None or task.done():
+                self._tasks[delivery_id] = asyncio.create_task(self._drive(delivery_id))
+        QUEUE_DEPTH.set(await asyncio.to_thread(self._queue_depth))
+
+    def _queue_depth(self) -> int:
+        assert self.engine is not None
+        with self.engine.sessions() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(BroadLog)
+                    .join(Delivery, Delivery.id == BroadLog.delivery_id)
+                    .where(Delivery.status == "running", BroadLog.status == BroadLogStatus.PENDING)
+                )
+                or 0
+            )
+
+    async def _drive(self, delivery_id: int) -> None:
+        engine = self.engine
+        assert engine is not None
+        with engine.sessions() as session:
+            rate = session.scalar(select(Delivery.rate_per_second).where(Delivery.id == delivery_id))
+        limiter = _limiter(rate)
+        engine_batch = max(1, min(engine.settings.batch_size, int(rate))) if rate else engine.settings.batch_size
+
+        async def loop() -> None:
+            while True:
+                if limiter is not None:
+                    await limiter.acquire(min(engine_batch, limiter.max_rate))
+                handled = await engine.run_batch(delivery_id, limit=engine_batch)
+                if handled == 0:
+                    return
+
+        try:
+            while True:
+                await asyncio.gather(*(loop() for _ in range(self.concurrency)))
+                if await asyncio.to_thread(engine.finish_if_done, delivery_id):
+                    return
+                wait = await asyncio.to_thread(engine.next_retry_in, delivery_id)
+                await asyncio.sleep(min(max(wait or 0.0, 0.05), self.poll_interval * 4))
+        except Exception:
+            log.exception("delivery %s: batch loop failed; the next tick resumes it", delivery_id)
+
+
+def _limiter(rate: float | None) -> AsyncLimiter | None:
+    if not rate:
+        return None
+    if rate >= 1:
+        return AsyncLimiter(rate, 1.0)
+    return AsyncLimiter(1, 1.0 / rate)

@@ -1,0 +1,199 @@
+"""The delivery engine against a scripted provider (a real Provider implementation that answers by
+token prefix): analysis, statuses, Campaign failure codes, quarantine, retries, crash accounting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from domain.subscriptions import Registration, register
+from gateway.runtime import runtime
+from gateway.worker import engine_settings
+from push.engine import Engine
+from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
+from store.models import BroadLog, Subscription
+from store.types import utcnow
+from tests.factories import make_app, make_profile
+
+ANSWERS = {
+    "gone": PushError(ErrorKind.TOKEN_GONE, "Unregistered", 410),
+    "bad": PushError(ErrorKind.TOKEN_INVALID, "BadDeviceToken", 400),
+    "mismatch": PushError(ErrorKind.TOKEN_MISMATCH, "SENDER_ID_MISMATCH", 403),
+    "payload": PushError(ErrorKind.PAYLOAD_REJECTED, "INVALID_ARGUMENT", 400),
+    "busy": PushError(ErrorKind.THROTTLED, "QUOTA_EXCEEDED", 429, retry_after=0),
+}
+
+
+class ScriptedProvider:
+    """Answers by the token's first word; ``busy`` tokens fail once, then succeed."""
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+        self.sent: list[PushMessage] = []
+        self.seen: set[str] = set()
+
+    async def send(self, messages: Sequence[PushMessage]) -> list[SendResult]:
+        results = []
+        for message in messages:
+            word = message.token.split("-")[0]
+            error = ANSWERS.get(word)
+            if word == "busy" and message.token in self.seen:
+                error = None
+            self.seen.add(message.token)
+            if error is None:
+                self.sent.append(message)
+                results.append(SendResult(message.key, provider_message_id=f"pm-{message.key}"))
+            else:
+                results.append(SendResult(message.key, error=error))
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def world(app: Flask) -> dict[str, Any]:
+    ids = make_app(app)
+    alice = make_profile(app, "alice", first_name="Alice")
+    make_profile(app, "bob", first_name="Bob", push_consent="n")
+    rt = runtime_of(app)
+    tokens = ["ok-1", "ok-2", "gone-1", "bad-1", "mismatch-1", "payload-1", "busy-1", "bobs-token"]
+    with rt.sessions.begin() as session:
+        for token in tokens:
+            register(session, Registration(app_id=ids["id"], platform="android", token=token, sdk="campaign-classic",
+                                           push_provider="fcm", user_key="bob" if token == "bobs-token" else "alice",
+                                           sets_user_key=True), reconciliation_field="external_id")
+        register(session, Registration(app_id=ids["id"], platform="android", token="off-1", sdk="edge",
+                                       push_provider="fcm", disabled=True), reconciliation_field="external_id")
+    providers: dict[str, ScriptedProvider] = {}
+
+    def provider_for(part: Any) -> ScriptedProvider:
+        return providers.setdefault(part.platform, ScriptedProvider(part.platform))
+
+    engine = Engine(rt.sessions, provider_for, engine_settings(rt))
+    return {"ids": ids, "engine": engine, "providers": providers, "alice": alice, "rt": rt}
+
+
+def runtime_of(app: Flask) -> Any:
+    with app.app_context():
+        return runtime()
+
+
+def drive(engine: Engine, delivery_id: int) -> None:
+    """What the worker does, synchronously: start, send every batch, retry when due, finish."""
+    engine.start_due()
+    for _ in range(20):
+        while asyncio.run(engine.run_batch(delivery_id)):
+            pass
+        if engine.finish_if_done(delivery_id):
+            return
+        with engine.sessions.begin() as session:  # make the scheduled retries due now
+            session.execute(update(BroadLog).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    raise AssertionError("delivery did not finish")
+
+
+def create(client: FlaskClient, keys: Any, app_id: int, **extra: Any) -> dict[str, Any]:
+    body = {"app_id": app_id, "name": "Winter sale", "target": {"all": True},
+            "message": {"title": "Hi {{ profile.first_name }}", "body": "50% off"}, **extra}
+    response = client.post("/api/v1/deliveries", json=body, headers=keys.marketer)
+    assert response.status_code in (200, 201), response.json
+    return response.json
+
+
+def test_delivery_outcomes_counts_and_quarantine(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
+    delivery = create(client, keys, world["ids"]["id"])
+    drive(world["engine"], delivery["id"])
+    body = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json
+    assert body["status"] == "completed"
+    assert body["counts"] | {} == {
+        "targeted": 9, "pending": 0, "sent": 3, "failed": 4, "ignored": 2, "cancelled": 0,
+        "received": 0, "opened": 0, "clicked": 0, "resent_after_crash": 0,
+    }
+    logs = {row["address"]: row for row in client.get(
+        f"/api/v1/deliveries/{delivery['id']}/broadlogs?limit=50", headers=keys.viewer).json["items"]}
+    assert (logs["gone-1"]["status"], logs["gone-1"]["failure_type"], logs["gone-1"]["failure_reason"]) == (
+        "failed", "hard", "user_unknown")
+    assert (logs["mismatch-1"]["failure_type"], logs["mismatch-1"]["failure_reason"]) == ("soft", "user_unknown")
+    assert (logs["payload-1"]["failure_type"], logs["payload-1"]["failure_reason"]) == ("ignored", "refused")
+    assert logs["busy-1"]["status"] == "sent" and logs["busy-1"]["attempts"] == 2
+    assert (logs["off-1"]["status"], logs["off-1"]["failure_reason"]) == ("ignored", "in_quarantine")
+    assert (logs["bobs-token"]["status"], logs["bobs-token"]["failure_reason"]) == ("ignored", "denylisted")
+    assert logs["ok-1"]["provider_message_id"] == f"pm-{logs['ok-1']['id']}"
+    sent = {m.token: m for m in world["providers"]["android"].sent}
+    assert sorted(sent) == ["busy-1", "ok-1", "ok-2"]
+    data = sent["ok-1"].payload["data"]
+    assert data["_mId"] == str(logs["ok-1"]["id"]) and data["_dId"] == format(delivery["id"], "x")
+    assert data["adb_title"] == "Hi Alice"
+    quarantined = client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
+    assert sorted(q["address"] for q in quarantined) == ["bad-1", "gone-1"]
+    with world["rt"].sessions() as session:
+        disabled = set(session.scalars(select(Subscription.token).where(Subscription.disabled.is_(True))))
+    assert disabled == {"bad-1", "gone-1", "off-1"}
+    # A second delivery skips the quarantined tokens as Ignored / In quarantine.
+    second = create(client, keys, world["ids"]["id"], name="Second")
+    drive(world["engine"], second["id"])
+    counts = client.get(f"/api/v1/deliveries/{second['id']}", headers=keys.viewer).json["counts"]
+    assert counts["ignored"] == 4 and counts["targeted"] == 9
+
+
+def test_in_flight_rows_after_a_crash_are_resent_and_counted(client: FlaskClient, keys: Any,
+                                                             world: dict[str, Any]) -> None:
+    engine: Engine = world["engine"]
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    engine.start_due()
+    claimed = engine.claim(delivery["id"], 2)  # a worker took two rows, then died before recording
+    assert len(claimed) == 2
+    assert engine.claim(delivery["id"], 100) and not engine.claim(delivery["id"], 100)  # the rest, once
+    with world["rt"].sessions.begin() as session:
+        session.execute(update(BroadLog).where(BroadLog.id.in_(claimed))
+                        .values(lease_until=utcnow() - timedelta(seconds=1)))
+        session.execute(update(BroadLog).where(BroadLog.id.not_in(claimed)).values(lease_until=None))
+    drive(engine, delivery["id"])
+    counts = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["counts"]
+    assert counts["resent_after_crash"] == 2 and counts["pending"] == 0
+
+
+def test_idempotency_schedule_and_cancel(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
+    first = create(client, keys, world["ids"]["id"], idempotency_key="k-1")
+    again = create(client, keys, world["ids"]["id"], idempotency_key="k-1")
+    assert again["id"] == first["id"]
+    later = create(client, keys, world["ids"]["id"], name="Later", schedule_at="2099-01-01T09:00:00Z")
+    assert world["engine"].start_due() == [first["id"]]
+    response = client.post(f"/api/v1/deliveries/{later['id']}/cancel", headers=keys.marketer)
+    assert response.status_code == 200 and response.json["status"] == "cancelled"
+    assert client.post(f"/api/v1/deliveries/{later['id']}/cancel", headers=keys.marketer).status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("message", "fragment"),
+    [
+        ({"title": "{{ profile.first_name "}, "title"),
+        ({"title": "{{ ''.__class__ }}"}, "title"),
+        ({"title": "x", "data": {"a": "x" * 2000, "b": "y" * 2000, "c": "z" * 500}}, "4096"),
+        ({"title": "x", "data": {"k": 1}}, "data"),
+    ],
+)
+def test_unsendable_messages_are_refused_at_creation(client: FlaskClient, keys: Any, world: dict[str, Any],
+                                                     message: dict[str, Any], fragment: str) -> None:
+    body = {"app_id": world["ids"]["id"], "name": "bad", "target": {"all": True}, "message": message}
+    response = client.post("/api/v1/deliveries", json=body, headers=keys.marketer)
+    assert response.status_code == 400, response.json
+    assert fragment in response.json["message"]
+
+
+def test_preview_renders_for_a_profile(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
+    body = {"app_id": world["ids"]["id"], "profile": "alice",
+            "message": {"title": "Hi {{ profile.first_name }}", "body": "b", "data": {"offer": "A1"}}}
+    response = client.post("/api/v1/deliveries/preview", json=body, headers=keys.marketer)
+    assert response.status_code == 200, response.json
+    assert response.json["ios"]["rendered"]["title"] == "Hi Alice"
+    assert response.json["ios"]["payload"]["aps"]["alert"]["title"] == "Hi Alice"
+    assert response.json["android"]["payload"]["data"]["offer"] == "A1"
+    assert 0 < response.json["ios"]["size"] <= 4096
