@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import NamedTuple, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import MESSAGES, PROVIDER_LATENCY
@@ -165,12 +165,13 @@ class Engine:
             )
             return sorted(row[0] for row in rows)
 
-    def load(self, delivery_id: int, ids: list[int]) -> tuple[Delivery, AppPlatform | None, list[Any]]:
+    def load(self, delivery_id: int, ids: list[int]) -> tuple[Delivery, list[Row]]:
+        """The delivery and, per claimed row, (broadLog id, attempts, subscription, profile, app part)."""
         with self.sessions() as session:
             delivery = session.get(Delivery, delivery_id)
             assert delivery is not None
             rows = session.execute(
-                select(BroadLog.id, Subscription, Profile)
+                select(BroadLog.id, BroadLog.attempts, Subscription, Profile)
                 .join(Subscription, Subscription.id == BroadLog.subscription_id)
                 .outerjoin(Profile, Profile.id == Subscription.profile_id)
                 .where(BroadLog.id.in_(ids))
@@ -179,20 +180,20 @@ class Engine:
                 p.platform: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == delivery.app_id))
             }
             session.expunge_all()
-        return delivery, None, [(row[0], row[1], row[2], parts.get(row[1].platform)) for row in rows]
+        return delivery, [Row(r[0], r[1], r[2], r[3], parts.get(r[2].platform)) for r in rows]
 
     async def run_batch(self, delivery_id: int, limit: int | None = None) -> int:
         """Claim, send and record one batch; returns how many messages it handled."""
         ids = await asyncio.to_thread(self.claim, delivery_id, limit or self.settings.batch_size)
         if not ids:
             return 0
-        delivery, _unused, rows = await asyncio.to_thread(self.load, delivery_id, ids)
+        delivery, rows = await asyncio.to_thread(self.load, delivery_id, ids)
         builder = self._builders.get(delivery_id)
         if builder is None:
             builder = self._builders[delivery_id] = Builder(delivery)
         by_part: dict[int, tuple[AppPlatform, list[PushMessage]]] = {}
         build_failures: dict[int, str] = {}
-        for broadlog_id, subscription, profile, part in rows:
+        for broadlog_id, _attempts, subscription, profile, part in rows:
             if part is None:
                 build_failures[broadlog_id] = f"the app has no {subscription.platform} part any more"
                 continue
@@ -202,7 +203,7 @@ class Engine:
                 build_failures[broadlog_id] = str(exc)
                 continue
             by_part.setdefault(part.id, (part, []))[1].append(message)
-        missing = set(ids) - {r[0] for r in rows}  # subscription deleted since analysis
+        missing = set(ids) - {r.broadlog_id for r in rows}  # subscription deleted since analysis
         for broadlog_id in missing:
             build_failures[broadlog_id] = "the subscription no longer exists"
         results: list[SendResult] = []
@@ -222,64 +223,35 @@ class Engine:
         return max(delay, error.retry_after or 0.0)
 
     def record(
-        self, delivery: Delivery, rows: list[Any], results: list[SendResult], build_failures: dict[int, str]
+        self, delivery: Delivery, rows: list[Row], results: list[SendResult], build_failures: dict[int, str]
     ) -> None:
+        """Write every outcome of a batch in one transaction (Sent rows in one executemany)."""
         now = utcnow()
-        info = {r[0]: (r[1], r[3]) for r in rows}
+        info = {r.broadlog_id: r for r in rows}
         end = deliveries.validity_end(delivery)
+        app = str(delivery.app_id)
+        sent = [{"b_id": r.key, "b_pmid": r.provider_message_id} for r in results if r.error is None]
         with self.sessions.begin() as session:
-            attempts = dict(
-                session.execute(
-                    select(BroadLog.id, BroadLog.attempts).where(BroadLog.id.in_(list(info) + list(build_failures)))
-                ).all()
-            )
+            connection = session.connection()
+            if sent:
+                connection.execute(_MARK_SENT.values(event_date=now), sent)
             for broadlog_id, text in build_failures.items():
                 self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
-                MESSAGES.labels("none", str(delivery.app_id), "ignored").inc()
+                MESSAGES.labels("none", app, "ignored").inc()
             for result in results:
-                subscription, part = info[result.key]
-                provider = "apns" if part.platform == "ios" else "fcm"
+                row = info[result.key]
+                provider = "apns" if row.subscription.platform == "ios" else "fcm"
                 if result.error is None:
-                    session.execute(
-                        update(BroadLog)
-                        .where(BroadLog.id == result.key)
-                        .values(
-                            status=int(BroadLogStatus.SENT),
-                            provider_message_id=result.provider_message_id,
-                            lease_until=None,
-                            event_date=now,
-                            failure_type=None,
-                            failure_reason=None,
-                            error_message=None,
-                        )
-                    )
-                    MESSAGES.labels(provider, str(delivery.app_id), "sent").inc()
+                    MESSAGES.labels(provider, app, "sent").inc()
                     continue
-                outcome = self._failure(
-                    session,
-                    delivery,
-                    subscription,
-                    part,
-                    result.key,
-                    result.error,
-                    attempts.get(result.key, 1),
-                    end,
-                    now,
-                )
-                MESSAGES.labels(provider, str(delivery.app_id), outcome).inc()
+                outcome = self._failure(session, delivery, row, result.error, end, now)
+                MESSAGES.labels(provider, app, outcome).inc()
 
     def _failure(
-        self,
-        session: Session,
-        delivery: Delivery,
-        subscription: Subscription,
-        part: AppPlatform,
-        broadlog_id: int,
-        error: PushError,
-        attempts: int,
-        end: datetime,
-        now: datetime,
+        self, session: Session, delivery: Delivery, row: Row, error: PushError, end: datetime, now: datetime
     ) -> str:
+        broadlog_id, attempts, subscription = row.broadlog_id, row.attempts, row.subscription
+        platform = subscription.platform
         text = f"{error.reason}: {error.message}".strip(": ")[:1000]
         kind = error.kind
         if kind in (ErrorKind.TOKEN_GONE, ErrorKind.TOKEN_INVALID):
@@ -287,7 +259,7 @@ class Engine:
             quarantine.record_hard_error(
                 session,
                 app_id=delivery.app_id,
-                platform=part.platform,
+                platform=platform,
                 token=subscription.token,
                 reason=int(FailureReason.USER_UNKNOWN),
                 text=text,
@@ -300,7 +272,7 @@ class Engine:
             quarantine.record_soft_error(
                 session,
                 app_id=delivery.app_id,
-                platform=part.platform,
+                platform=platform,
                 token=subscription.token,
                 reason=int(FailureReason.USER_UNKNOWN),
                 text=text,
@@ -315,9 +287,9 @@ class Engine:
         delay = self._backoff(attempts, error)
         retry_at = now + timedelta(seconds=delay)
         if attempts < self.settings.max_attempts and retry_at < end and delivery.status == "running":
-            session.execute(
-                update(BroadLog)
-                .where(BroadLog.id == broadlog_id)
+            session.connection().execute(
+                update(_BROADLOG)
+                .where(_BROADLOG.c.id == broadlog_id)
                 .values(lease_until=None, next_attempt_at=retry_at, error_message=text, event_date=now)
             )
             return "retry"
@@ -329,9 +301,9 @@ class Engine:
     def _final(
         session: Session, broadlog_id: int, failure_type: FailureType, reason: FailureReason, text: str, now: datetime
     ) -> None:
-        session.execute(
-            update(BroadLog)
-            .where(BroadLog.id == broadlog_id)
+        session.connection().execute(
+            update(_BROADLOG)
+            .where(_BROADLOG.c.id == broadlog_id)
             .values(
                 status=int(BroadLogStatus.FAILED),
                 failure_type=int(failure_type),
@@ -341,3 +313,29 @@ class Engine:
                 event_date=now,
             )
         )
+
+
+class Row(NamedTuple):
+    """A claimed broadLog row with what building its push needs."""
+
+    broadlog_id: int
+    attempts: int
+    subscription: Subscription
+    profile: Profile | None
+    part: AppPlatform | None
+
+
+_BROADLOG = cast(Table, BroadLog.__table__)
+#: Core executemany: one statement for every Sent row of a batch.
+_MARK_SENT = (
+    update(_BROADLOG)
+    .where(_BROADLOG.c.id == bindparam("b_id"))
+    .values(
+        status=int(BroadLogStatus.SENT),
+        provider_message_id=bindparam("b_pmid"),
+        lease_until=None,
+        failure_type=None,
+        failure_reason=None,
+        error_message=None,
+    )
+)
