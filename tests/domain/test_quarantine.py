@@ -1,0 +1,84 @@
+"""Quarantine rules: hard errors at once, soft errors counted a day apart with a 10-day reset,
+release after a later registration or by an operator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from domain import quarantine
+from domain.subscriptions import Registration, register
+from gateway.runtime import runtime
+from store.models import Subscription
+from store.types import utcnow
+from tests.factories import make_app
+
+POLICY = quarantine.Policy()
+
+
+def sessions(app: Flask) -> Any:
+    with app.app_context():
+        return runtime().sessions
+
+
+def registered(app: Flask, app_id: int, token: str) -> None:
+    with sessions(app).begin() as session:
+        register(session, Registration(app_id=app_id, platform="android", token=token, sdk="native",
+                                       push_provider="fcm"), reconciliation_field="external_id")
+
+
+def disabled(app: Flask, token: str) -> bool:
+    with sessions(app)() as session:
+        return bool(session.scalar(select(Subscription.disabled).where(Subscription.token == token)))
+
+
+def test_soft_errors_quarantine_after_five_days_apart_and_reset_after_ten(app: Flask) -> None:
+    ids = make_app(app)
+    registered(app, ids["id"], "tok-soft")
+    start = utcnow() - timedelta(days=30)
+    with sessions(app).begin() as session:
+        for hours in (0, 1, 2):  # the same day: counts once
+            address = quarantine.record_soft_error(session, app_id=ids["id"], platform="android", token="tok-soft",
+                                                   reason=1, text="x", policy=POLICY,
+                                                   now=start + timedelta(hours=hours))
+        assert (address.status, address.error_count) == ("with_errors", 1)
+        address = quarantine.record_soft_error(session, app_id=ids["id"], platform="android", token="tok-soft",
+                                               reason=1, text="x", policy=POLICY, now=start + timedelta(days=12))
+        assert address.error_count == 1  # more than ten days without an error: the count restarted
+        for day in (13, 14, 15, 16):
+            address = quarantine.record_soft_error(session, app_id=ids["id"], platform="android",
+                                                   token="tok-soft", reason=1, text="x", policy=POLICY,
+                                                   now=start + timedelta(days=day))
+        assert (address.status, address.error_count) == ("quarantine", 5)
+    assert disabled(app, "tok-soft")
+
+
+def test_hard_error_then_later_registration_releases(app: Flask, client: FlaskClient, keys: Any) -> None:
+    ids = make_app(app)
+    registered(app, ids["id"], "tok-gone")
+    with sessions(app).begin() as session:
+        quarantine.record_hard_error(session, app_id=ids["id"], platform="android", token="tok-gone", reason=1,
+                                     text="Unregistered", unregistered_at=utcnow())
+    assert disabled(app, "tok-gone")
+    listed = client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
+    assert [a["address"] for a in listed] == ["tok-gone"]  # registered before the 410: stays
+    registered(app, ids["id"], "tok-gone")  # the app registers the token again, after the 410
+    assert client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"] == []
+    assert not disabled(app, "tok-gone")
+
+
+def test_operator_release(app: Flask, client: FlaskClient, keys: Any) -> None:
+    ids = make_app(app)
+    registered(app, ids["id"], "tok-bad")
+    with sessions(app).begin() as session:
+        address = quarantine.record_hard_error(session, app_id=ids["id"], platform="android", token="tok-bad",
+                                               reason=1, text="BadDeviceToken")
+        address_id = address.id
+    assert client.delete(f"/api/v1/quarantine/{address_id}", headers=keys.viewer).status_code == 403
+    assert client.delete(f"/api/v1/quarantine/{address_id}", headers=keys.marketer).status_code == 204
+    assert not disabled(app, "tok-bad")
+    assert client.delete("/api/v1/quarantine/999999", headers=keys.marketer).status_code == 404
