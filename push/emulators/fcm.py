@@ -22,22 +22,24 @@ token endpoint (google-auth uses ``requests``) on the same port; either protocol
 
 Injected answers, by registration-token prefix (checked in this order; see ``TOKEN_PREFIXES``):
 
-======================  ======  ===================  =========================================
-prefix                  status  errorCode            notes
-======================  ======  ===================  =========================================
-``quota-once-``         429     QUOTA_EXCEEDED       first request for that exact token only;
-``unavailable-once-``   503     UNAVAILABLE          later ones succeed (quota/unavailable carry
-``internal-once-``      500     INTERNAL             ``Retry-After``)
-``unregistered-``       404     UNREGISTERED
-``invalid-``            400     INVALID_ARGUMENT     "The registration token is not a valid FCM
-                                                     registration token"
-``mismatch-``           403     SENDER_ID_MISMATCH
-``quota-``              429     QUOTA_EXCEEDED       with ``Retry-After``
-``unavailable-``        503     UNAVAILABLE          with ``Retry-After``
-``internal-``           500     INTERNAL
-``thirdparty-``         401     THIRD_PARTY_AUTH_ERROR
-``slow-``               200                          answers after ``slow_seconds``
-======================  ======  ===================  =========================================
+=====================  ======  ======================  ====================================
+prefix                 status  errorCode               notes
+=====================  ======  ======================  ====================================
+``quota-once-``        429     QUOTA_EXCEEDED          fail the first request for that
+``unavailable-once-``  503     UNAVAILABLE             exact token only, then succeed
+``internal-once-``     500     INTERNAL                (Retry-After as below)
+``unregistered-``      404     UNREGISTERED
+``invalid-``           400     INVALID_ARGUMENT        "The registration token is not a
+                                                       valid FCM registration token"
+``mismatch-``          403     SENDER_ID_MISMATCH
+``quota-``             429     QUOTA_EXCEEDED          with ``Retry-After``
+``unavailable-``       503     UNAVAILABLE             with ``Retry-After``
+``internal-``          500     INTERNAL
+``thirdparty-``        401     THIRD_PARTY_AUTH_ERROR
+``slow-``              200                             answers after ``slow_seconds``
+=====================  ======  ======================  ====================================
+
+Any other token is delivered (200).
 
 :meth:`FcmEmulator.fail_token_endpoint` makes ``/token`` answer an error status (5xx looks like an
 outage, 4xx like a refused grant); :meth:`FcmEmulator.forget_tokens` acts like a restart.
@@ -65,6 +67,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import re
 import secrets
 import signal
@@ -90,7 +93,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from push.emulators.inbox import Inbox
 from push.emulators.tls import local_tls
 
-GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MESSAGING_SCOPES = frozenset(
     {"https://www.googleapis.com/auth/firebase.messaging", "https://www.googleapis.com/auth/cloud-platform"}
@@ -100,8 +103,10 @@ BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 MAX_PAYLOAD_BYTES = 4096
 TOKEN_LIFETIME = 3600
 MAX_CONCURRENT_STREAMS = 100  # what Google's front ends announce; httpcore never uses more anyway
-INVALID_TOKEN_MESSAGE = "The registration token is not a valid FCM registration token"  # noqa: S105
+INVALID_TOKEN_MESSAGE = "The registration token is not a valid FCM registration token"
 PLATFORM = "android"
+
+logger = logging.getLogger(__name__)
 
 AccountLookup = Callable[[str], rsa.RSAPublicKey | None]
 """client_email -> the account's public key, or None for an unknown account."""
@@ -378,9 +383,17 @@ class FcmPeer:
         self._nonce = secrets.token_hex(8)
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """Answer one request (``headers`` lower-case; HTTP/2 pseudo-headers included)."""
+        try:
+            return self._route(method, path, headers, body)
+        except Exception:  # a bug here must not take the connection down with it
+            logger.exception("FCM emulator failed on %s %s", method, path)
+            return _json_reply(500, google_error(500, "INTERNAL", "Internal error encountered."))
+
+    def _route(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         route, _, query = path.partition("?")
         if route == "/token":
-            return self._token(method, headers, body) if method == "POST" else self._not_allowed()
+            return self._token(headers, body) if method == "POST" else self._not_allowed()
         match = _SEND_PATH.match(route)
         if match:
             return self._send(match.group(1), headers, body) if method == "POST" else self._not_allowed()
@@ -404,7 +417,7 @@ class FcmPeer:
 
     # -- OAuth -------------------------------------------------------------------------------
 
-    def _token(self, method: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    def _token(self, headers: Mapping[str, str], body: bytes) -> Reply:
         if self.token_failure is not None:
             status = self.token_failure
             if status >= 500:

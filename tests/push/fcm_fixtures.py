@@ -1,6 +1,7 @@
 """FCM fixtures: a local CA, service accounts with real RSA keys, one FCM emulator per session on its
 own thread and event loop (reset before each test that asks for ``fcm_emulator``), an event loop
-per test, and providers on both send paths.
+per test module, and providers on both send paths (``fcm_path`` is parametrized: every test that
+uses a provider runs on both).
 
 Test modules load this file with ``pytest_plugins = ["tests.push.fcm_fixtures"]`` and import its
 types only under ``TYPE_CHECKING``: imported earlier, pytest could not rewrite it and would warn.

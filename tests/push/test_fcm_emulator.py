@@ -32,8 +32,9 @@ SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def http(fcm_tls: LocalTLS) -> Iterator[httpx.Client]:
+    """One HTTP/2 client for the module (a trust store costs about 40 ms to load)."""
     with httpx.Client(http2=True, verify=fcm_tls.client_context(), timeout=5) as client:
         yield client
 

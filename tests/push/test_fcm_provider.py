@@ -56,7 +56,6 @@ def by_key(results: list[SendResult]) -> dict[int, SendResult]:
 def test_success_records_the_exact_message(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
-
     [result] = fcm_loop.run(fcm_provider.send([PushMessage(7, "device-token-1", RICH_PAYLOAD)]))
 
     [record] = fcm_emulator.inbox.items("android")
@@ -66,6 +65,23 @@ def test_success_records_the_exact_message(
     assert (record["status"], record["reason"], record["project"]) == (200, None, "demo-project")
     assert record["headers"]["x-firebase-client"] == f"fire-admin-python/{firebase_admin.__version__}"
     assert "authorization" not in record["headers"]
+
+
+def test_enum_spellings_are_written_the_way_firebase_admin_writes_them(
+    fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
+) -> None:
+    # The payload builders write proto enum names; firebase-admin's encoder writes its own spelling
+    # (FCM takes either), so what arrives is firebase-admin's.
+    payload = {"android": {"priority": "HIGH", "notification": {"visibility": "PUBLIC", "vibrate_timings": ["0.5s"]}}}
+
+    [result] = fcm_loop.run(fcm_provider.send([PushMessage(1, "t", payload)]))
+
+    assert result.ok
+    [record] = fcm_emulator.inbox.items("android")
+    assert record["payload"]["android"] == {
+        "priority": "high",
+        "notification": {"visibility": "PUBLIC", "vibrate_timings": ["0.500000000s"]},
+    }
 
 
 # token prefix -> (kind, reason, HTTP status, whether Retry-After is given)
