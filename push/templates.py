@@ -57,24 +57,15 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.runtime import ChainableUndefined, Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from domain.subscriptions import DEVICE_FIELDS
 from push.messages import PLATFORMS, Message, Platform, ResolvedMessage, resolve
 
 #: The names a template may use.
 NAMES = ("profile", "subscription", "tables")
 PROFILE_FIELDS = ("external_id", "email", "first_name", "last_name", "locale", "timezone")
-SUBSCRIPTION_FIELDS = (
-    "platform",
-    "sdk",
-    "push_provider",
-    "user_key",
-    "device_name",
-    "device_model",
-    "device_brand",
-    "device_manufacturer",
-    "os_name",
-    "os_version",
-    "os_language",
-)
+#: The device id (Android ID) is left out: a push has no business carrying it.
+_TEMPLATE_DEVICE_FIELDS = tuple(f for f in DEVICE_FIELDS if f != "device_imei")
+SUBSCRIPTION_FIELDS = ("platform", "sdk", "push_provider", "user_key", *_TEMPLATE_DEVICE_FIELDS)
 
 #: Rendered text limits, in characters; longer output is cut and ends with an ellipsis.
 TEXT_LIMITS = {"title": 256, "subtitle": 256, "body": 2048}
