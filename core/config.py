@@ -65,13 +65,17 @@ class Settings(BaseSettings):
         "only flask --app wsgi worker processes send.",
     )
     worker_batch_size: int = Field(
-        default=100, ge=1, le=500,
+        default=100,
+        ge=1,
+        le=500,
         description="Messages a worker claims at once. With the concurrency it bounds what a crash can leave "
         "in flight (sent again after a restart and counted in resent_after_crash).",
     )
     worker_concurrency: int = Field(default=4, ge=1, le=64, description="Batches a worker sends side by side.")
     worker_lease_seconds: float = Field(
-        default=30, ge=2, le=3600,
+        default=30,
+        ge=2,
+        le=3600,
         description="How long a claimed batch stays reserved; after a crash its messages are sent again once "
         "this has passed. Must exceed PUSHGATE_PROVIDER_TIMEOUT.",
     )

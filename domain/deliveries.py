@@ -134,8 +134,18 @@ class _PreviewSubscription:
     def __init__(self, platform: str, sdk: str) -> None:
         self.platform, self.sdk, self.user_key = platform, sdk, None
         self.additional_params: dict[str, Any] = {}
-        for name in ("device_name", "device_model", "device_brand", "device_manufacturer", "os_name",
-                     "os_version", "os_language", "ecid", "token", "push_provider"):
+        for name in (
+            "device_name",
+            "device_model",
+            "device_brand",
+            "device_manufacturer",
+            "os_name",
+            "os_version",
+            "os_language",
+            "ecid",
+            "token",
+            "push_provider",
+        ):
             setattr(self, name, None)
 
 
@@ -156,14 +166,16 @@ def preview(session: Session, data: DeliveryPreview) -> dict[str, Any]:
             context = make_context(profile, _PreviewSubscription(platform, data.sdk))  # type: ignore[arg-type]
             rendered = render(compiled, context, platform)
             if platform == "ios":
-                payload, headers = apns_request(rendered, broadlog_id=1, delivery_id=1, sdk=data.sdk,
-                                                topic=part.app_identifier)
+                payload, headers = apns_request(
+                    rendered, broadlog_id=1, delivery_id=1, sdk=data.sdk, topic=part.app_identifier
+                )
                 result[platform] = {"rendered": preview_data(rendered), "payload": payload, "headers": headers}
             else:
                 message = fcm_message(rendered, broadlog_id=1, delivery_id=1, sdk=data.sdk)
                 result[platform] = {"rendered": preview_data(rendered), "payload": message}
-            result[platform]["size"] = len(json.dumps(result[platform]["payload"], separators=(",", ":"),
-                                                      ensure_ascii=False).encode())
+            result[platform]["size"] = len(
+                json.dumps(result[platform]["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+            )
         check_size(compiled, make_context(profile, _PreviewSubscription("ios", data.sdk)))  # type: ignore[arg-type]
     except (TemplateProblem, RenderProblem, PayloadTooLarge) as exc:
         raise BadRequest(str(exc), code="invalid_message") from None

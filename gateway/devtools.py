@@ -42,8 +42,12 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
     rt = runtime()
     instance = rt.settings.instance_path
     running = runner.start(
-        runner.StoredCredentials(rt.sessions, rt.box), instance / "emulators" / "tls",
-        apns_port=apns_port, fcm_port=fcm_port, inbox_port=inbox_port, slow_delay=slow_delay,
+        runner.StoredCredentials(rt.sessions, rt.box),
+        instance / "emulators" / "tls",
+        apns_port=apns_port,
+        fcm_port=fcm_port,
+        inbox_port=inbox_port,
+        slow_delay=slow_delay,
     )
     env = running.environment()
     env_file = instance / "emulators.env"
@@ -63,8 +67,12 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
 
 
 @click.command("demo")
-@click.option("--fcm-token-url", default="https://127.0.0.1:8444/token", show_default=True,
-              help="Where the demo service account gets its OAuth tokens (the FCM emulator).")
+@click.option(
+    "--fcm-token-url",
+    default="https://127.0.0.1:8444/token",
+    show_default=True,
+    help="Where the demo service account gets its OAuth tokens (the FCM emulator).",
+)
 @with_appcontext
 def demo_command(fcm_token_url: str) -> None:
     """Create the demo app, two devices and a welcome delivery (sent when the gateway runs)."""
@@ -80,15 +88,28 @@ def demo_command(fcm_token_url: str) -> None:
             session.add(Profile(external_id="demo@example.com", email="demo@example.com", first_name="Ada"))
             session.flush()
         for platform, token in (("ios", DEMO_IOS_TOKEN), ("android", DEMO_ANDROID_TOKEN)):
-            register(session, Registration(
-                app_id=app.id, platform=platform, token=token, sdk="campaign-classic",
-                push_provider="apns" if platform == "ios" else "fcm", user_key="demo@example.com",
-                sets_user_key=True, device={"device_model": "Demo device"},
-            ), reconciliation_field="external_id")
+            register(
+                session,
+                Registration(
+                    app_id=app.id,
+                    platform=platform,
+                    token=token,
+                    sdk="campaign-classic",
+                    push_provider="apns" if platform == "ios" else "fcm",
+                    user_key="demo@example.com",
+                    sets_user_key=True,
+                    device={"device_model": "Demo device"},
+                ),
+                reconciliation_field="external_id",
+            )
         delivery = Delivery(
-            app_id=app.id, name="Welcome to pushgate", target={"all": True}, platforms=["android", "ios"],
+            app_id=app.id,
+            name="Welcome to pushgate",
+            target={"all": True},
+            platforms=["android", "ios"],
             message={"title": "Hello {{ profile.first_name }}", "body": "Your first push through pushgate."},
-            status="scheduled", validity_seconds=3600,
+            status="scheduled",
+            validity_seconds=3600,
         )
         session.add(delivery)
         session.flush()
@@ -96,18 +117,29 @@ def demo_command(fcm_token_url: str) -> None:
 
 
 def _demo_app(box: SecretBox, token_url: str) -> App:
-    key_p8 = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    key_p8 = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     account = new_service_account("pushgate-demo", token_url)
     app = App(name=DEMO_APP)
     app.platforms = [
-        AppPlatform(platform="ios", integration_key=new_integration_key(), app_identifier="com.example.pushgate.demo",
-                    credential_kind="apns_token", apns_environment="sandbox",
-                    credentials=box.seal({"key_p8": key_p8, "key_id": "DEMOKEY001", "team_id": "DEMOTEAM01"})),
-        AppPlatform(platform="android", integration_key=new_integration_key(),
-                    app_identifier="com.example.pushgate.demo", credential_kind="fcm_service_account",
-                    credentials=box.seal({"service_account": json.dumps(account)})),
+        AppPlatform(
+            platform="ios",
+            integration_key=new_integration_key(),
+            app_identifier="com.example.pushgate.demo",
+            credential_kind="apns_token",
+            apns_environment="sandbox",
+            credentials=box.seal({"key_p8": key_p8, "key_id": "DEMOKEY001", "team_id": "DEMOTEAM01"}),
+        ),
+        AppPlatform(
+            platform="android",
+            integration_key=new_integration_key(),
+            app_identifier="com.example.pushgate.demo",
+            credential_kind="fcm_service_account",
+            credentials=box.seal({"service_account": json.dumps(account)}),
+        ),
     ]
     return app
 
@@ -115,4 +147,3 @@ def _demo_app(box: SecretBox, token_url: str) -> App:
 def register_devtools(app: Flask) -> None:
     app.cli.add_command(emulators_command)
     app.cli.add_command(demo_command)
-

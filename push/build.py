@@ -24,8 +24,9 @@ class Builder:
         self.not_after = validity_end(delivery).timestamp()
         self.tables = tables
 
-    def build(self, broadlog_id: int, subscription: Subscription, profile: Profile | None,
-              part: AppPlatform) -> PushMessage:
+    def build(
+        self, broadlog_id: int, subscription: Subscription, profile: Profile | None, part: AppPlatform
+    ) -> PushMessage:
         rendered = render(self.compiled, make_context(profile, subscription, self.tables), subscription.platform)
         if subscription.platform == "ios":
             payload, headers = payloads.apns_request(
@@ -40,7 +41,10 @@ class Builder:
             )
             return PushMessage(key=broadlog_id, token=subscription.token, payload=payload, headers=headers)
         message = payloads.fcm_message(
-            rendered, broadlog_id=broadlog_id, delivery_id=self.delivery_id, sdk=subscription.sdk,
+            rendered,
+            broadlog_id=broadlog_id,
+            delivery_id=self.delivery_id,
+            sdk=subscription.sdk,
             ttl_seconds=_remaining(rendered.ttl_seconds, self.not_after),
         )
         return PushMessage(key=broadlog_id, token=subscription.token, payload=message)

@@ -49,8 +49,9 @@ BUNDLE_ID = "com.example.shop"
 PACKAGE = "com.example.shop.android"
 
 
-def make_app(application: Flask, name: str = "Shop", suffix: str = "",
-             token_uri: str = "https://oauth2.googleapis.com/token") -> dict[str, Any]:
+def make_app(
+    application: Flask, name: str = "Shop", suffix: str = "", token_uri: str = "https://oauth2.googleapis.com/token"
+) -> dict[str, Any]:
     """Insert an app with both platforms; returns its ids and keys."""
     rt = _runtime(application)
     with rt.sessions.begin() as session:

@@ -123,6 +123,9 @@ JSON: <a href="/inbox">/inbox</a></p><table><tr><th>time</th><th>platform</th><t
 <th>title / body</th><th>payload</th></tr>{rows}</table></body></html>"""
 
 
+ROW = "<tr><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}</td><td>{}</td><td><pre>{}</pre></td></tr>"
+
+
 def _summary(record: dict[str, Any]) -> str:
     payload = record.get("payload") or {}
     if record.get("platform") == "ios":
@@ -151,15 +154,16 @@ def _inbox_app(inbox: Inbox) -> Callable[..., Any]:
             rows = []
             for record in reversed(inbox.items()[-500:]):
                 status = record.get("status")
-                answer = f"{status} {record.get('reason') or ''}".strip()
-                rows.append(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}</td><td>{}</td><td><pre>{}</pre></td></tr>"
-                    .format(*(html.escape(str(v)) for v in (
-                        record.get("received_at", ""), record.get("platform", ""), (record.get("token") or "")[:24],
-                        "" if status == 200 else "err", answer, _summary(record),
-                        json.dumps(record.get("payload"), ensure_ascii=False, indent=1)[:2000],
-                    )))
+                cells = (
+                    record.get("received_at", ""),
+                    record.get("platform", ""),
+                    (record.get("token") or "")[:24],
+                    "" if status == 200 else "err",
+                    f"{status} {record.get('reason') or ''}".strip(),
+                    _summary(record),
+                    json.dumps(record.get("payload"), ensure_ascii=False, indent=1)[:2000],
                 )
+                rows.append(ROW.format(*(html.escape(str(v)) for v in cells)))
             response = Response(PAGE.format(count=inbox.count(), rows="".join(rows)), content_type="text/html")
         else:
             response = Response("not found", status=404)

@@ -60,10 +60,19 @@ class ProviderPool:
         secret = self.box.open(part.credentials)
         timeout = self.settings.provider_timeout
         if part.platform == "android":
-            return FcmProvider(json.loads(secret["service_account"]), endpoint=self.settings.fcm_endpoint,
-                               ca_bundle=self.settings.ca_bundle, timeout=timeout)
-        common = {"topic": part.app_identifier, "sandbox": part.apns_environment != "production",
-                  "endpoint": self.settings.apns_endpoint, "ca_bundle": self.settings.ca_bundle, "timeout": timeout}
+            return FcmProvider(
+                json.loads(secret["service_account"]),
+                endpoint=self.settings.fcm_endpoint,
+                ca_bundle=self.settings.ca_bundle,
+                timeout=timeout,
+            )
+        common = {
+            "topic": part.app_identifier,
+            "sandbox": part.apns_environment != "production",
+            "endpoint": self.settings.apns_endpoint,
+            "ca_bundle": self.settings.ca_bundle,
+            "timeout": timeout,
+        }
         if part.credential_kind == "apns_token":
             token = TokenCredentials(key_pem=secret["key_p8"], key_id=secret["key_id"], team_id=secret["team_id"])
             return ApnsProvider(token=token, **common)  # type: ignore[arg-type]

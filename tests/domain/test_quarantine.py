@@ -27,8 +27,11 @@ def sessions(app: Flask) -> Any:
 
 def registered(app: Flask, app_id: int, token: str) -> None:
     with sessions(app).begin() as session:
-        register(session, Registration(app_id=app_id, platform="android", token=token, sdk="native",
-                                       push_provider="fcm"), reconciliation_field="external_id")
+        register(
+            session,
+            Registration(app_id=app_id, platform="android", token=token, sdk="native", push_provider="fcm"),
+            reconciliation_field="external_id",
+        )
 
 
 def disabled(app: Flask, token: str) -> bool:
@@ -42,17 +45,39 @@ def test_soft_errors_quarantine_after_five_days_apart_and_reset_after_ten(app: F
     start = utcnow() - timedelta(days=30)
     with sessions(app).begin() as session:
         for hours in (0, 1, 2):  # the same day: counts once
-            address = quarantine.record_soft_error(session, app_id=ids["id"], platform="android", token="tok-soft",
-                                                   reason=1, text="x", policy=POLICY,
-                                                   now=start + timedelta(hours=hours))
+            address = quarantine.record_soft_error(
+                session,
+                app_id=ids["id"],
+                platform="android",
+                token="tok-soft",
+                reason=1,
+                text="x",
+                policy=POLICY,
+                now=start + timedelta(hours=hours),
+            )
         assert (address.status, address.error_count) == ("with_errors", 1)
-        address = quarantine.record_soft_error(session, app_id=ids["id"], platform="android", token="tok-soft",
-                                               reason=1, text="x", policy=POLICY, now=start + timedelta(days=12))
+        address = quarantine.record_soft_error(
+            session,
+            app_id=ids["id"],
+            platform="android",
+            token="tok-soft",
+            reason=1,
+            text="x",
+            policy=POLICY,
+            now=start + timedelta(days=12),
+        )
         assert address.error_count == 1  # more than ten days without an error: the count restarted
         for day in (13, 14, 15, 16):
-            address = quarantine.record_soft_error(session, app_id=ids["id"], platform="android",
-                                                   token="tok-soft", reason=1, text="x", policy=POLICY,
-                                                   now=start + timedelta(days=day))
+            address = quarantine.record_soft_error(
+                session,
+                app_id=ids["id"],
+                platform="android",
+                token="tok-soft",
+                reason=1,
+                text="x",
+                policy=POLICY,
+                now=start + timedelta(days=day),
+            )
         assert (address.status, address.error_count) == ("quarantine", 5)
     assert disabled(app, "tok-soft")
 
@@ -61,8 +86,15 @@ def test_hard_error_then_later_registration_releases(app: Flask, client: FlaskCl
     ids = make_app(app)
     registered(app, ids["id"], "tok-gone")
     with sessions(app).begin() as session:
-        quarantine.record_hard_error(session, app_id=ids["id"], platform="android", token="tok-gone", reason=1,
-                                     text="Unregistered", unregistered_at=utcnow())
+        quarantine.record_hard_error(
+            session,
+            app_id=ids["id"],
+            platform="android",
+            token="tok-gone",
+            reason=1,
+            text="Unregistered",
+            unregistered_at=utcnow(),
+        )
     assert disabled(app, "tok-gone")
     listed = client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
     assert [a["address"] for a in listed] == ["tok-gone"]  # registered before the 410: stays
@@ -75,8 +107,9 @@ def test_operator_release(app: Flask, client: FlaskClient, keys: Any) -> None:
     ids = make_app(app)
     registered(app, ids["id"], "tok-bad")
     with sessions(app).begin() as session:
-        address = quarantine.record_hard_error(session, app_id=ids["id"], platform="android", token="tok-bad",
-                                               reason=1, text="BadDeviceToken")
+        address = quarantine.record_hard_error(
+            session, app_id=ids["id"], platform="android", token="tok-bad", reason=1, text="BadDeviceToken"
+        )
         address_id = address.id
     assert client.delete(f"/api/v1/quarantine/{address_id}", headers=keys.viewer).status_code == 403
     assert client.delete(f"/api/v1/quarantine/{address_id}", headers=keys.marketer).status_code == 204

@@ -44,9 +44,14 @@ def emulators(app: Flask, tmp_path: Path) -> Iterator[runner.RunningEmulators]:
 def pointed(settings_overrides: dict[str, Any], emulators: runner.RunningEmulators) -> dict[str, Any]:
     """Settings for a gateway that sends to the emulators."""
     env = emulators.environment()
-    return {**settings_overrides, "apns_endpoint": env["PUSHGATE_APNS_ENDPOINT"],
-            "fcm_endpoint": env["PUSHGATE_FCM_ENDPOINT"], "ca_bundle": Path(env["PUSHGATE_CA_BUNDLE"]),
-            "provider_timeout": 2.0, "worker_lease_seconds": 4.0}
+    return {
+        **settings_overrides,
+        "apns_endpoint": env["PUSHGATE_APNS_ENDPOINT"],
+        "fcm_endpoint": env["PUSHGATE_FCM_ENDPOINT"],
+        "ca_bundle": Path(env["PUSHGATE_CA_BUNDLE"]),
+        "provider_timeout": 2.0,
+        "worker_lease_seconds": 4.0,
+    }
 
 
 def runtime_of(app: Flask) -> Any:
@@ -60,10 +65,21 @@ def hex_token(prefix: str, n: int) -> str:
 
 def add_subscriptions(app: Flask, app_id: int, tokens: list[tuple[str, str]], profile_id: int | None = None) -> None:
     now = utcnow()
-    rows = [{"app_id": app_id, "platform": platform, "token": token, "sdk": "campaign-classic",
-             "push_provider": "apns" if platform == "ios" else "fcm", "profile_id": profile_id,
-             "additional_params": {}, "disabled": False, "created_at": now, "last_registered_at": now}
-            for platform, token in tokens]
+    rows = [
+        {
+            "app_id": app_id,
+            "platform": platform,
+            "token": token,
+            "sdk": "campaign-classic",
+            "push_provider": "apns" if platform == "ios" else "fcm",
+            "profile_id": profile_id,
+            "additional_params": {},
+            "disabled": False,
+            "created_at": now,
+            "last_registered_at": now,
+        }
+        for platform, token in tokens
+    ]
     with runtime_of(app).sessions.begin() as session:
         session.execute(insert(Subscription), rows)
 
@@ -84,16 +100,33 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     alice = make_profile(app, "alice", first_name="Alice", attributes={"tier": "gold"})
     good_ios = [hex_token("0a", n) for n in range(3)]
     good_android = [f"android-ok-{n}" for n in range(3)]
-    tokens = [("ios", t) for t in good_ios] + [("android", t) for t in good_android] + [
-        ("ios", hex_token("e4100000", 1)), ("ios", hex_token("e4000000", 1)),   # gone, bad
-        ("ios", hex_token("f5030000", 1)), ("ios", hex_token("f4290000", 1)),   # unavailable, throttled once
-        ("android", "unregistered-1"), ("android", "invalid-1"),
-        ("android", "unavailable-once-1"), ("android", "quota-once-1"),
-    ]
+    tokens = (
+        [("ios", t) for t in good_ios]
+        + [("android", t) for t in good_android]
+        + [
+            ("ios", hex_token("e4100000", 1)),
+            ("ios", hex_token("e4000000", 1)),  # gone, bad
+            ("ios", hex_token("f5030000", 1)),
+            ("ios", hex_token("f4290000", 1)),  # unavailable, throttled once
+            ("android", "unregistered-1"),
+            ("android", "invalid-1"),
+            ("android", "unavailable-once-1"),
+            ("android", "quota-once-1"),
+        ]
+    )
     add_subscriptions(app, ids["id"], tokens, alice)
-    body = {"app_id": ids["id"], "name": "e2e", "target": {"profiles": ["alice"]},
-            "message": {"title": "Hi {{ profile.first_name }}", "body": "You are {{ profile.attributes.tier }}",
-                        "collapse_id": "sale", "ttl_seconds": 3600, "data": {"offer": "A1"}}}
+    body = {
+        "app_id": ids["id"],
+        "name": "e2e",
+        "target": {"profiles": ["alice"]},
+        "message": {
+            "title": "Hi {{ profile.first_name }}",
+            "body": "You are {{ profile.attributes.tier }}",
+            "collapse_id": "sale",
+            "ttl_seconds": 3600,
+            "data": {"offer": "A1"},
+        },
+    }
     delivery = client.post("/api/v1/deliveries", json=body, headers=keys.marketer).json
 
     from gateway.app import create_app
@@ -101,16 +134,21 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     worker = build_worker(runtime_of(create_app(overrides=pointed)))
     worker.start()
     try:
+
         def done() -> bool:
             return client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["status"] == "completed"
+
         wait_for(done, 60, "the delivery to complete")
     finally:
         worker.stop()
     result = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json
     assert result["counts"]["sent"] == 10 and result["counts"]["failed"] == 4, result["counts"]
     accepted = Counter(r["token"] for r in emulators.inbox.items() if r["status"] == 200)
-    assert accepted == Counter(good_ios + good_android + [hex_token("f5030000", 1), hex_token("f4290000", 1),
-                                                          "unavailable-once-1", "quota-once-1"])
+    assert accepted == Counter(
+        good_ios
+        + good_android
+        + [hex_token("f5030000", 1), hex_token("f4290000", 1), "unavailable-once-1", "quota-once-1"]
+    )
     ios = next(r for r in emulators.inbox.items("ios") if r["token"] == good_ios[0])
     assert ios["headers"]["apns-topic"] == ids["bundle_id"] and ios["headers"]["apns-push-type"] == "alert"
     assert ios["headers"]["apns-collapse-id"] == "sale" and ios["headers"]["apns-priority"] == "10"
@@ -118,8 +156,9 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     assert ios["payload"]["offer"] == "A1" and ios["payload"]["_dId"] == format(delivery["id"], "x")
     android = next(r for r in emulators.inbox.items("android") if r["token"] == good_android[0])
     assert android["payload"]["data"]["adb_title"] == "Hi Alice" and android["payload"]["data"]["offer"] == "A1"
-    quarantined = {q["address"] for q in client.get("/api/v1/quarantine?status=quarantine",
-                                                    headers=keys.viewer).json["items"]}
+    quarantined = {
+        q["address"] for q in client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
+    }
     assert quarantined == {hex_token("e4100000", 1), hex_token("e4000000", 1), "unregistered-1", "invalid-1"}
     # Tracking moves the counts: Classic receive + click for one sent message.
     logs = client.get(f"/api/v1/deliveries/{delivery['id']}/broadlogs?status=sent", headers=keys.viewer).json["items"]
@@ -137,26 +176,45 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window(
-    app: Flask, client: FlaskClient, keys: Any, emulators: runner.RunningEmulators, pointed: dict[str, Any],
+    app: Flask,
+    client: FlaskClient,
+    keys: Any,
+    emulators: runner.RunningEmulators,
+    pointed: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     ids = make_app(app, token_uri=emulators.fcm.token_url)
     total = 2000
     tokens = [("ios", hex_token("0b", n)) for n in range(total // 2)] + [
-        ("android", f"crash-test-{n}") for n in range(total // 2)]
+        ("android", f"crash-test-{n}") for n in range(total // 2)
+    ]
     add_subscriptions(app, ids["id"], tokens)
-    body = {"app_id": ids["id"], "name": "crash", "target": {"all": True}, "rate_per_second": 400,
-            "message": {"title": "t", "body": "b"}}
+    body = {
+        "app_id": ids["id"],
+        "name": "crash",
+        "target": {"all": True},
+        "rate_per_second": 400,
+        "message": {"title": "t", "body": "b"},
+    }
     delivery = client.post("/api/v1/deliveries", json=body, headers=keys.marketer).json
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHGATE_")}
     env.update({f"PUSHGATE_{k.upper()}": str(v) for k, v in pointed.items()})
-    env.update({"PUSHGATE_SECRET_KEY": TEST_SECRET, "PUSHGATE_INSTANCE_PATH": str(tmp_path / "gw"),
-                "PUSHGATE_WORKER_BATCH_SIZE": "15", "PUSHGATE_WORKER_CONCURRENCY": "2"})
+    env.update(
+        {
+            "PUSHGATE_SECRET_KEY": TEST_SECRET,
+            "PUSHGATE_INSTANCE_PATH": str(tmp_path / "gw"),
+            "PUSHGATE_WORKER_BATCH_SIZE": "15",
+            "PUSHGATE_WORKER_CONCURRENCY": "2",
+        }
+    )
 
     def gateway() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(free_port())],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     first = gateway()
@@ -171,8 +229,10 @@ def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window
     assert sent_before_crash < total, "the delivery finished before the crash: nothing was tested"
     second = gateway()
     try:
+
         def done() -> bool:
             return client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["status"] == "completed"
+
         wait_for(done, 120, "the delivery to complete after the restart")
     finally:
         second.send_signal(signal.SIGTERM)

@@ -67,11 +67,26 @@ def world(app: Flask) -> dict[str, Any]:
     tokens = ["ok-1", "ok-2", "gone-1", "bad-1", "mismatch-1", "payload-1", "busy-1", "bobs-token"]
     with rt.sessions.begin() as session:
         for token in tokens:
-            register(session, Registration(app_id=ids["id"], platform="android", token=token, sdk="campaign-classic",
-                                           push_provider="fcm", user_key="bob" if token == "bobs-token" else "alice",
-                                           sets_user_key=True), reconciliation_field="external_id")
-        register(session, Registration(app_id=ids["id"], platform="android", token="off-1", sdk="edge",
-                                       push_provider="fcm", disabled=True), reconciliation_field="external_id")
+            register(
+                session,
+                Registration(
+                    app_id=ids["id"],
+                    platform="android",
+                    token=token,
+                    sdk="campaign-classic",
+                    push_provider="fcm",
+                    user_key="bob" if token == "bobs-token" else "alice",
+                    sets_user_key=True,
+                ),
+                reconciliation_field="external_id",
+            )
+        register(
+            session,
+            Registration(
+                app_id=ids["id"], platform="android", token="off-1", sdk="edge", push_provider="fcm", disabled=True
+            ),
+            reconciliation_field="external_id",
+        )
     providers: dict[str, ScriptedProvider] = {}
 
     def provider_for(part: Any) -> ScriptedProvider:
@@ -100,8 +115,13 @@ def drive(engine: Engine, delivery_id: int) -> None:
 
 
 def create(client: FlaskClient, keys: Any, app_id: int, **extra: Any) -> dict[str, Any]:
-    body = {"app_id": app_id, "name": "Winter sale", "target": {"all": True},
-            "message": {"title": "Hi {{ profile.first_name }}", "body": "50% off"}, **extra}
+    body = {
+        "app_id": app_id,
+        "name": "Winter sale",
+        "target": {"all": True},
+        "message": {"title": "Hi {{ profile.first_name }}", "body": "50% off"},
+        **extra,
+    }
     response = client.post("/api/v1/deliveries", json=body, headers=keys.marketer)
     assert response.status_code in (200, 201), response.json
     return response.json
@@ -113,13 +133,28 @@ def test_delivery_outcomes_counts_and_quarantine(client: FlaskClient, keys: Any,
     body = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json
     assert body["status"] == "completed"
     assert body["counts"] | {} == {
-        "targeted": 9, "pending": 0, "sent": 3, "failed": 4, "ignored": 2, "cancelled": 0,
-        "received": 0, "opened": 0, "clicked": 0, "resent_after_crash": 0,
+        "targeted": 9,
+        "pending": 0,
+        "sent": 3,
+        "failed": 4,
+        "ignored": 2,
+        "cancelled": 0,
+        "received": 0,
+        "opened": 0,
+        "clicked": 0,
+        "resent_after_crash": 0,
     }
-    logs = {row["address"]: row for row in client.get(
-        f"/api/v1/deliveries/{delivery['id']}/broadlogs?limit=50", headers=keys.viewer).json["items"]}
+    logs = {
+        row["address"]: row
+        for row in client.get(f"/api/v1/deliveries/{delivery['id']}/broadlogs?limit=50", headers=keys.viewer).json[
+            "items"
+        ]
+    }
     assert (logs["gone-1"]["status"], logs["gone-1"]["failure_type"], logs["gone-1"]["failure_reason"]) == (
-        "failed", "hard", "user_unknown")
+        "failed",
+        "hard",
+        "user_unknown",
+    )
     assert (logs["mismatch-1"]["failure_type"], logs["mismatch-1"]["failure_reason"]) == ("soft", "user_unknown")
     assert (logs["payload-1"]["failure_type"], logs["payload-1"]["failure_reason"]) == ("ignored", "refused")
     assert logs["busy-1"]["status"] == "sent" and logs["busy-1"]["attempts"] == 2
@@ -143,8 +178,9 @@ def test_delivery_outcomes_counts_and_quarantine(client: FlaskClient, keys: Any,
     assert counts["ignored"] == 4 and counts["targeted"] == 9
 
 
-def test_in_flight_rows_after_a_crash_are_resent_and_counted(client: FlaskClient, keys: Any,
-                                                             world: dict[str, Any]) -> None:
+def test_in_flight_rows_after_a_crash_are_resent_and_counted(
+    client: FlaskClient, keys: Any, world: dict[str, Any]
+) -> None:
     engine: Engine = world["engine"]
     delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
     engine.start_due()
@@ -152,8 +188,9 @@ def test_in_flight_rows_after_a_crash_are_resent_and_counted(client: FlaskClient
     assert len(claimed) == 2
     assert engine.claim(delivery["id"], 100) and not engine.claim(delivery["id"], 100)  # the rest, once
     with world["rt"].sessions.begin() as session:
-        session.execute(update(BroadLog).where(BroadLog.id.in_(claimed))
-                        .values(lease_until=utcnow() - timedelta(seconds=1)))
+        session.execute(
+            update(BroadLog).where(BroadLog.id.in_(claimed)).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
         session.execute(update(BroadLog).where(BroadLog.id.not_in(claimed)).values(lease_until=None))
     drive(engine, delivery["id"])
     counts = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["counts"]
@@ -180,8 +217,9 @@ def test_idempotency_schedule_and_cancel(client: FlaskClient, keys: Any, world: 
         ({"title": "x", "data": {"k": 1}}, "data"),
     ],
 )
-def test_unsendable_messages_are_refused_at_creation(client: FlaskClient, keys: Any, world: dict[str, Any],
-                                                     message: dict[str, Any], fragment: str) -> None:
+def test_unsendable_messages_are_refused_at_creation(
+    client: FlaskClient, keys: Any, world: dict[str, Any], message: dict[str, Any], fragment: str
+) -> None:
     body = {"app_id": world["ids"]["id"], "name": "bad", "target": {"all": True}, "message": message}
     response = client.post("/api/v1/deliveries", json=body, headers=keys.marketer)
     assert response.status_code == 400, response.json
@@ -189,8 +227,11 @@ def test_unsendable_messages_are_refused_at_creation(client: FlaskClient, keys: 
 
 
 def test_preview_renders_for_a_profile(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
-    body = {"app_id": world["ids"]["id"], "profile": "alice",
-            "message": {"title": "Hi {{ profile.first_name }}", "body": "b", "data": {"offer": "A1"}}}
+    body = {
+        "app_id": world["ids"]["id"],
+        "profile": "alice",
+        "message": {"title": "Hi {{ profile.first_name }}", "body": "b", "data": {"offer": "A1"}},
+    }
     response = client.post("/api/v1/deliveries/preview", json=body, headers=keys.marketer)
     assert response.status_code == 200, response.json
     assert response.json["ios"]["rendered"]["title"] == "Hi Alice"
