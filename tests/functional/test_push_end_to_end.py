@@ -246,3 +246,18 @@ def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window
     assert duplicates <= counts["resent_after_crash"] <= 30, (duplicates, counts)
     assert counts["resent_after_crash"] < total * 0.02
     print(json.dumps({"sent_before_crash": sent_before_crash, "duplicates": duplicates, **counts}))
+
+
+def test_inbox_page_and_api(emulators: runner.RunningEmulators) -> None:
+    import httpx
+
+    emulators.inbox.add(
+        "ios",
+        {"token": "ab" * 32, "status": 200, "payload": {"aps": {"alert": {"title": "<b>Hi</b>", "body": "there"}}}},
+    )
+    with httpx.Client(base_url=emulators.inbox_url, timeout=5) as http:
+        page = http.get("/")
+        assert page.status_code == 200 and "&lt;b&gt;Hi&lt;/b&gt; / there" in page.text
+        assert http.get("/inbox?platform=ios").json()[0]["platform"] == "ios"
+        assert http.delete("/inbox").status_code == 204
+        assert http.get("/inbox").json() == []
