@@ -131,7 +131,8 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
 
     from gateway.app import create_app
 
-    worker = build_worker(runtime_of(create_app(overrides=pointed)))
+    sender = runtime_of(create_app(overrides=pointed))
+    worker = build_worker(sender)
     worker.start()
     try:
 
@@ -141,6 +142,7 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
         wait_for(done, 60, "the delivery to complete")
     finally:
         worker.stop()
+        sender.engine.dispose()
     result = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json
     assert result["counts"]["sent"] == 10 and result["counts"]["failed"] == 4, result["counts"]
     accepted = Counter(r["token"] for r in emulators.inbox.items() if r["status"] == 200)
