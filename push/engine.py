@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, sessionmaker
 
 from core.metrics import MESSAGES, PROVIDER_LATENCY
 from domain import deliveries, quarantine
@@ -175,6 +175,9 @@ class Engine:
                 .join(Subscription, Subscription.id == BroadLog.subscription_id)
                 .outerjoin(Profile, Profile.id == Subscription.profile_id)
                 .where(BroadLog.id.in_(ids))
+                # Fill Subscription.profile from the explicit join; its own joined load
+                # would join and decode every profile a second time.
+                .options(contains_eager(Subscription.profile))
             ).all()
             parts = {
                 p.platform: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == delivery.app_id))

@@ -1,0 +1,1061 @@
+"""Benchmark: push deliveries end to end through a gateway worker, against the raw clients alone.
+
+Everything runs as separate processes on 127.0.0.1, started by this script and ended on any exit
+(error, Ctrl-C, SIGTERM):
+
+- the emulators, started once and reused by every phase: ``python -m push.emulators.apns`` (given
+  the benchmark's .p8 key with ``--key``, so it verifies the ES256 provider tokens) and
+  ``python -m push.emulators.fcm`` (``--new-service-account``: it writes a service account whose
+  ``token_uri`` is its own ``/token`` and verifies that account's signed assertions); both share
+  one TLS folder (one local CA);
+- the gateway side: ``flask --app wsgi worker`` with ``PUSHGATE_*`` pointing at the emulators and at
+  a fresh SQLite (WAL) database in a temporary instance folder (migrated with
+  ``store.db.upgrade``), holding one app whose iOS part uses the .p8 key (token auth) and whose
+  Android part uses the emulator's service account, N profiles and N subscriptions (half iOS with
+  64-digit hex tokens, half Android with FCM-like tokens), bulk-inserted;
+- the raw-client baseline, ``bench/send_baseline.py``: a bare aioapns loop and a bare
+  firebase-admin ``send_each_async`` loop (chunks of 500) against the same emulator processes,
+  with no database.
+
+End to end, per platform: a delivery targeting every subscription of one platform
+(``platforms: ["ios"]``, then ``["android"]``) is created here with
+``domain.deliveries.create_delivery`` (the clock starts just before), and the clock stops when this
+process sees no Pending broadLog row of it left (polled every 50 ms). The worker's own start-up
+latency (its next 0.5 s tick, then the analysis) is part of the figure, as it is for a marketer;
+column ``start s`` shows it. Each phase is verified: every broadLog row Sent, and the emulator's
+inbox holding exactly one accepted request per token (``GET /_emulator/inbox``, emptied after each
+phase). Any verification failure exits 1.
+
+Ratios are paired: per platform, the baseline runs (while the worker idles) just before the
+delivery it is compared with, and the summary gives the median of end-to-end/baseline over the
+rounds, so load from other processes on a small machine hits both sides of a ratio alike.
+
+Memory: the peak RSS (``VmHWM``) of the worker process after one iOS and one Android delivery, with
+N subscriptions (default 20,000) and again, in a fresh instance and worker process, with ``--scale``
+subscriptions (default 100,000).
+
+Goals (issue 3): end-to-end throughput at least 0.8 of the raw-client baseline on each platform,
+peak memory at 100,000 subscriptions at most 1.5 times that at 20,000. Time is never asserted:
+this prints figures.
+
+Experiments: ``--sweep`` compares worker settings (``BATCHxCONCURRENCY[xWORKERS]``, each a fresh set
+of worker processes; the in-flight window is their product), and ``--whatif`` adds the same settings
+with candidate code changes applied in memory to the worker (``bench/send_worker.py``,
+``bench/send_whatif.py``), to measure a suggested patch before anyone edits the code.
+
+    python bench/send.py                       # 20,000 then 100,000 subscriptions (about 4 minutes)
+    python bench/send.py --quick               # 20,000 only
+    python bench/send.py --batch-size 150 --concurrency 2
+    python bench/send.py --quick --rounds 2 --sweep 100x3 150x2 150x1x2 --whatif load-core apns-h2-lean
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/send.py``
+
+BUNDLE_ID = "com.example.bench"
+PACKAGE = "com.example.bench.android"
+KEY_ID, TEAM_ID = "BENCHKEY01", "BENCHTEAM1"
+FCM_PROJECT = "pushgate-bench"
+MESSAGE = {
+    "title": "Flash sale",
+    "body": "Hi {{ profile.first_name }}, 20% off everything until midnight",
+    "data": {"offer": "SPRING24"},
+}
+FIRST_NAMES = ("Alice", "Bruno", "Chloe", "Dmitri", "Emma", "Farid", "Grace", "Hugo")
+POLL_SECONDS = 0.05
+PLATFORMS = ("ios", "android")
+PROVIDER = {"ios": "apns", "android": "fcm"}
+
+
+# --------------------------------------------------------------------------------------------
+# child processes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    """A child process in its own process group, output to a log file; stopped whole on exit."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log: Any = None
+
+    def start(self) -> Child:
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(  # argv built here, no shell
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we end its group ourselves
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no output)"
+
+    def check_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        """Wait until a line of its output matches ``pattern``."""
+        deadline = time.monotonic() + timeout
+        compiled = re.compile(pattern)
+        while time.monotonic() < deadline:
+            match = compiled.search(self.log_text())
+            if match:
+                return match
+            self.check_alive()
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: no line matching {pattern!r} within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.name} did not finish within {timeout:.0f}s:\n{self.log_tail()}") from None
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(proc.pid, sig)  # the group we created for it, nothing else
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Children:
+    """Every child started by this run, so that ``stop_all`` ends them whatever happened."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.all: list[Child] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        child = Child(name, argv, env, self.workdir / f"{name}.log")
+        self.all.append(child)
+        return child.start()
+
+    def stop_all(self) -> None:
+        for child in reversed(self.all):
+            child.stop()
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmHWM / VmRSS of a process in KiB (from /proc/<pid>/status)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmHWM", "VmRSS"):
+            values[name] = int(rest.split()[0])
+    return values
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHGATE_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# emulators
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Emulators:
+    apns: Child
+    fcm: Child
+    apns_url: str
+    fcm_url: str
+    tls_dir: Path
+    key_path: Path
+    service_account_path: Path
+
+    @property
+    def ca_path(self) -> Path:
+        return self.tls_dir / "ca.pem"
+
+    def _client(self, url: str) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        return httpx.Client(base_url=url, verify=context, http2=url == self.apns_url, timeout=120.0)
+
+    def inbox(self, platform_name: str) -> list[dict[str, Any]]:
+        """Every record of one emulator's inbox (APNs answers a list, FCM ``{"count", "items"}``)."""
+        url = self.apns_url if platform_name == "ios" else self.fcm_url
+        with self._client(url) as client:
+            response = client.get("/_emulator/inbox")
+            response.raise_for_status()
+            body = response.json()
+        return body if isinstance(body, list) else body["items"]
+
+    def clear(self) -> None:
+        for url in (self.apns_url, self.fcm_url):
+            with self._client(url) as client:
+                client.delete("/_emulator/inbox").raise_for_status()
+
+    def cpu(self, platform_name: str) -> float:
+        return proc_cpu((self.apns if platform_name == "ios" else self.fcm).pid)
+
+
+def start_emulators(children: Children, workdir: Path, inbox_limit: int) -> Emulators:
+    from tests.factories import apns_key_p8
+
+    tls_dir = workdir / "tls"
+    key_path = workdir / "apns-key.p8"
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(apns_key_p8())
+    account_path = workdir / "fcm-service-account.json"
+    env = base_env()
+    python = sys.executable
+    # FCM first: it creates the TLS folder, which the APNs emulator then reuses.
+    fcm = children.start(
+        "fcm-emulator",
+        [
+            python,
+            "-m",
+            "push.emulators.fcm",
+            "--port",
+            "0",
+            "--tls-dir",
+            str(tls_dir),
+            "--new-service-account",
+            str(account_path),
+            "--project",
+            FCM_PROJECT,
+            "--inbox-limit",
+            str(inbox_limit),
+        ],
+        env,
+    )
+    fcm_url = fcm.wait_for(r"FCM emulator listening on (https://\S+)").group(1)
+    apns = children.start(
+        "apns-emulator",
+        [
+            python,
+            "-m",
+            "push.emulators.apns",
+            "--port",
+            "0",
+            "--tls-dir",
+            str(tls_dir),
+            "--key",
+            f"{KEY_ID}:{TEAM_ID}:{key_path}",
+            "--topic",
+            BUNDLE_ID,
+            "--inbox-limit",
+            str(inbox_limit),
+        ],
+        env,
+    )
+    apns_url = apns.wait_for(r"APNs emulator listening on (https://\S+)").group(1)
+    return Emulators(apns, fcm, apns_url, fcm_url, tls_dir, key_path, account_path)
+
+
+@dataclass
+class InboxCheck:
+    records: int
+    accepted: int
+    distinct: int
+    missing: int  # expected tokens never accepted (when the expected tokens are known)
+    avg_bytes: float
+
+    @property
+    def exact(self) -> bool:
+        return self.records == self.accepted == self.distinct and self.missing == 0
+
+
+def check_inbox(emulators: Emulators, platform_name: str, expected: int, tokens: set[str] | None) -> InboxCheck:
+    records = emulators.inbox(platform_name)
+    accepted = [r for r in records if r.get("status") == 200]
+    received = Counter(r.get("token") for r in accepted)
+    sizes = [len(json.dumps(r.get("payload"), separators=(",", ":")).encode()) for r in accepted[:2000]]
+    missing = len(tokens - set(received)) if tokens is not None else max(0, expected - len(received))
+    emulators.clear()
+    return InboxCheck(len(records), len(accepted), len(received), missing, sum(sizes) / max(1, len(sizes)))
+
+
+# --------------------------------------------------------------------------------------------
+# database
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    subscriptions: int
+    folder: Path
+    database_url: str
+    secret_key: str
+    app_id: int = 0
+    tokens: dict[str, set[str]] = field(default_factory=dict)
+
+
+def ios_token(i: int) -> str:
+    return f"0a{i:062x}"  # 64 hex digits; no error-injection prefix
+
+
+def android_token(i: int) -> str:
+    return f"bench-{i:08d}:APA91b" + "k" * 140  # FCM-like length; no error-injection prefix
+
+
+def prepare_instance(workdir: Path, n: int, emulators: Emulators) -> Instance:
+    """A fresh migrated SQLite database with one app (both platforms), n profiles, n subscriptions."""
+    from cryptography.fernet import Fernet
+    from sqlalchemy import insert, select
+
+    from core.secrets import SecretBox
+    from store import db as store_db
+    from store.models import App, AppPlatform, Profile, Subscription
+    from store.types import utcnow
+
+    folder = workdir / f"instance-{n}"
+    url = f"sqlite:///{folder / 'pushgate.db'}"
+    instance = Instance(n, folder, url, Fernet.generate_key().decode())
+    store_db.upgrade(url)
+    box = SecretBox(instance.secret_key.encode())
+    engine = store_db.make_engine(url)
+    sessions = store_db.make_session_factory(engine)
+    service_account = emulators.service_account_path.read_text()
+    try:
+        with sessions.begin() as session:
+            app = App(name="Bench")
+            app.platforms = [
+                AppPlatform(
+                    platform="ios",
+                    integration_key="bench-ios",
+                    app_identifier=BUNDLE_ID,
+                    credential_kind="apns_token",
+                    apns_environment="sandbox",
+                    credentials=box.seal(
+                        {"key_p8": emulators.key_path.read_text(), "key_id": KEY_ID, "team_id": TEAM_ID}
+                    ),
+                ),
+                AppPlatform(
+                    platform="android",
+                    integration_key="bench-android",
+                    app_identifier=PACKAGE,
+                    credential_kind="fcm_service_account",
+                    credentials=box.seal({"service_account": service_account}),
+                ),
+            ]
+            session.add(app)
+            session.flush()
+            instance.app_id = app.id
+        now = utcnow()
+        chunk = 10_000
+        with sessions.begin() as session:
+            for start in range(0, n, chunk):
+                session.execute(
+                    insert(Profile),
+                    [
+                        {
+                            "external_id": f"bench-{i}",
+                            "email": f"bench-{i}@example.com",
+                            "first_name": FIRST_NAMES[i % len(FIRST_NAMES)],
+                            "attributes": {},
+                            "push_consent": "u",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for i in range(start, min(n, start + chunk))
+                    ],
+                )
+            profile_ids = list(session.scalars(select(Profile.id).order_by(Profile.id)))
+            instance.tokens = {"ios": set(), "android": set()}
+            for start in range(0, n, chunk):
+                rows = []
+                for i in range(start, min(n, start + chunk)):
+                    platform_name = "ios" if i % 2 == 0 else "android"
+                    token = ios_token(i) if platform_name == "ios" else android_token(i)
+                    instance.tokens[platform_name].add(token)
+                    rows.append(
+                        {
+                            "app_id": instance.app_id,
+                            "platform": platform_name,
+                            "token": token,
+                            "sdk": "campaign-classic",
+                            "push_provider": PROVIDER[platform_name],
+                            "profile_id": profile_ids[i],
+                            "additional_params": {},
+                            "disabled": False,
+                            "created_at": now,
+                            "last_registered_at": now,
+                        }
+                    )
+                session.execute(insert(Subscription), rows)
+    finally:
+        engine.dispose()
+    return instance
+
+
+# --------------------------------------------------------------------------------------------
+# phases
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """PUSHGATE_WORKER_BATCH_SIZE x PUSHGATE_WORKER_CONCURRENCY (0: default) of each of ``workers``
+    worker processes (``flask --app wsgi worker``; they share a delivery through atomic claims)."""
+
+    batch: int = 0
+    concurrency: int = 0
+    workers: int = 1
+    whatif: tuple[str, ...] = ()  # candidate patches (bench/send_whatif.py) the workers run with
+
+    def resolved(self) -> tuple[int, int]:
+        from core.config import Settings
+
+        fields = Settings.model_fields
+        return (
+            self.batch or fields["worker_batch_size"].default,
+            self.concurrency or fields["worker_concurrency"].default,
+        )
+
+    @property
+    def label(self) -> str:
+        batch, concurrency = self.resolved()
+        workers = f"x{self.workers}w" if self.workers > 1 else ""
+        return f"{batch}x{concurrency}{workers}" + ("+P" if self.whatif else "")
+
+    @property
+    def window(self) -> int:
+        """Messages in flight at most: what a crash of every worker could leave to be sent again."""
+        batch, concurrency = self.resolved()
+        return batch * concurrency * self.workers
+
+
+def parse_setting(text: str) -> Setting:
+    parts = text.lower().removesuffix("w").split("x")
+    if len(parts) not in (2, 3) or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected BATCHxCONCURRENCY[xWORKERS] such as 100x3 or 150x1x2, not {text!r}")
+    return Setting(*(int(p) for p in parts))
+
+
+class Gateway:
+    """The worker process(es) of one setting."""
+
+    def __init__(self, processes: list[Child]) -> None:
+        self.processes = processes
+
+    def cpu(self) -> float:
+        return sum(proc_cpu(p.pid) for p in self.processes)
+
+    def peak_kib(self) -> int:
+        """Summed VmHWM of the worker processes (one process: its own peak RSS)."""
+        return sum(proc_status(p.pid)["VmHWM"] for p in self.processes)
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            process.check_alive()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+@dataclass
+class Phase:
+    scale: int
+    platform: str
+    kind: str  # "end-to-end" | "baseline"
+    setting: str  # "100x4" for end to end, "-" for the baseline
+    round: int
+    messages: int
+    elapsed: float
+    cpu: float  # gateway worker (end to end) or baseline client CPU seconds
+    peer_cpu: float  # the emulator's CPU seconds over the phase
+    ok: bool
+    detail: str
+    started_after: float | None = None  # end to end: seconds until the delivery was seen running (analysed)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.elapsed
+
+
+def start_gateway(children: Children, instance: Instance, emulators: Emulators, setting: Setting) -> Gateway:
+    env = base_env()
+    env.update(
+        PUSHGATE_DATABASE_URL=instance.database_url,
+        PUSHGATE_INSTANCE_PATH=str(instance.folder),
+        PUSHGATE_SECRET_KEY=instance.secret_key,
+        PUSHGATE_APNS_ENDPOINT=emulators.apns_url,
+        PUSHGATE_FCM_ENDPOINT=emulators.fcm_url,
+        PUSHGATE_CA_BUNDLE=str(emulators.ca_path),
+        PUSHGATE_WORKER="off",  # nothing else in this process; the worker command runs its own
+        PUSHGATE_LOG_LEVEL="WARNING",
+    )
+    if setting.batch:
+        env["PUSHGATE_WORKER_BATCH_SIZE"] = str(setting.batch)
+    if setting.concurrency:
+        env["PUSHGATE_WORKER_CONCURRENCY"] = str(setting.concurrency)
+    argv = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+    if setting.whatif:  # the same command with candidate patches applied first (measured, never the default)
+        argv = [sys.executable, str(ROOT / "bench" / "send_worker.py")]
+        env["PUSHGATE_BENCH_WHATIF"] = ",".join(setting.whatif)
+    processes = [
+        children.start(f"gateway-worker-{instance.subscriptions}-{setting.label}-{len(children.all)}", argv, env)
+        for _ in range(setting.workers)
+    ]
+    for process in processes:
+        process.wait_for(r"worker running")
+    return Gateway(processes)
+
+
+def run_delivery(
+    instance: Instance,
+    gateway: Gateway,
+    emulators: Emulators,
+    platform_name: str,
+    setting: Setting,
+    round_no: int,
+    timeout: float,
+) -> Phase:
+    from sqlalchemy import func, select
+
+    from domain.deliveries import DeliveryCreate, create_delivery
+    from store import db as store_db
+    from store.codes import BroadLogStatus
+    from store.models import BroadLog, Delivery
+
+    engine = store_db.make_engine(instance.database_url)
+    sessions = store_db.make_session_factory(engine)
+    expected = len(instance.tokens[platform_name])
+    try:
+        data = DeliveryCreate.model_validate(
+            {
+                "app_id": instance.app_id,
+                "name": f"bench {platform_name} {setting.label} {round_no}",
+                "message": MESSAGE,
+                "target": {"all": True},
+                "platforms": [platform_name],
+            }
+        )
+        cpu_before, peer_before = gateway.cpu(), emulators.cpu(platform_name)
+        started = time.perf_counter()
+        with sessions.begin() as session:
+            delivery, _ = create_delivery(session, data)
+            delivery_id = delivery.id
+        pending_query = (
+            select(BroadLog.id)
+            .where(BroadLog.delivery_id == delivery_id, BroadLog.status == int(BroadLogStatus.PENDING))
+            .limit(1)
+        )
+        started_after = None
+        while True:
+            with engine.connect() as conn:
+                status = conn.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
+                if status != "scheduled" and started_after is None:
+                    started_after = time.perf_counter() - started
+                if status != "scheduled" and conn.scalar(pending_query) is None:
+                    break
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"delivery {delivery_id} ({platform_name}) not finished within {timeout:.0f}s")
+            gateway.check_alive()
+            time.sleep(POLL_SECONDS)
+        elapsed = time.perf_counter() - started
+        cpu, peer_cpu = gateway.cpu() - cpu_before, emulators.cpu(platform_name) - peer_before
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # completed follows at the worker's next look (not timed)
+            with engine.connect() as conn:
+                if conn.scalar(select(Delivery.status).where(Delivery.id == delivery_id)) == "completed":
+                    break
+            time.sleep(POLL_SECONDS)
+        with engine.connect() as conn:
+            final = conn.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
+            by_status = dict(
+                conn.execute(
+                    select(BroadLog.status, func.count())
+                    .where(BroadLog.delivery_id == delivery_id)
+                    .group_by(BroadLog.status)
+                ).all()
+            )
+            resent = conn.scalar(
+                select(func.count()).where(BroadLog.delivery_id == delivery_id, BroadLog.resent_after_crash.is_(True))
+            )
+    finally:
+        engine.dispose()
+    sent = by_status.get(int(BroadLogStatus.SENT), 0)
+    inbox = check_inbox(emulators, platform_name, expected, instance.tokens[platform_name])
+    ok = sent == expected and sum(by_status.values()) == expected and inbox.exact and final == "completed"
+    detail = (
+        f"delivery {delivery_id} {final}: {sent}/{expected} Sent, broadLog by status {by_status}, "
+        f"resent_after_crash {resent}; inbox {inbox.records} requests, {inbox.accepted} accepted, "
+        f"{inbox.distinct} distinct tokens, {inbox.missing} missing, ~{inbox.avg_bytes:.0f} B payload"
+    )
+    return Phase(
+        instance.subscriptions,
+        platform_name,
+        "end-to-end",
+        setting.label,
+        round_no,
+        expected,
+        elapsed,
+        cpu,
+        peer_cpu,
+        ok,
+        detail,
+        started_after,
+    )
+
+
+def run_baseline(
+    children: Children,
+    emulators: Emulators,
+    platform_name: str,
+    count: int,
+    setting: Setting,
+    round_no: int,
+    args: argparse.Namespace,
+) -> Phase:
+    provider = PROVIDER[platform_name]
+    argv = [sys.executable, str(ROOT / "bench" / "send_baseline.py"), provider, "--count", str(count)]
+    env = base_env()
+    if provider == "apns":
+        argv += [
+            "--endpoint",
+            emulators.apns_url,
+            "--ca",
+            str(emulators.ca_path),
+            "--key-file",
+            str(emulators.key_path),
+            "--key-id",
+            KEY_ID,
+            "--team-id",
+            TEAM_ID,
+            "--topic",
+            BUNDLE_ID,
+            "--concurrency",
+            str(args.baseline_concurrency),
+        ]
+    else:
+        argv += ["--endpoint", emulators.fcm_url, "--service-account", str(emulators.service_account_path)]
+        # firebase-admin's own clients trust what these name: httpx SSL_CERT_FILE, requests REQUESTS_CA_BUNDLE
+        env.update(SSL_CERT_FILE=str(emulators.ca_path), REQUESTS_CA_BUNDLE=str(emulators.ca_path))
+    peer_before = emulators.cpu(platform_name)
+    child = children.start(f"baseline-{provider}-{setting.label}-{round_no}", argv, env)
+    child.wait(args.timeout)
+    peer_cpu = emulators.cpu(platform_name) - peer_before
+    lines = [line for line in child.log_text().splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"baseline {provider} printed no result:\n{child.log_tail()}")
+    result = json.loads(lines[-1])
+    inbox = check_inbox(emulators, platform_name, count, None)
+    ok = result["ok"] == count and inbox.exact and inbox.accepted == count
+    detail = (
+        f"{result['ok']}/{count} ok, errors {result['errors'] or 'none'}"
+        f"{' e.g. ' + '; '.join(result['error_samples'][:2]) if result['error_samples'] else ''}; "
+        f"inbox {inbox.records} requests, {inbox.accepted} accepted, {inbox.distinct} distinct tokens, "
+        f"~{inbox.avg_bytes:.0f} B payload"
+    )
+    return Phase(
+        0,
+        platform_name,
+        "baseline",
+        setting.label,
+        round_no,
+        count,
+        result["elapsed"],
+        result["cpu"],
+        peer_cpu,
+        ok,
+        detail,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+HEADER = (
+    f"{'phase':<12}{'platform':<9}{'subs':>8}{'setting':>13}{'round':>6}{'msgs':>8}{'seconds':>9}{'msgs/s':>8}"
+    f"{'CPU ms/msg':>11}{'peer ms/msg':>12}{'start s':>8}  check"
+)
+
+
+def phase_line(p: Phase) -> str:
+    return (
+        f"{p.kind:<12}{p.platform:<9}{p.scale or '-':>8}{p.setting:>13}{p.round:>6}{p.messages:>8}{p.elapsed:>9.2f}"
+        f"{p.rate:>8.0f}{p.cpu / p.messages * 1000:>11.3f}{p.peer_cpu / p.messages * 1000:>12.3f}"
+        f"{'-' if p.started_after is None else f'{p.started_after:.2f}':>8}  {'ok' if p.ok else 'FAILED'}"
+    )
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:.1f} MiB"
+
+
+Memory = dict[tuple[int, str], dict[str, int]]  # (subscriptions, setting) -> {"peak", "idle"} in KiB
+
+
+def report(args: argparse.Namespace, phases: list[Phase], memory: Memory, settings: list[Setting]) -> int:
+    print()
+    print("=" * 108)
+    print(
+        f"SUMMARY over {args.rounds} round(s). Each end-to-end run is paired with the baseline run just before it "
+        "(same\nplatform, same emulators, seconds apart); ratio = end-to-end / baseline msgs/s, the median of the "
+        "pairs\n(all pairs listed). CPU = ms per message of the gateway worker process, or of the baseline client."
+    )
+    print(
+        f"{'platform':<9}{'subs':>8}{'setting':>13}{'window':>7}{'end-to-end/s':>13}{'CPU':>7}{'baseline/s':>11}"
+        f"{'CPU':>7}{'ratio':>7}  {'goal >= 0.80':<13}pairs"
+    )
+    for platform_name in PLATFORMS:
+        for scale in sorted({p.scale for p in phases if p.kind == "end-to-end"}):
+            for setting in settings:
+                runs = [
+                    p
+                    for p in phases
+                    if p.kind == "end-to-end"
+                    and p.platform == platform_name
+                    and p.scale == scale
+                    and p.setting == setting.label
+                ]
+                if not runs:
+                    continue
+                best = max(runs, key=lambda p: p.rate)
+                line = (
+                    f"{platform_name:<9}{scale:>8}{setting.label:>13}{setting.window:>7}{best.rate:>13.0f}"
+                    f"{best.cpu / best.messages * 1000:>7.3f}"
+                )
+                pairs = []
+                for run in runs:
+                    base = next(
+                        (
+                            p
+                            for p in phases
+                            if p.kind == "baseline"
+                            and p.platform == platform_name
+                            and p.setting == run.setting
+                            and p.round == run.round
+                        ),
+                        None,
+                    )
+                    if base is not None:
+                        pairs.append((run, base))
+                if not pairs:
+                    print(f"{line}{'-':>11}{'-':>7}{'-':>7}  (no baseline at this scale)")
+                    continue
+                ratio = statistics.median(run.rate / base.rate for run, base in pairs)
+                base_best = max((base for _, base in pairs), key=lambda p: p.rate)
+                listed = " ".join(f"{run.rate:.0f}/{base.rate:.0f}" for run, base in pairs)
+                if scale != args.subscriptions:
+                    listed += f"  (baseline: the {args.subscriptions} run's)"
+                print(
+                    f"{line}{base_best.rate:>11.0f}{base_best.cpu / base_best.messages * 1000:>7.3f}{ratio:>7.2f}  "
+                    f"{'met' if ratio >= 0.8 else 'NOT met':<13}{listed}"
+                )
+    print()
+    print("gateway worker memory: VmHWM (peak RSS) of `flask --app wsgi worker` after one delivery per platform")
+    for (scale, label), figures in sorted(memory.items()):
+        print(
+            f"  {scale:>7} subscriptions, {label:>12}: peak {mib(figures['peak'])}   "
+            f"(idle after start {mib(figures['idle'])})"
+        )
+    first = settings[0].label
+    small, large = memory.get((args.subscriptions, first)), memory.get((args.scale, first))
+    if small and large and args.scale != args.subscriptions:
+        ratio = large["peak"] / small["peak"]
+        print(
+            f"  peak ratio {args.scale}/{args.subscriptions} ({first}) = {ratio:.2f}   (goal <= 1.50: "
+            f"{'met' if ratio <= 1.5 else 'NOT met'}); above idle: {(small['peak'] - small['idle']) / 1024:.1f} MiB "
+            f"-> {(large['peak'] - large['idle']) / 1024:.1f} MiB"
+        )
+    failed = [p for p in phases if not p.ok]
+    if failed:
+        print(f"\nFAILED verification: {len(failed)} phase(s):", file=sys.stderr)
+        for p in failed:
+            print(f"  {p.kind} {p.platform} {p.scale} {p.setting} r{p.round}: {p.detail}", file=sys.stderr)
+        return 1
+    print(
+        "\nverified: every broadLog row Sent, each token accepted exactly once by its emulator (no loss, no "
+        "duplicate), every baseline message accepted"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from bench.send_whatif import WHATIFS
+
+    parser = argparse.ArgumentParser(
+        prog="python bench/send.py",
+        description="Send one delivery per platform through a gateway worker process (flask --app wsgi "
+        "worker) to the local APNs and FCM emulators, and the same number of pushes with the bare client "
+        "libraries (aioapns, firebase-admin send_each_async), all as separate processes. Prints "
+        "notifications/s end to end (delivery created to last broadLog row final), the baseline, their "
+        "ratio (goal >= 0.8), and the worker's peak memory at --subscriptions and at --scale "
+        "subscriptions (goal: ratio <= 1.5).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--subscriptions", type=int, default=20_000, help="subscriptions of the throughput run (half iOS, half Android)"
+    )
+    parser.add_argument(
+        "--scale", type=int, default=100_000, help="subscriptions of the memory run (fresh instance and worker process)"
+    )
+    parser.add_argument("--quick", action="store_true", help="skip the --scale run")
+    parser.add_argument("--platform", choices=("both", *PLATFORMS), default="both", help="platforms to run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of (baseline, end to end) at --subscriptions; the best of each is kept",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="PUSHGATE_WORKER_BATCH_SIZE of the worker (0: the gateway's default)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="PUSHGATE_WORKER_CONCURRENCY of the worker (0: the gateway's default)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing each delivery (peak memory is then their sum)"
+    )
+    parser.add_argument(
+        "--sweep",
+        type=parse_setting,
+        nargs="+",
+        metavar="BATCHxCONC[xWORKERS]",
+        default=[],
+        help="compare these worker settings (fresh worker processes each) at --subscriptions, "
+        "e.g. --sweep 100x3 150x2 150x1x2; the first is also the one of the --scale run",
+    )
+    parser.add_argument(
+        "--baseline-concurrency",
+        type=int,
+        default=100,
+        help="APNs baseline: requests in flight at most. Bare aioapns is fastest here at about "
+        "100; at 1000 it is 30-40%% slower (h2 walks every open stream to open one) and a burst "
+        "can fail requests with MaxAttemptsExceeded",
+    )
+    parser.add_argument(
+        "--whatif",
+        nargs="+",
+        choices=WHATIFS,
+        default=[],
+        help="experiment: also run every setting with these candidate patches applied to the "
+        "worker in memory (bench/send_worker.py + bench/send_whatif.py); labelled +P",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="end to end only")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one phase may take")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (databases, logs)")
+    args = parser.parse_args(argv)
+    if args.subscriptions < 2 or args.scale < 2 or args.rounds < 1:
+        parser.error("need --subscriptions >= 2, --scale >= 2, --rounds >= 1")
+    if args.batch_size < 0 or args.concurrency < 0 or args.baseline_concurrency < 1:
+        parser.error("--batch-size and --concurrency must be >= 0, --baseline-concurrency >= 1")
+    if args.sweep and (args.batch_size or args.concurrency or args.workers != 1):
+        parser.error("give either --sweep or --batch-size/--concurrency/--workers")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
+
+
+def _raise_system_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def code_version() -> str:
+    """HEAD and any uncommitted changes to the gateway's code (read-only git), since others edit the tree."""
+    def git(*argv: str) -> str:
+        try:
+            return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+               if line[3:].startswith(("push/", "core/", "domain/", "gateway/", "store/", "wsgi.py"))]
+    return f"HEAD {head}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else " (clean)")
+
+
+def print_config(args: argparse.Namespace, emulators: Emulators, settings: list[Setting], scales: list[int]) -> None:
+    print("pushgate send benchmark")
+    print(f"command:    {shlex.join([sys.executable, *sys.argv])}")
+    print(
+        f"machine:    {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
+    print(
+        f"runs:       subscriptions {', '.join(map(str, scales))} (half iOS, half Android), platforms "
+        f"{args.platform}, rounds {args.rounds} at {args.subscriptions}"
+    )
+    windows = ", ".join(
+        f"{s.label} (window {s.window} = {s.window / args.subscriptions:.1%} of {args.subscriptions})" for s in settings
+    )
+    print(f"gateway:    flask --app wsgi worker, SQLite (WAL); batch x concurrency: {windows}")
+    print(
+        f"baseline:   bench/send_baseline.py: aioapns (<= {args.baseline_concurrency} in flight), "
+        "firebase-admin send_each_async (chunks of 500, one after the other)"
+    )
+    print(f"emulators:  APNs {emulators.apns_url}, FCM {emulators.fcm_url} (separate processes, one CA)")
+    print(f"message:    {json.dumps(MESSAGE)}")
+    print()
+
+
+def run_gateway_phases(
+    children: Children,
+    instance: Instance,
+    emulators: Emulators,
+    setting: Setting,
+    platforms: list[str],
+    round_no: int,
+    with_baseline: bool,
+    args: argparse.Namespace,
+    phases: list[Phase],
+    memory: Memory,
+) -> None:
+    """One fresh worker process; per platform the raw-client baseline (while the worker idles) and then
+    one delivery, so that each ratio compares two runs made a few seconds apart. The worker's peak RSS
+    after its deliveries is kept for round 1."""
+    gateway = start_gateway(children, instance, emulators, setting)
+    try:
+        idle = gateway.peak_kib()
+        for platform_name in platforms:
+            if with_baseline:
+                count = len(instance.tokens[platform_name])
+                report_phase(phases, run_baseline(children, emulators, platform_name, count, setting, round_no, args))
+            report_phase(
+                phases, run_delivery(instance, gateway, emulators, platform_name, setting, round_no, args.timeout)
+            )
+        peak = gateway.peak_kib()
+        if round_no == 1:
+            memory[(instance.subscriptions, setting.label)] = {"peak": peak, "idle": idle}
+        print(f"{'':<12}worker {setting.label}: peak RSS {mib(peak)} (idle {mib(idle)})", flush=True)
+    finally:
+        gateway.stop()
+
+
+def report_phase(phases: list[Phase], phase: Phase) -> None:
+    phases.append(phase)
+    print(phase_line(phase), flush=True)
+    if not phase.ok:
+        print(f"    {phase.detail}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_system_exit)  # so that `finally` ends every child
+    signal.signal(signal.SIGHUP, _raise_system_exit)
+    run_started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="pushgate-send-"))
+    children = Children(workdir)
+    phases: list[Phase] = []
+    memory: Memory = {}
+    settings = args.sweep or [Setting(args.batch_size, args.concurrency, args.workers)]
+    if args.whatif:
+        settings += [Setting(s.batch, s.concurrency, s.workers, tuple(args.whatif)) for s in settings]
+    platforms = list(PLATFORMS) if args.platform == "both" else [args.platform]
+    scales = [args.subscriptions] + ([] if args.quick or args.scale == args.subscriptions else [args.scale])
+    try:
+        emulators = start_emulators(children, workdir, inbox_limit=max(200_000, args.scale))
+        print_config(args, emulators, settings, scales)
+        print(HEADER)
+        for scale in scales:
+            prepared = time.perf_counter()
+            instance = prepare_instance(workdir, scale, emulators)
+            print(f"-- {scale} subscriptions: instance ready in {time.perf_counter() - prepared:.1f}s", flush=True)
+            primary = scale == args.subscriptions
+            for round_no in range(1, (args.rounds if primary else 1) + 1):
+                for setting in settings if primary else settings[:1]:
+                    run_gateway_phases(
+                        children,
+                        instance,
+                        emulators,
+                        setting,
+                        platforms,
+                        round_no,
+                        primary and not args.no_baseline,
+                        args,
+                        phases,
+                        memory,
+                    )
+        print()
+        for p in phases:
+            print(f"  {p.kind} {p.platform} {p.scale or ''} {p.setting} r{p.round}: {p.detail}")
+        status = report(args, phases, memory, settings)
+        print(f"total runtime {time.perf_counter() - run_started:.0f}s")
+        return status
+    finally:
+        children.stop_all()
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: every child process stopped", file=sys.stderr)
+        sys.exit(130)
