@@ -926,15 +926,20 @@ def _raise_system_exit(signum: int, _frame: Any) -> None:
 
 def code_version() -> str:
     """HEAD and any uncommitted changes to the gateway's code (read-only git), since others edit the tree."""
+
     def git(*argv: str) -> str:
         try:
-            return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+            return done.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
-               if line[3:].startswith(("push/", "core/", "domain/", "gateway/", "store/", "wsgi.py"))]
+    changed = [
+        line[3:]
+        for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+        if line[3:].startswith(("push/", "core/", "domain/", "gateway/", "store/", "wsgi.py"))
+    ]
     return f"HEAD {head}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else " (clean)")
 
 
