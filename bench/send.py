@@ -489,7 +489,8 @@ def parse_setting(text: str) -> Setting:
     parts = text.lower().removesuffix("w").split("x")
     if len(parts) not in (2, 3) or not all(p.isdigit() and int(p) >= 1 for p in parts):
         raise argparse.ArgumentTypeError(f"expected BATCHxCONCURRENCY[xWORKERS] such as 100x3 or 150x1x2, not {text!r}")
-    return Setting(*(int(p) for p in parts))
+    numbers = [int(p) for p in parts]
+    return Setting(numbers[0], numbers[1], numbers[2] if len(numbers) == 3 else 1)
 
 
 class Gateway:
@@ -950,6 +951,7 @@ def print_config(args: argparse.Namespace, emulators: Emulators, settings: list[
         f"machine:    {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; "
         f"load average {os.getloadavg()[0]:.2f} at start"
     )
+    print(f"code:       {code_version()}")
     print(
         f"runs:       subscriptions {', '.join(map(str, scales))} (half iOS, half Android), platforms "
         f"{args.platform}, rounds {args.rounds} at {args.subscriptions}"

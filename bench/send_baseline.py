@@ -138,7 +138,7 @@ async def run_apns(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_fcm(args: argparse.Namespace) -> dict[str, Any]:
-    import firebase_admin
+    import firebase_admin  # type: ignore[import-untyped]  # no type information shipped
     from firebase_admin import credentials, messaging
 
     account = json.loads(Path(args.service_account).read_text())

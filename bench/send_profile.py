@@ -123,7 +123,7 @@ def patch_timers(timers: Timers) -> None:
         timers.add("fcm to_message + encode (loop)", time.perf_counter() - wall, time.thread_time() - cpu, 1)
         return _Encoded(message, text)
 
-    fcm.to_message = to_message  # type: ignore[assignment]
+    fcm.to_message = to_message
 
 
 class _Encoded:

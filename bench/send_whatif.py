@@ -72,7 +72,7 @@ def _load_eager() -> None:
             session.expunge_all()
         return delivery, [engine.Row(r[0], r[1], r[2], r[2].profile, parts.get(r[2].platform)) for r in rows]
 
-    engine.Engine.load = load
+    engine.Engine.load = load  # type: ignore[method-assign]
 
 
 def _load_core() -> None:
@@ -116,10 +116,10 @@ def _load_core() -> None:
                 if values["p_id"] is not None
                 else None
             )
-            loaded.append(engine.Row(row[0], row[1], subscription, profile, parts.get(subscription.platform)))
+            loaded.append(engine.Row(row[0], row[1], subscription, profile, parts.get(subscription.platform)))  # type: ignore[arg-type]
         return delivery, loaded
 
-    engine.Engine.load = load
+    engine.Engine.load = load  # type: ignore[method-assign]
 
 
 def _apns_timeout() -> None:
@@ -152,7 +152,7 @@ def _apns_timeout() -> None:
         reason = result.description or f"HTTP {result.status}"
         return SendResult(message.key, error=apns.error_for(status, reason, result.timestamp))
 
-    apns.ApnsProvider._send_one = _send_one
+    apns.ApnsProvider._send_one = _send_one  # type: ignore[method-assign]
 
 
 def _apns_workers(width: int = 100) -> None:
@@ -174,7 +174,7 @@ def _apns_workers(width: int = 100) -> None:
         await asyncio.gather(*(sender() for _ in range(min(width, len(messages)))))
         return results
 
-    apns.ApnsProvider.send = send
+    apns.ApnsProvider.send = send  # type: ignore[method-assign]
 
 
 def _apns_h2_lean() -> None:
@@ -190,7 +190,7 @@ def _apns_h2_lean() -> None:
         original_init(self, *args, **kwargs)
         self.conn = H2Connection(config=config)  # before connection_made sends the preface
 
-    apns._Connection.__init__ = __init__
+    apns._Connection.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _poll_100ms() -> None:
@@ -202,7 +202,7 @@ def _poll_100ms() -> None:
         original_init(self, *args, **kwargs)
         self.poll_interval = 0.1
 
-    worker.Worker.__init__ = __init__
+    worker.Worker.__init__ = __init__  # type: ignore[method-assign]
 
 
 PATCHES: dict[str, Callable[[], None]] = {
