@@ -4,15 +4,21 @@ templates it caches per delivery; a row that cannot be built raises ``ValueError
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from domain.deliveries import validity_end
 from push import payloads
 from push.messages import Message
 from push.providers.base import PushMessage
-from push.templates import compile_message, make_context, render
-from store.models import AppPlatform, Delivery, Profile, Subscription
+from push.templates import ProfileLike, SubscriptionLike, compile_message, make_context, render
+from store.models import AppPlatform, Delivery
 from store.types import utcnow
+
+
+class Sendable(SubscriptionLike, Protocol):
+    """A subscription as the builder reads it: what templates see, plus the token."""
+
+    token: str
 
 
 class Builder:
@@ -25,7 +31,7 @@ class Builder:
         self.tables = tables
 
     def build(
-        self, broadlog_id: int, subscription: Subscription, profile: Profile | None, part: AppPlatform
+        self, broadlog_id: int, subscription: Sendable, profile: ProfileLike | None, part: AppPlatform
     ) -> PushMessage:
         rendered = render(self.compiled, make_context(profile, subscription, self.tables), subscription.platform)
         if subscription.platform == "ios":

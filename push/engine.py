@@ -20,12 +20,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.orm import Session, contains_eager, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import MESSAGES, PROVIDER_LATENCY
 from domain import deliveries, quarantine
@@ -166,24 +166,26 @@ class Engine:
             return sorted(row[0] for row in rows)
 
     def load(self, delivery_id: int, ids: list[int]) -> tuple[Delivery, list[Row]]:
-        """The delivery and, per claimed row, (broadLog id, attempts, subscription, profile, app part)."""
+        """The delivery and, per claimed row, what building and recording its push reads.
+
+        One Core SELECT of just those columns, as light attribute objects: ORM instances of every
+        column of ``subscription`` and ``profile`` cost more CPU than the rest of a batch's
+        bookkeeping (bench/send_whatif.py ``load-core``)."""
         with self.sessions() as session:
             delivery = session.get(Delivery, delivery_id)
             assert delivery is not None
-            rows = session.execute(
-                select(BroadLog.id, BroadLog.attempts, Subscription, Profile)
-                .join(Subscription, Subscription.id == BroadLog.subscription_id)
-                .outerjoin(Profile, Profile.id == Subscription.profile_id)
-                .where(BroadLog.id.in_(ids))
-                # Fill Subscription.profile from the explicit join; its own joined load
-                # would join and decode every profile a second time.
-                .options(contains_eager(Subscription.profile))
-            ).all()
+            rows = session.execute(_LOAD.where(_BROADLOG.c.id.in_(ids))).all()
             parts = {
                 p.platform: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == delivery.app_id))
             }
             session.expunge_all()
-        return delivery, [Row(r[0], r[1], r[2], r[3], parts.get(r[2].platform)) for r in rows]
+        loaded = []
+        subscription_end = 2 + len(_SUBSCRIPTION_COLUMNS)
+        for row in rows:
+            subscription = LoadedSubscription(*row[2:subscription_end])
+            profile = LoadedProfile(*row[subscription_end + 1 :]) if row[subscription_end] is not None else None
+            loaded.append(Row(row[0], row[1], subscription, profile, parts.get(subscription.platform)))
+        return delivery, loaded
 
     async def run_batch(self, delivery_id: int, limit: int | None = None) -> int:
         """Claim, send and record one batch; returns how many messages it handled."""
@@ -318,13 +320,45 @@ class Engine:
         )
 
 
+@dataclass(slots=True)
+class LoadedSubscription:
+    """The subscription columns a push reads (``push.templates.SubscriptionLike`` plus the token)."""
+
+    token: str
+    additional_params: dict[str, Any]
+    platform: str
+    sdk: str
+    push_provider: str
+    user_key: str | None
+    device_name: str | None
+    device_model: str | None
+    device_brand: str | None
+    device_manufacturer: str | None
+    os_name: str | None
+    os_version: str | None
+    os_language: str | None
+
+
+@dataclass(slots=True)
+class LoadedProfile:
+    """The profile columns a template reads (``push.templates.ProfileLike``)."""
+
+    attributes: dict[str, Any]
+    external_id: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    locale: str | None
+    timezone: str | None
+
+
 class Row(NamedTuple):
     """A claimed broadLog row with what building its push needs."""
 
     broadlog_id: int
     attempts: int
-    subscription: Subscription
-    profile: Profile | None
+    subscription: LoadedSubscription
+    profile: LoadedProfile | None
     part: AppPlatform | None
 
 
@@ -341,4 +375,21 @@ _MARK_SENT = (
         failure_reason=None,
         error_message=None,
     )
+)
+
+_SUBSCRIPTION_COLUMNS = [f.name for f in fields(LoadedSubscription)]
+_PROFILE_COLUMNS = [f.name for f in fields(LoadedProfile)]
+#: Per claimed row: broadLog id and attempts, the subscription's columns, then the profile's id
+#: (None for an unlinked subscription) and columns, in the order of the Loaded* fields.
+_LOAD = (
+    select(
+        _BROADLOG.c.id,
+        _BROADLOG.c.attempts,
+        *(getattr(Subscription, name) for name in _SUBSCRIPTION_COLUMNS),
+        Profile.id,
+        *(getattr(Profile, name) for name in _PROFILE_COLUMNS),
+    )
+    .select_from(_BROADLOG)
+    .join(Subscription, Subscription.id == _BROADLOG.c.subscription_id)
+    .outerjoin(Profile, Profile.id == Subscription.profile_id)
 )

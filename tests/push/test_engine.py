@@ -238,3 +238,16 @@ def test_preview_renders_for_a_profile(client: FlaskClient, keys: Any, world: di
     assert response.json["ios"]["payload"]["aps"]["alert"]["title"] == "Hi Alice"
     assert response.json["android"]["payload"]["data"]["offer"] == "A1"
     assert 0 < response.json["ios"]["size"] <= 4096
+
+
+def test_the_batch_loader_reads_every_column_templates_and_payloads_use() -> None:
+    """Engine.load selects named columns only: a field added to the template context (or read by
+    the builder) must be loaded too, or templates would silently see nothing."""
+    from dataclasses import fields
+
+    from push.engine import LoadedProfile, LoadedSubscription
+    from push.templates import PROFILE_FIELDS, SUBSCRIPTION_FIELDS
+
+    loaded_subscription = {f.name for f in fields(LoadedSubscription)}
+    assert set(SUBSCRIPTION_FIELDS) | {"additional_params", "token"} <= loaded_subscription
+    assert set(PROFILE_FIELDS) | {"attributes"} <= {f.name for f in fields(LoadedProfile)}
