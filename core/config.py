@@ -112,6 +112,78 @@ class Settings(BaseSettings):
     quarantine_reset_days: float = Field(
         default=10, gt=0, le=365, description="Days without an error after which the soft-error count restarts."
     )
+    # -- sync in: Platform segments from Azure Blob ------------------------------------------------
+    segments_connection_string: str = Field(
+        default="",
+        repr=False,
+        description="Azure Storage connection string of the Platform's Blob destination (or use "
+        "PUSHGATE_SEGMENTS_ACCOUNT_URL with PUSHGATE_SEGMENTS_CREDENTIAL).",
+    )
+    segments_account_url: str = Field(
+        default="", description="Blob service URL (https://ACCOUNT.blob.core.windows.net) when no connection string."
+    )
+    segments_credential: str = Field(
+        default="",
+        repr=False,
+        description="Account key or SAS token for PUSHGATE_SEGMENTS_ACCOUNT_URL.",
+    )
+    segments_container: str = Field(default="", description="Container the Platform exports segments to.")
+    segments_prefix: str = Field(default="", description="Only blobs whose names start with this are read.")
+    segments_identity_column: str = Field(
+        default="",
+        description="Export column holding the identity matched against profiles (external_id or email, per "
+        "PUSHGATE_RECONCILIATION_FIELD), e.g. personalEmail.address.",
+    )
+    segments_export_mode: Literal["incremental", "full"] = Field(
+        default="incremental",
+        description="incremental: apply each row's status; full: members absent from the latest export leave "
+        "the audience.",
+    )
+    segments_delimiter: str = Field(
+        default=",", min_length=1, max_length=1, description="Column delimiter of CSV exports."
+    )
+    sync_max_unreadable_fraction: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="A file whose unreadable rows exceed this fraction of its rows fails and changes nothing.",
+    )
+    # -- sync in: profiles and personalisation files over sFTP -------------------------------------
+    sftp_host: str = Field(default="", description="Campaign-side sFTP server.")
+    sftp_port: int = Field(default=22, ge=1, le=65535, description="sFTP port.")
+    sftp_user: str = Field(default="", description="sFTP user name.")
+    sftp_key_file: Path | None = Field(default=None, description="Private key file for the sFTP user.")
+    sftp_known_hosts: Path | None = Field(
+        default=None,
+        description="known_hosts file pinning the server's host key; a host key not in it is refused.",
+    )
+    sftp_inbox: str = Field(default="inbox", description="Folder where profile and data files arrive.")
+    sftp_archive: str = Field(default="", description="Folder processed files move to (default INBOX/archive).")
+    sftp_rejects: str = Field(
+        default="", description="Folder rejected rows are written to as CSV (default INBOX/rejects)."
+    )
+    sftp_upload_dir: str = Field(default="upload", description="Folder `sync upload` puts files into.")
+    sftp_profile_pattern: str = Field(default="profiles*.csv*", description="Names of profile files (glob).")
+    sftp_data_pattern: str = Field(
+        default="data_*.csv*",
+        description="Names of personalisation files (glob); the table name is what follows data_.",
+    )
+    sftp_profile_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object CSV column -> profile field (external_id, email, first_name, last_name, "
+        "locale, timezone, push_consent, attributes.NAME); by default headers equal to field names map to "
+        "them and other columns become attributes.",
+    )
+    sync_config: Path | None = Field(
+        default=None,
+        description="JSON file with governance labels and policies (Policy Service shape) and audience names.",
+    )
+    sync_segments_cron: str = Field(
+        default="", description="Cron expression for the segment import in the in-process scheduler (empty: off)."
+    )
+    sync_profiles_cron: str = Field(
+        default="", description="Cron expression for the sFTP profile import in the in-process scheduler."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the gateway's own loggers."
     )
@@ -130,11 +202,20 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute URL such as https://127.0.0.1:8443")
         return value.rstrip("/")
 
-    @field_validator("ca_bundle")
+    @field_validator("ca_bundle", "sftp_key_file", "sftp_known_hosts", "sync_config")
     @classmethod
     def _readable(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("sync_segments_cron", "sync_profiles_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if value and not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression (five fields, e.g. 0 */4 * * *)")
         return value
 
     @field_validator("public_url")

@@ -92,22 +92,30 @@ def worker_command() -> None:
     import signal
     import threading
 
-    from gateway.worker import build_worker
+    from gateway.worker import build_worker, start_scheduler
 
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     worker = build_worker(runtime())
     worker.start()
+    scheduler = start_scheduler(runtime())
     click.echo("worker running; Ctrl-C stops it")
     done.wait()
+    if scheduler is not None:
+        scheduler.stop()
     worker.stop()
 
 
 def register_cli(app: Flask) -> None:
     from gateway.devtools import register_devtools
+    from sdk_configs.cli import sdk_config_command
 
     register_devtools(app)
     app.cli.add_command(worker_command)
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(sdk_config_command)
+    from gateway.sync_cli import sync_cli
+
+    app.cli.add_command(sync_cli)

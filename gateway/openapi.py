@@ -27,6 +27,7 @@ def operation(
     body: type[BaseModel] | None = None,
     body_media_type: str = "application/json",
     response: type[BaseModel] | None = None,
+    response_media_type: str = "",
     status: int = 200,
     query: dict[str, tuple[str, str]] | None = None,
     public: bool = False,
@@ -41,6 +42,7 @@ def operation(
             "body": body,
             "body_media_type": body_media_type,
             "response": response,
+            "response_media_type": response_media_type,
             "status": status,
             "query": query or {},
             "public": public,
@@ -115,6 +117,8 @@ def build_document(app: Flask) -> dict[str, Any]:
             success: dict[str, Any] = {"description": "success"}
             if meta["response"] is not None:
                 success["content"] = {"application/json": {"schema": ref(meta["response"])}}
+            elif meta["response_media_type"]:
+                success["content"] = {meta["response_media_type"]: {"schema": {"type": "string"}}}
             op["responses"][str(meta["status"])] = success
             if meta["body"] is not None:
                 op["requestBody"] = {

@@ -1,7 +1,8 @@
 """Starting the in-process worker next to the gateway (the embedded default: no broker).
 
 ``flask --app wsgi run`` and ``gunicorn wsgi:app`` start one per process unless
-``PUSHGATE_WORKER=off``; ``flask --app wsgi worker`` runs one on its own. Several workers (one per
+``PUSHGATE_WORKER=off``; ``flask --app wsgi worker`` runs one on its own. Each of them also starts
+the sync scheduler when a ``PUSHGATE_SYNC_*_CRON`` setting is set. Several workers (one per
 gunicorn process, or separate processes) share deliveries safely: batches are claimed atomically.
 """
 
@@ -16,6 +17,7 @@ from gateway.runtime import Runtime
 from push.engine import Engine, EngineSettings
 from push.providers.pool import ProviderPool
 from push.worker import Worker
+from sync.service import Scheduler
 
 log = logging.getLogger("pushgate.worker")
 
@@ -72,4 +74,12 @@ def start_in_process_worker(app: Flask) -> Worker | None:
     worker.start()
     app.extensions["pushgate_worker"] = worker
     log.info("in-process worker started")
+    start_scheduler(rt)
     return worker
+
+
+def start_scheduler(rt: Runtime) -> Scheduler | None:
+    """Start the sync scheduler when a cron expression is set (each firing runs once, whatever
+    the number of processes: see :mod:`sync.service`)."""
+    scheduler = Scheduler(rt.settings, rt.sessions)
+    return scheduler if scheduler.start() else None

@@ -264,6 +264,9 @@ class AudienceMember(Base):
     status: Mapped[str] = mapped_column(String(16))  # realized | existing | exited
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The export (segment file group) that last named this member: a full export makes members
+    # it did not name leave the audience.
+    last_export: Mapped[str | None] = mapped_column(String(255))
 
 
 class SyncRun(Base):
@@ -289,3 +292,71 @@ class SyncState(Base):
     watermark: Mapped[str | None] = mapped_column(String(255))
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SyncFile(Base):
+    """The ledger of files a sync job has taken: one row per (source, name, ETag).
+
+    A file is applied in the same transaction that writes its ledger row, so a row with status
+    ``applied`` means the whole file took effect and a missing row means none of it did. ``failed``
+    (validation) and ``blocked`` (governance) files changed nothing; a file re-uploaded with a new
+    ETag is a new file.
+    """
+
+    __tablename__ = "sync_file"
+    __table_args__ = (UniqueConstraint("source", "name", "etag"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))  # segments | profiles | data
+    source: Mapped[str] = mapped_column(String(16))  # blob | sftp
+    name: Mapped[str] = mapped_column(String(1024))
+    etag: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id", ondelete="SET NULL"), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # applied | failed | blocked
+    reason: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    applied: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AudienceImport(Base):
+    """Which applied segment file changed which audience, and how."""
+
+    __tablename__ = "audience_import"
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audience.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("sync_file.id", ondelete="CASCADE"), primary_key=True)
+    entered: Mapped[int] = mapped_column(Integer, default=0)
+    existing: Mapped[int] = mapped_column(Integer, default=0)
+    exited: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SyncReject(Base):
+    """A row a sync run refused, with the reason (downloadable as CSV per run)."""
+
+    __tablename__ = "sync_reject"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id", ondelete="CASCADE"), index=True)
+    file: Mapped[str] = mapped_column(String(1024))
+    line: Mapped[int] = mapped_column(Integer)
+    identity: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(255))
+
+
+class LookupTable(Timestamps, Base):
+    """A personalisation table from a ``data_*`` file: templates read ``tables.<name>[key].<field>``."""
+
+    __tablename__ = "lookup_table"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_column: Mapped[str] = mapped_column(String(255))
+    columns: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+
+class LookupRow(Base):
+    """One row of a personalisation table, by key."""
+
+    __tablename__ = "lookup_row"
+    table_id: Mapped[int] = mapped_column(ForeignKey("lookup_table.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

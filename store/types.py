@@ -38,3 +38,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = datetime.fromisoformat(value)
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 text of a timestamp for JSON answers (None stays None)."""
+    return value.isoformat() if value is not None else None

@@ -5,8 +5,30 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from gateway.api import apps, deliveries, docs, keys, profiles, quarantine, subscriptions
+from gateway.api import (
+    apps,
+    audiences,
+    deliveries,
+    docs,
+    keys,
+    profiles,
+    quarantine,
+    sdk_config,
+    subscriptions,
+    sync,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for child in (apps.bp, profiles.bp, subscriptions.bp, deliveries.bp, quarantine.bp, keys.bp, docs.bp):
+for child in (
+    apps.bp,
+    sdk_config.bp,
+    profiles.bp,
+    subscriptions.bp,
+    deliveries.bp,
+    audiences.bp,
+    quarantine.bp,
+    sync.bp,
+    keys.bp,
+    docs.bp,
+):
     bp.register_blueprint(child)

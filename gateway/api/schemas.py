@@ -217,3 +217,87 @@ class QuarantineOut(Out):
 class QuarantinePage(Out):
     items: list[QuarantineOut]
     next_cursor: str | None
+
+
+class AudienceFileOut(Out):
+    name: str
+    etag: str
+    run_id: int | None
+    applied_at: datetime
+    entered: int
+    existing: int
+    exited: int
+
+
+class AudienceOut(Out):
+    id: int
+    name: str
+    segment_id: str | None = Field(description="the Platform segment id the audience is imported from")
+    size: int = Field(description="current members (exited ones not counted)")
+    last_import_at: datetime | None
+    created_at: datetime | None
+    files_applied: list[AudienceFileOut] | None = Field(
+        default=None, description="newest segment files applied to it (only on GET /audiences/{id})"
+    )
+
+
+class AudiencePage(Out):
+    items: list[AudienceOut]
+    next_cursor: str | None
+
+
+class AudienceMemberOut(Out):
+    profile_id: int
+    external_id: str | None
+    status: Literal["realized", "existing", "exited"]
+    entered_at: datetime
+    updated_at: datetime
+
+
+class AudienceMemberPage(Out):
+    items: list[AudienceMemberOut]
+    next_cursor: str | None
+
+
+class SyncFileOut(Out):
+    name: str
+    status: Literal["applied", "failed", "blocked", "skipped"]
+    rows: int
+    applied: int
+    rejected: int
+    reason: str | None
+    details: dict[str, Any]
+
+
+class SyncSummaryOut(Out):
+    files: int = 0
+    applied_files: int = 0
+    failed_files: int = 0
+    blocked_files: int = 0
+    rows: int = 0
+    applied: int = 0
+    rejected: int = 0
+    details: list[SyncFileOut] = Field(default_factory=list)
+
+
+class SyncRunOut(Out):
+    id: int
+    job: str
+    trigger: Literal["cli", "api", "schedule"]
+    status: Literal["running", "succeeded", "failed", "refused"]
+    summary: SyncSummaryOut
+    error: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class SyncRunPage(Out):
+    items: list[SyncRunOut]
+    next_cursor: str | None
+
+
+class SyncRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    retry_failed: bool = Field(
+        default=False, description="try again files that failed or were blocked earlier (same name and ETag)"
+    )
