@@ -31,13 +31,17 @@ _retry = click.option(
 def _run(job: str, retry_failed: bool) -> None:
     rt = runtime()
     bar = tqdm(desc=f"{job}", unit=" rows", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
+
+    def advance(rows: int) -> None:
+        bar.update(rows)
+
     try:
         run = service.run_now(
             job,
             settings=rt.settings,
             sessions=rt.sessions,
             trigger="cli",
-            progress=bar.update,
+            progress=advance,
             options={"retry_failed": retry_failed},
         )
     except ClientError as exc:
