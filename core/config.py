@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         "in flight (sent again after a restart and counted in resent_after_crash).",
     )
     worker_concurrency: int = Field(default=4, ge=1, le=64, description="Batches a worker sends side by side.")
+    worker_poll_seconds: float = Field(
+        default=0.25,
+        ge=0.02,
+        le=60,
+        description="How often a worker looks for deliveries that are due (a delivery created through this "
+        "process's API wakes its in-process worker at once).",
+    )
     worker_lease_seconds: float = Field(
         default=30,
         ge=2,

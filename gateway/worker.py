@@ -34,7 +34,12 @@ def build_worker(rt: Runtime) -> Worker:
         for pool in pool_holder:
             await pool.close()
 
-    return Worker(make_engine, on_stop=close, concurrency=rt.settings.worker_concurrency)
+    return Worker(
+        make_engine,
+        on_stop=close,
+        concurrency=rt.settings.worker_concurrency,
+        poll_interval=rt.settings.worker_poll_seconds,
+    )
 
 
 def engine_settings(rt: Runtime) -> EngineSettings:

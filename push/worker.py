@@ -10,7 +10,6 @@ A distributed executor would run the same :class:`push.engine.Engine` batches.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -43,6 +42,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
+        self._woken: asyncio.Event | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self.engine: Engine | None = None
 
@@ -51,6 +51,11 @@ class Worker:
         self._thread = threading.Thread(target=self._main, args=(ready,), name="pushgate-worker", daemon=True)
         self._thread.start()
         ready.wait(10)
+
+    def wake(self) -> None:
+        """Tick now instead of at the next poll (a delivery was just created in this process)."""
+        if self._loop is not None and self._woken is not None:
+            self._loop.call_soon_threadsafe(self._woken.set)
 
     def stop(self, timeout: float = 10) -> None:
         if self._loop is not None and self._stopping is not None:
@@ -64,6 +69,7 @@ class Worker:
     async def _run(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
         self.engine = self._make_engine()
         ready.set()
         try:
@@ -72,8 +78,7 @@ class Worker:
                     await self.tick()
                 except Exception:
                     log.exception("worker tick failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+                await self._pause()
         finally:
             for task in self._tasks.values():
                 task.cancel()
@@ -82,6 +87,17 @@ class Worker:
                 result = self._on_stop()
                 if asyncio.iscoroutine(result):
                     await result
+
+    async def _pause(self) -> None:
+        """Wait for the next poll, a wake-up or the stop, whichever comes first."""
+        assert self._stopping is not None and self._woken is not None
+        waits = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._woken.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        self._woken.clear()
 
     async def tick(self) -> None:
         engine = self.engine

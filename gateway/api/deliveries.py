@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, Response, current_app, jsonify, url_for
 
 from domain import deliveries
 from gateway.api.common import created
@@ -44,6 +44,9 @@ def create_delivery() -> tuple[Response, int]:
     if not was_created:
         return jsonify(body), 200
     log.info("delivery %s created for app %s", delivery.id, delivery.app_id)
+    worker = current_app.extensions.get("pushgate_worker")
+    if worker is not None:
+        worker.wake()  # look for due deliveries now rather than at the next poll
     return created(body, url_for(".get_delivery", delivery_id=delivery.id))
 
 
