@@ -191,6 +191,42 @@ class Settings(BaseSettings):
     sync_profiles_cron: str = Field(
         default="", description="Cron expression for the sFTP profile import in the in-process scheduler."
     )
+    # -- sync out: logs and preferences to the Experience Platform ----------------------------------
+    aep_ims_url: str = Field(default="https://ims-na1.adobelogin.com", description="Adobe IMS base URL (OAuth).")
+    aep_platform_url: str = Field(
+        default="https://platform.adobe.io",
+        description="Experience Platform API base URL (Schema Registry, Catalog, batch ingestion).",
+    )
+    aep_streaming_url: str = Field(
+        default="https://dcs.adobedc.net", description="Streaming ingestion base URL (/collection/...)."
+    )
+    aep_client_id: str = Field(default="", description="OAuth server-to-server client id (also the x-api-key).")
+    aep_client_secret: str = Field(default="", repr=False, description="OAuth server-to-server client secret.")
+    aep_org_id: str = Field(default="", description="IMS organization id (x-gw-ims-org-id), e.g. ABC123@AdobeOrg.")
+    aep_sandbox: str = Field(default="prod", description="Platform sandbox name (x-sandbox-name).")
+    aep_tenant_id: str = Field(default="", description="Tenant id: pushgate's XDM fields live under _{tenant}.")
+    aep_inlet_id: str = Field(default="", description="Streaming inlet (HTTP API source connection) id.")
+    aep_scopes: str = Field(
+        default="openid,AdobeID,read_organizations,additional_info.projectedProductContext,session",
+        description="OAuth scopes asked of IMS (comma-separated).",
+    )
+    aep_timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds one Platform request may take.")
+    sync_export_interval_hours: float = Field(
+        default=4,
+        ge=4,
+        le=24 * 7,
+        description="Least time between two exports of a stream (the integration pattern's guardrail; at least "
+        "4; `sync logs --force` overrides it once, and is logged).",
+    )
+    sync_export_batch_threshold: int = Field(
+        default=50_000,
+        ge=1,
+        le=100_000_000,
+        description="A stream with more new records than this goes through batch ingestion instead of streaming.",
+    )
+    sync_logs_cron: str = Field(
+        default="", description="Cron expression for the log export in the in-process scheduler (empty: off)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the gateway's own loggers."
     )
@@ -202,7 +238,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
         return value
 
-    @field_validator("fcm_endpoint", "apns_endpoint")
+    @field_validator("fcm_endpoint", "apns_endpoint", "aep_ims_url", "aep_platform_url", "aep_streaming_url")
     @classmethod
     def _endpoint(cls, value: str) -> str:
         if value and not value.startswith(("https://", "http://")):
@@ -216,7 +252,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} is not a readable file")
         return value
 
-    @field_validator("sync_segments_cron", "sync_profiles_cron")
+    @field_validator("sync_segments_cron", "sync_profiles_cron", "sync_logs_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         from croniter import croniter

@@ -6,7 +6,7 @@
   processes the ledger (``sync_file``, unique per file and ETag) is what keeps a file from being
   applied twice; a second process's transaction for the same file fails and rolls back.
 - :class:`Scheduler` fires jobs on the cron expressions of the settings
-  (``PUSHGATE_SYNC_SEGMENTS_CRON``, ``PUSHGATE_SYNC_PROFILES_CRON``). Each firing is claimed in
+  (``PUSHGATE_SYNC_SEGMENTS_CRON``, ``_PROFILES_CRON``, ``_LOGS_CRON``). Each firing is claimed in
   ``sync_state`` (stream ``schedule:<job>``) with a compare-and-set, so with several gunicorn
   processes each firing runs once.
 """
@@ -37,6 +37,8 @@ log = logging.getLogger("pushgate.sync")
 JOBS: dict[str, str] = {
     "segments": "sync.segments:run",
     "profiles": "sync.profiles:run",
+    "logs": "sync.export:run",
+    "provision": "sync.provision:run",
 }
 
 _locks: dict[str, threading.Lock] = {}
@@ -121,7 +123,11 @@ def start_in_background(
 
 def schedules(settings: Settings) -> dict[str, str]:
     """Job name -> cron expression, for the jobs that have one."""
-    configured = {"segments": settings.sync_segments_cron, "profiles": settings.sync_profiles_cron}
+    configured = {
+        "segments": settings.sync_segments_cron,
+        "profiles": settings.sync_profiles_cron,
+        "logs": settings.sync_logs_cron,
+    }
     return {job: cron for job, cron in configured.items() if cron}
 
 
