@@ -301,8 +301,8 @@ def settings_table() -> list[tuple[str, str, str]]:
     """(variable, default, description) for every setting: the README's table is made from this."""
     rows = []
     for name, field in Settings.model_fields.items():
-        default = field.default
-        shown = "" if default in ("", None) else str(default)
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default in ("", None, {}, []) else str(default)
         rows.append((f"{ENV_PREFIX}{name.upper()}", shown, field.description or ""))
     return rows
 
