@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, Conflict, NotFound
 from domain.fields import ID_MAX, SINGLE_LINE, Name
+from domain.personalisation import LookupTables
 from push.messages import Message
 from push.payloads import PayloadTooLarge, apns_request, check_size, fcm_message
 from push.templates import RenderProblem, TemplateProblem, compile_message, make_context, preview_data, render
@@ -160,10 +161,11 @@ def preview(session: Session, data: DeliveryPreview) -> dict[str, Any]:
             raise BadRequest(f"no profile with external_id {data.profile!r}", code="unknown_profile")
     parts = {p.platform: p for p in app.platforms}
     result: dict[str, Any] = {}
+    tables = LookupTables.in_session(session)
     try:
         compiled = compile_message(data.message, sorted(parts))
         for platform, part in sorted(parts.items()):
-            context = make_context(profile, _PreviewSubscription(platform, data.sdk))  # type: ignore[arg-type]
+            context = make_context(profile, _PreviewSubscription(platform, data.sdk), tables)  # type: ignore[arg-type]
             rendered = render(compiled, context, platform)
             if platform == "ios":
                 payload, headers = apns_request(
@@ -176,7 +178,7 @@ def preview(session: Session, data: DeliveryPreview) -> dict[str, Any]:
             result[platform]["size"] = len(
                 json.dumps(result[platform]["payload"], separators=(",", ":"), ensure_ascii=False).encode()
             )
-        check_size(compiled, make_context(profile, _PreviewSubscription("ios", data.sdk)))  # type: ignore[arg-type]
+        check_size(compiled, make_context(profile, _PreviewSubscription("ios", data.sdk), tables))  # type: ignore[arg-type]
     except (TemplateProblem, RenderProblem, PayloadTooLarge) as exc:
         raise BadRequest(str(exc), code="invalid_message") from None
     return result

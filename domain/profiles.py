@@ -2,7 +2,9 @@
 
 Campaign is the source of truth, so a profile is written whole or in part by its external id
 (PUT semantics: fields omitted keep their stored value). After each upsert, subscriptions that
-registered earlier with a user key naming this profile are linked to it.
+registered earlier with a user key naming this profile are linked to it. Profile files of the
+sync module go through :func:`import_profiles`, a set-based batch form that merges attributes key
+by key rather than replacing them.
 
 Erasure (:func:`erase_profile`) removes the person, not the history: the profile row and its
 audience memberships are deleted, its subscriptions are kept but unlinked (no profile, no user
@@ -16,7 +18,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -28,9 +31,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, Conflict, NotFound
-from domain.fields import SINGLE_LINE, Attributes, Email, storable
-from domain.subscriptions import link_profile
+from domain.fields import ATTRIBUTES_MAX_BYTES, SINGLE_LINE, Attributes, Email, check_json, storable
+from domain.subscriptions import link_profile, link_profiles
 from store.models import AudienceMember, BroadLog, Profile, Subscription, TrackingLog
+from store.types import utcnow
+from store.upsert import upsert_many
 
 log = logging.getLogger("pushgate.profiles")
 
@@ -210,3 +215,103 @@ def describe(profile: Profile, subscriptions: list[int]) -> dict[str, Any]:
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount)
+
+
+# -- imports (profile files) ----------------------------------------------------------------------
+
+#: Fields an import may set besides attributes and consent; a missing value keeps the stored one.
+IMPORT_FIELDS = ("email", "first_name", "last_name", "locale", "timezone")
+
+
+@dataclass(frozen=True)
+class ImportedProfile:
+    """One profile of an import: the fields it gives (validated through :class:`ProfileIn`) and
+    the attributes to merge into the stored ones. A field it does not give keeps its stored value."""
+
+    external_id: str
+    fields: dict[str, Any]
+    attributes: dict[str, Any]
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    linked: int = 0
+    #: external_id -> why the profile was not written
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def import_profiles(
+    session: Session, profiles: Sequence[ImportedProfile], *, reconciliation_field: str
+) -> ImportResult:
+    """Upsert a batch of profiles set-based (one SELECT, one INSERT ... ON CONFLICT, one UPDATE of
+    subscriptions), then link the subscriptions that registered earlier with a user key naming one
+    of them.
+
+    Merge rules: fields given replace the stored ones, fields not given are kept; attributes are
+    merged key by key (a key given replaces the stored value, other stored keys stay); consent
+    defaults to ``u`` for a new profile. The same external id twice in the batch: the later one
+    wins field by field. A profile whose merged attributes would exceed the API's limit is
+    refused (see :attr:`ImportResult.refused`) and left as it was.
+    """
+    result = ImportResult()
+    batch: dict[str, ImportedProfile] = {}
+    for given in profiles:
+        earlier = batch.get(given.external_id)
+        batch[given.external_id] = (
+            given
+            if earlier is None
+            else ImportedProfile(
+                given.external_id, {**earlier.fields, **given.fields}, {**earlier.attributes, **given.attributes}
+            )
+        )
+    if not batch:
+        return result
+    # FOR UPDATE on PostgreSQL (SQLite has one writer at a time anyway): the rows read here are
+    # the rows merged into, until the transaction ends.
+    stored = {
+        row.external_id: row
+        for row in session.execute(
+            select(Profile.external_id, Profile.email, Profile.attributes, Profile.push_consent)
+            .where(Profile.external_id.in_(list(batch)))
+            .with_for_update()
+        )
+    }
+    now = utcnow()
+    values: list[dict[str, Any]] = []
+    reconciliation_keys: list[str | None] = []
+    for external_id, profile in batch.items():
+        old = stored.get(external_id)
+        attributes = profile.attributes
+        if old is not None and isinstance(old.attributes, dict) and old.attributes:
+            attributes = {**old.attributes, **profile.attributes}
+        try:
+            check_json(attributes, max_bytes=ATTRIBUTES_MAX_BYTES, what="attributes once merged")
+        except PydanticCustomError as exc:
+            result.refused[external_id] = exc.message()
+            continue
+        consent = profile.fields.get("push_consent") or (old.push_consent if old is not None else "u")
+        row = {name: profile.fields.get(name) for name in IMPORT_FIELDS}
+        values.append(
+            {"external_id": external_id, **row, "attributes": attributes, "push_consent": consent}
+            | {"created_at": now, "updated_at": now}
+        )
+        if old is None:
+            result.created += 1
+        else:
+            result.updated += 1
+        if reconciliation_field == "email":
+            reconciliation_keys.append(row["email"] or (old.email if old is not None else None))
+        else:
+            reconciliation_keys.append(external_id)
+    upsert_many(
+        session,
+        Profile,
+        values,
+        conflict=("external_id",),
+        update=(*IMPORT_FIELDS, "attributes", "push_consent", "updated_at"),
+        keep_when_null=IMPORT_FIELDS,
+    )
+    result.linked = link_profiles(session, reconciliation_keys, reconciliation_field)
+    return result

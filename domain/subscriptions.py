@@ -8,6 +8,7 @@ subscription unlinked, and :func:`link_profile` links it later when that profile
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -246,3 +247,21 @@ def subscriptions_query(
     if disabled is not None:
         stmt = stmt.where(Subscription.disabled.is_(disabled))
     return stmt
+
+
+def link_profiles(session: Session, keys: Iterable[str | None], reconciliation_field: str) -> int:
+    """Set-based :func:`link_profile` for imports: link the unlinked subscriptions whose user key
+    is one of ``keys`` (reconciliation field values of profiles just written) to the profile that
+    key names, in one UPDATE. Returns how many subscriptions were linked."""
+    wanted = sorted({key for key in keys if key})
+    if not wanted:
+        return 0
+    column = Profile.email if reconciliation_field == "email" else Profile.external_id
+    owner = select(Profile.id).where(column == Subscription.user_key).order_by(Profile.id).limit(1).scalar_subquery()
+    result = session.execute(
+        update(Subscription)
+        .where(Subscription.profile_id.is_(None), Subscription.user_key.in_(wanted))
+        .values(profile_id=owner)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

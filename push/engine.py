@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.metrics import MESSAGES, PROVIDER_LATENCY
 from domain import deliveries, quarantine
 from domain.analysis import analyse
+from domain.personalisation import LookupTables
 from push.build import Builder
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from store.codes import BroadLogStatus, FailureReason, FailureType
@@ -195,7 +196,7 @@ class Engine:
         delivery, rows = await asyncio.to_thread(self.load, delivery_id, ids)
         builder = self._builders.get(delivery_id)
         if builder is None:
-            builder = self._builders[delivery_id] = Builder(delivery)
+            builder = self._builders[delivery_id] = Builder(delivery, LookupTables(self.sessions))
         by_part: dict[int, tuple[AppPlatform, list[PushMessage]]] = {}
         build_failures: dict[int, str] = {}
         for broadlog_id, _attempts, subscription, profile, part in rows:

@@ -8,11 +8,11 @@ column) costs more than executing it, so each shape is built once and cached.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, literal_column
+from sqlalchemy import Table, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
@@ -68,3 +68,34 @@ def upsert(
     if dialect == "postgresql":
         return row[0], bool(row[1])
     return row[0], row[1] == values.get("created_at")
+
+
+def upsert_many(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: Iterable[str],
+    update: Iterable[str],
+    keep_when_null: Iterable[str] = (),
+) -> None:
+    """Insert ``rows`` (all with the same keys) in one executemany, updating the ``update``
+    columns of rows whose ``conflict`` columns match. Columns in ``keep_when_null`` keep their
+    stored value when the new one is NULL. No two rows may share their ``conflict`` values
+    (PostgreSQL refuses to update a row twice in one statement)."""
+    if not rows:
+        return
+    table = model.__table__
+    assert isinstance(table, Table)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    keep = set(keep_when_null)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(conflict),
+        set_={
+            name: func.coalesce(stmt.excluded[name], table.c[name]) if name in keep else stmt.excluded[name]
+            for name in update
+        },
+    )
+    session.execute(stmt, [dict(row) for row in rows])

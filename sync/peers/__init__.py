@@ -1,0 +1,1 @@
+"""Local peers of the sync module's external systems, for development and tests."""
