@@ -39,7 +39,7 @@ import re
 import ssl
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +88,7 @@ APNS_PORT = 443
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_IN_FLIGHT = 1000
 APNS_ID_NAMESPACE = uuid.UUID("7b0c3a2e-56a1-4c1e-9d7e-2f1a8e4b6c90")  # pushgate's: uuid5(ns, key)
+APNS_ID_PREFIX = "7b0c3a2e-56a1-4c1e-9d7e-"
 MAX_RESPONSE_BODY = 64 * 1024
 HEX_TOKEN = re.compile(r"^[0-9a-fA-F]+$")
 # Request headers a message may not set: the provider owns them.
@@ -99,7 +100,13 @@ AUTH_REASONS = frozenset({"BadTopic", "MissingTopic", "TopicDisallowed", "BadCer
 
 
 def apns_id_for(key: int) -> str:
-    """The ``apns-id`` of the message with this key: the same on every attempt."""
+    """The ``apns-id`` of the message with this key: the same on every attempt.
+
+    A fixed prefix and the key (the broadLog id) in hex as the last group, so the id is readable
+    in Apple's and the emulator's logs and costs no hashing per message; keys beyond 48 bits
+    (never broadLog ids, which stay below 2^32) fall back to a name-based UUID."""
+    if 0 <= key < 1 << 48:
+        return f"{APNS_ID_PREFIX}{key:012x}"
     return str(uuid.uuid5(APNS_ID_NAMESPACE, str(key)))
 
 
@@ -655,17 +662,11 @@ def _request_for(message: PushMessage) -> ApnsRequest | PushError:
     """The aioapns request for a message, or the local reason it cannot be sent."""
     if not HEX_TOKEN.match(message.token):
         return PushError(ErrorKind.TOKEN_INVALID, "BadDeviceToken", message="device token is not hexadecimal")
-    headers: dict[str, str] = {}
-    for name, value in message.headers.items():
-        lower = name.lower()
-        if lower in RESERVED_HEADERS:
-            continue
-        text = str(value)
-        if not HEADER_NAME.match(lower) or text != text.strip() or any(c in text for c in "\r\n\0"):
-            return PushError(ErrorKind.PAYLOAD_REJECTED, "InvalidHeader", message=f"header {name!r} is not valid")
-        headers[lower] = text
+    headers = _checked_headers(message.headers)
+    if isinstance(headers, PushError):
+        return headers
     try:
-        body = json.dumps(message.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        body = _JSON.encode(message.payload).encode()
     except (TypeError, ValueError) as exc:
         return PushError(ErrorKind.PAYLOAD_REJECTED, "BadPayload", message=f"payload is not JSON: {exc}")
     request = ApnsRequest(message.token, body, headers, apns_id_for(message.key))
@@ -674,6 +675,41 @@ def _request_for(message: PushMessage) -> ApnsRequest | PushError:
     request.collapse_key = headers.get("apns-collapse-id")
     priority = headers.get("apns-priority", "")
     request.priority = int(priority) if priority.isdigit() else None
-    with contextlib.suppress(ValueError):
-        request.push_type = PushType(headers["apns-push-type"]) if "apns-push-type" in headers else None
+    request.push_type = _PUSH_TYPES.get(headers.get("apns-push-type", ""))
     return request
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_PUSH_TYPES = {t.value: t for t in PushType}
+_UNSAFE_VALUE = re.compile(r"[\r\n\0]")
+#: Checked header sets by their items: a delivery's messages mostly share one set.
+_checked: dict[tuple[tuple[str, Any], ...], dict[str, str] | PushError] = {}
+
+
+def _checked_headers(given: Mapping[str, Any]) -> dict[str, str] | PushError:
+    """The message's headers, lower-cased and without the reserved ones; or why they can't be sent."""
+    try:
+        key = tuple(given.items())
+        known = _checked.get(key)
+    except TypeError:  # an unhashable value: check it every time
+        key, known = (), None
+    if known is None:
+        known = _check_headers(given)
+        if key:
+            if len(_checked) >= 1024:
+                _checked.clear()
+            _checked[key] = known
+    return dict(known) if isinstance(known, dict) else known
+
+
+def _check_headers(given: Mapping[str, Any]) -> dict[str, str] | PushError:
+    headers: dict[str, str] = {}
+    for name, value in given.items():
+        lower = name.lower()
+        if lower in RESERVED_HEADERS:
+            continue
+        text = str(value)
+        if not HEADER_NAME.match(lower) or text != text.strip() or _UNSAFE_VALUE.search(text):
+            return PushError(ErrorKind.PAYLOAD_REJECTED, "InvalidHeader", message=f"header {name!r} is not valid")
+        headers[lower] = text
+    return headers
