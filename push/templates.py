@@ -526,7 +526,9 @@ def make_context(
     profile: ProfileLike | None, subscription: SubscriptionLike, tables: Tables | None = None
 ) -> RenderContext:
     """Build a :class:`RenderContext` from store rows (anything with the same attributes)."""
-    return RenderContext(profile_context(profile), subscription_context(subscription), tables or _NO_TABLES)
+    return RenderContext(
+        profile_context(profile), subscription_context(subscription), _NO_TABLES if tables is None else tables
+    )
 
 
 # -- rendering ------------------------------------------------------------------------------------
