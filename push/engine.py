@@ -38,6 +38,8 @@ from store.models import AppPlatform, BroadLog, Delivery, Profile, Subscription
 from store.types import utcnow
 
 log = logging.getLogger("pushgate.engine")
+#: How long a worker reuses a running delivery's row and its app's parts between batches.
+CONTEXT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Engine:
         self.providers = providers
         self.settings = settings
         self._builders: dict[int, Builder] = {}
+        self._contexts: dict[int, tuple[Delivery, dict[str, AppPlatform], float]] = {}
 
     # -- starting and finishing ------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class Engine:
                 return False
             delivery.status, delivery.ended_at = "completed", utcnow()
             self._builders.pop(delivery_id, None)
+            self._contexts.pop(delivery_id, None)
             log.info("delivery %s completed", delivery_id)
             return True
 
@@ -173,13 +177,8 @@ class Engine:
         column of ``subscription`` and ``profile`` cost more CPU than the rest of a batch's
         bookkeeping (bench/send_whatif.py ``load-core``)."""
         with self.sessions() as session:
-            delivery = session.get(Delivery, delivery_id)
-            assert delivery is not None
+            delivery, parts = self._delivery_context(session, delivery_id)
             rows = session.execute(_LOAD.where(_BROADLOG.c.id.in_(ids))).all()
-            parts = {
-                p.platform: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == delivery.app_id))
-            }
-            session.expunge_all()
         loaded = []
         subscription_end = 2 + len(_SUBSCRIPTION_COLUMNS)
         for row in rows:
@@ -188,12 +187,34 @@ class Engine:
             loaded.append(Row(row[0], row[1], subscription, profile, parts.get(subscription.platform)))
         return delivery, loaded
 
+    def claim_and_load(self, delivery_id: int, limit: int) -> tuple[list[int], Delivery, list[Row]] | None:
+        """:meth:`claim` then :meth:`load` in one trip to a database thread; None when nothing is due."""
+        ids = self.claim(delivery_id, limit)
+        return (ids, *self.load(delivery_id, ids)) if ids else None
+
+    def _delivery_context(self, session: Session, delivery_id: int) -> tuple[Delivery, dict[str, AppPlatform]]:
+        """The delivery and its app's platform parts (detached), re-read at most every
+        :data:`CONTEXT_SECONDS`: every batch needs them, and they change rarely (a cancel or a
+        credential update is seen within that time)."""
+        cached = self._contexts.get(delivery_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[2] < CONTEXT_SECONDS:
+            return cached[0], cached[1]
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None
+        parts = {
+            p.platform: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == delivery.app_id))
+        }
+        session.expunge_all()
+        self._contexts[delivery_id] = (delivery, parts, now)
+        return delivery, parts
+
     async def run_batch(self, delivery_id: int, limit: int | None = None) -> int:
         """Claim, send and record one batch; returns how many messages it handled."""
-        ids = await asyncio.to_thread(self.claim, delivery_id, limit or self.settings.batch_size)
-        if not ids:
+        claimed = await asyncio.to_thread(self.claim_and_load, delivery_id, limit or self.settings.batch_size)
+        if claimed is None:
             return 0
-        delivery, rows = await asyncio.to_thread(self.load, delivery_id, ids)
+        ids, delivery, rows = claimed
         builder = self._builders.get(delivery_id)
         if builder is None:
             builder = self._builders[delivery_id] = Builder(delivery, LookupTables(self.sessions))
