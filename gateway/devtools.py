@@ -1,7 +1,8 @@
 """Developer commands: ``flask --app wsgi emulators`` and ``flask --app wsgi demo``.
 
-``emulators`` runs the local APNs and FCM peers with an inbox page until interrupted, and writes
-the settings that point a gateway at them to ``<instance>/emulators.env``. ``demo`` creates a demo
+``emulators`` runs the local APNs and FCM peers with an inbox page, and the local Experience
+Platform peer, until interrupted, and writes the settings that point a gateway at them to
+``<instance>/emulators.env``. ``demo`` creates a demo
 app whose credentials those peers accept, two devices and a welcome delivery, so the first
 ``make run`` shows a push arriving.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import click
 from cryptography.hazmat.primitives import serialization
@@ -19,12 +21,16 @@ from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from core.config import Settings
 from core.secrets import SecretBox, new_integration_key
 from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
 from push.emulators import runner
 from push.emulators.fcm import new_service_account
 from store.models import App, AppPlatform, Delivery, Profile
+
+if TYPE_CHECKING:
+    from sync.peers.platform import PeerConfig
 
 DEMO_APP = "pushgate demo"
 DEMO_IOS_TOKEN = "5eed" * 16
@@ -36,9 +42,10 @@ DEMO_ANDROID_TOKEN = "demo-android-device:APA91bDemoTokenForTheLocalFcmEmulator0
 @click.option("--fcm-port", default=8444, show_default=True)
 @click.option("--inbox-port", default=8440, show_default=True)
 @click.option("--slow-delay", default=3.0, show_default=True, help="Seconds the 'slow' token prefixes wait.")
+@click.option("--platform-port", default=8445, show_default=True, help="Experience Platform peer; -1 to leave it off.")
 @with_appcontext
-def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay: float) -> None:
-    """Run the local APNs and FCM emulators with an inbox page until Ctrl-C."""
+def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay: float, platform_port: int) -> None:
+    """Run the local APNs, FCM and Experience Platform peers with an inbox page until Ctrl-C."""
     rt = runtime()
     instance = rt.settings.instance_path
     running = runner.start(
@@ -48,6 +55,8 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
         fcm_port=fcm_port,
         inbox_port=inbox_port,
         slow_delay=slow_delay,
+        platform_port=None if platform_port < 0 else platform_port,
+        platform_config=_platform_config(rt.settings),
     )
     env = running.environment()
     env_file = instance / "emulators.env"
@@ -55,6 +64,8 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
     click.echo(f"APNs emulator  {running.apns.url}")
     click.echo(f"FCM emulator   {running.fcm.base_url}  (OAuth token URL {running.fcm.token_url})")
     click.echo(f"inbox          {running.inbox_url}/  (JSON: {running.inbox_url}/inbox)")
+    if running.platform is not None:
+        click.echo(f"AEP peer       {running.platform.url}  (state: {running.platform.url}/_peer/state)")
     click.echo(f"point a gateway at them with the settings in {env_file}:")
     for key, value in env.items():
         click.echo(f"  {key}={value}")
@@ -64,6 +75,21 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
     stop.wait()
     running.stop()
     env_file.unlink(missing_ok=True)
+
+
+def _platform_config(settings: Settings) -> PeerConfig:
+    """The peer accepts the AEP credentials already configured, else its own defaults."""
+    from sync.peers.platform import PeerConfig
+
+    defaults = PeerConfig()
+    return PeerConfig(
+        client_id=settings.aep_client_id or defaults.client_id,
+        client_secret=settings.aep_client_secret or defaults.client_secret,
+        org_id=settings.aep_org_id or defaults.org_id,
+        sandbox=settings.aep_sandbox or defaults.sandbox,
+        tenant_id=settings.aep_tenant_id or defaults.tenant_id,
+        inlet_id=settings.aep_inlet_id or defaults.inlet_id,
+    )
 
 
 @click.command("demo")

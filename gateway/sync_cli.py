@@ -4,12 +4,19 @@
 one line per file and a totals line. Exit status 0 when the run succeeded (rejected rows
 included), 1 when a file failed or was blocked or the source could not be reached, with the
 reason on the last line. ``sync upload FILE`` puts a file on the Campaign sFTP drop.
+
+``sync provision`` creates pushgate's field groups, schemas, datasets and labels in the Experience
+Platform (again safely) and prints each object with what was done; ``sync logs`` exports the
+streams (``--stream`` to pick some; ``--force`` within the minimum interval) with a progress bar
+and one line per stream: rows, sent, rejected, retried and the watermark. A run the guardrail
+refuses exits 1 with, last, when each stream may run again.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -20,15 +27,19 @@ from gateway.runtime import runtime
 from store.models import SyncRun
 from sync import service
 from sync.runs import SyncError
+from sync.xdm import STREAMS
 
-sync_cli = AppGroup("sync", help="Sync jobs: Platform segments (Azure Blob), profile files (sFTP), uploads.")
+sync_cli = AppGroup(
+    "sync",
+    help="Sync jobs: Platform segments (Azure Blob), profile files (sFTP), uploads, log export to the Platform.",
+)
 
 _retry = click.option(
     "--retry-failed", is_flag=True, help="Try again files that failed or were blocked (same name and ETag)."
 )
 
 
-def _run(job: str, retry_failed: bool) -> None:
+def _run(job: str, options: dict[str, Any]) -> None:
     rt = runtime()
     bar = tqdm(desc=f"{job}", unit=" rows", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
 
@@ -42,7 +53,7 @@ def _run(job: str, retry_failed: bool) -> None:
             sessions=rt.sessions,
             trigger="cli",
             progress=advance,
-            options={"retry_failed": retry_failed},
+            options=options,
         )
     except ClientError as exc:
         raise click.ClickException(exc.message) from None
@@ -52,6 +63,9 @@ def _run(job: str, retry_failed: bool) -> None:
 
 
 def _report(run: SyncRun) -> None:
+    if run.job in ("logs", "provision"):
+        _report_platform(run)
+        return
     summary = run.summary or {}
     for item in summary.get("details", []):
         if item["status"] == "skipped":
@@ -70,23 +84,92 @@ def _report(run: SyncRun) -> None:
     )
     if summary.get("rejected"):
         click.echo(f"rejected rows: GET /api/v1/sync/runs/{run.id}/rejects")
+    _exit_status(run)
+
+
+def _exit_status(run: SyncRun) -> None:
     if run.status != "succeeded":
-        click.echo(f"pushgate: sync {run.job} failed: {run.error}", err=True)
+        click.echo(f"pushgate: sync {run.job} {run.status}: {run.error}", err=True)
         sys.exit(1)
+
+
+_WORDS = {"applied": "done", "failed": "failed", "blocked": "blocked", "skipped": "refused"}
+
+
+def _report_platform(run: SyncRun) -> None:
+    """One line per stream of ``logs`` (rows, sent, rejected, retried, watermark) or, for
+    ``provision``, one line per object with what was done to it."""
+    summary = run.summary or {}
+    items = summary.get("details", [])
+    for item in items:
+        details = item.get("details") or {}
+        word = _WORDS.get(item["status"], item["status"])
+        if run.job == "provision":
+            click.echo(f"{word:8} {item['name']}" + (f" ({item['reason']})" if item.get("reason") else ""))
+            for obj in details.get("objects", []):
+                click.echo(f"  {obj['action']:8} {obj['kind']} {obj['name']}: {obj['id']}")
+            continue
+        if item["status"] == "skipped":
+            click.echo(f"{word:8} {item['name']}: {item.get('reason')}")
+            continue
+        line = f"{word:8} {item['name']}: {item['rows']} rows, {item['applied']} sent, {item['rejected']} rejected, "
+        line += f"{details.get('retried', 0)} retried, watermark {details.get('watermark') or '-'}"
+        line += f" ({details.get('mode', '?')}{', forced' if details.get('forced') else ''})"
+        if item.get("reason"):
+            line += f": {item['reason']}"
+        click.echo(line)
+    if run.job == "provision":
+        changed = sum(item.get("applied", 0) for item in items)
+        objects = sum(item.get("rows", 0) for item in items)
+        click.echo(f"run {run.id} {run.status}: {len(items)} streams, {objects} objects, {changed} created or updated")
+    else:
+        click.echo(
+            f"run {run.id} {run.status}: {len(items)} streams, {summary.get('rows', 0)} rows, "
+            f"{summary.get('applied', 0)} sent, {summary.get('rejected', 0)} rejected"
+        )
+        if summary.get("rejected"):
+            click.echo(f"rejected rows: GET /api/v1/sync/runs/{run.id}/rejects")
+    _exit_status(run)
 
 
 @sync_cli.command("segments")
 @_retry
 def sync_segments(retry_failed: bool) -> None:
     """Import Platform segment exports from Azure Blob into audiences."""
-    _run("segments", retry_failed)
+    _run("segments", {"retry_failed": retry_failed})
 
 
 @sync_cli.command("profiles")
 @_retry
 def sync_profiles(retry_failed: bool) -> None:
     """Import profile and personalisation files from the sFTP inbox."""
-    _run("profiles", retry_failed)
+    _run("profiles", {"retry_failed": retry_failed})
+
+
+_streams = click.option(
+    "--stream",
+    "streams",
+    multiple=True,
+    type=click.Choice(STREAMS),
+    help="Only this stream (repeat for several); default: the configured streams.",
+)
+
+
+@sync_cli.command("provision")
+@_streams
+def sync_provision(streams: tuple[str, ...]) -> None:
+    """Create pushgate's field groups, schemas and datasets in the Experience Platform (safe to repeat)."""
+    _run("provision", {"streams": list(streams) or None})
+
+
+@sync_cli.command("logs")
+@_streams
+@click.option(
+    "--force", is_flag=True, help="Export even a stream that ran less than PUSHGATE_SYNC_EXPORT_INTERVAL_HOURS ago."
+)
+def sync_logs(streams: tuple[str, ...], force: bool) -> None:
+    """Export broadLog, trackingLog, quarantine and preferences to the Experience Platform."""
+    _run("logs", {"streams": list(streams) or None, "force": force})
 
 
 @sync_cli.command("upload")

@@ -8,7 +8,9 @@ creates the ``sync_run`` row, runs the job, and stores the summary with the outc
 
 - ``succeeded``: every file was applied (rejected rows do not make a run fail);
 - ``failed``: a file failed validation or was blocked by a policy, or the source could not be
-  reached (:class:`SyncError`); ``error`` holds the reason, one line.
+  reached (:class:`SyncError`); ``error`` holds the reason, one line;
+- ``refused``: a guardrail refused the run before it did anything (:class:`RunRefused`, e.g. an
+  export asked again within its minimum interval); ``error`` says when it may run again.
 
 The CLI, the API and the scheduler all call :func:`execute`, so their summaries are the same.
 """
@@ -36,6 +38,11 @@ REJECT_CHUNK = 1000
 
 class SyncError(PushgateError):
     """A run could not do its job: the source is unreachable or misconfigured. One-line message."""
+
+
+class RunRefused(SyncError):
+    """A guardrail refused the run before it did anything (status ``refused``). One-line message
+    saying when the job may run again and how to override."""
 
 
 @dataclass
@@ -177,6 +184,8 @@ def execute(
         error = context.summary.problem()
         if error is not None:
             status = "failed"
+    except RunRefused as exc:
+        status, error = "refused", str(exc)
     except SyncError as exc:
         status, error = "failed", str(exc)
     except Exception as exc:  # a bug: keep the run's record honest, then let it surface

@@ -301,3 +301,10 @@ class SyncRunRequest(BaseModel):
     retry_failed: bool = Field(
         default=False, description="try again files that failed or were blocked earlier (same name and ETag)"
     )
+    force: bool = Field(
+        default=False,
+        description="logs: export even a stream that ran less than PUSHGATE_SYNC_EXPORT_INTERVAL_HOURS ago (logged)",
+    )
+    streams: list[Literal["broadlog", "trackinglog", "quarantine", "preferences"]] | None = Field(
+        default=None, min_length=1, description="logs, provision: only these streams (default: the configured ones)"
+    )

@@ -29,13 +29,14 @@ bp = Blueprint("sync", __name__)
 
 @bp.post("/sync/<job>/run")
 @operation(
-    "Start a sync job (segments, profiles)",
+    "Start a sync job (segments, profiles, logs, provision)",
     tag="sync",
     body=SyncRunRequest,
     response=SyncRunOut,
     status=202,
     description="The run goes on in the background: poll GET /api/v1/sync/runs/{id}. 409 while a run of the "
-    "same job is in progress in this process. The body may be empty.",
+    "same job is in progress in this process. The body may be empty. A logs run asked within the export "
+    "interval ends refused (its error says when it may run again) unless force is true.",
 )
 @requires("admin")
 def start(job: str) -> tuple[Response, int]:

@@ -5,6 +5,10 @@ peer checks ES256 provider tokens, the FCM peer checks the service account's sig
 assertion) against the apps stored in pushgate's own database, so any app created through the
 API works against them as soon as its credentials are stored. What they received is listed at
 ``http://127.0.0.1:<inbox port>/`` and as JSON at ``/inbox`` (``DELETE /inbox`` empties it).
+
+With a ``platform_port``, the local Experience Platform peer (:mod:`sync.peers.platform`) runs too:
+its ``PUSHGATE_AEP_*`` settings join :meth:`RunningEmulators.environment`, and the inbox page lists
+its datasets with the records they received.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -30,6 +34,9 @@ from push.emulators.fcm import FcmEmulator
 from push.emulators.inbox import Inbox
 from push.emulators.tls import local_tls
 from store.models import AppPlatform
+
+if TYPE_CHECKING:
+    from sync.peers.platform import PeerConfig, PlatformPeer
 
 log = logging.getLogger("pushgate.emulators")
 
@@ -72,6 +79,7 @@ class RunningEmulators:
     inbox_server: BaseWSGIServer
     inbox: Inbox
     ca_path: Path
+    platform: PlatformPeer | None = None
 
     @property
     def inbox_url(self) -> str:
@@ -83,12 +91,16 @@ class RunningEmulators:
             "PUSHGATE_APNS_ENDPOINT": self.apns.url,
             "PUSHGATE_FCM_ENDPOINT": self.fcm.base_url,
             "PUSHGATE_CA_BUNDLE": str(self.ca_path),
+            **(self.platform.environment() if self.platform is not None else {}),
         }
 
     def stop(self) -> None:
         self.inbox_server.shutdown()
+        self.inbox_server.server_close()
         self.fcm.stop()
         self.apns.stop()
+        if self.platform is not None:
+            self.platform.stop()
 
 
 def start(
@@ -99,6 +111,8 @@ def start(
     fcm_port: int = 0,
     inbox_port: int = 0,
     slow_delay: float = 3.0,
+    platform_port: int | None = None,
+    platform_config: PeerConfig | None = None,
 ) -> RunningEmulators:
     tls = local_tls(tls_dir)
     inbox = Inbox()
@@ -108,9 +122,14 @@ def start(
     fcm = FcmEmulator(
         credentials.fcm_account, inbox=inbox, port=fcm_port, ssl_context=tls.server_context(), slow_seconds=slow_delay
     ).start()
-    server = make_server("127.0.0.1", inbox_port, _inbox_app(inbox), threaded=True)
+    platform = None
+    if platform_port is not None:
+        from sync.peers.platform import PlatformPeer  # jsonschema and the peer only when asked for
+
+        platform = PlatformPeer(platform_config, port=platform_port).start()
+    server = make_server("127.0.0.1", inbox_port, _inbox_app(inbox, platform), threaded=True)
     threading.Thread(target=server.serve_forever, name="emulator-inbox", daemon=True).start()
-    return RunningEmulators(apns, fcm, server, inbox, tls.ca_path)
+    return RunningEmulators(apns, fcm, server, inbox, tls.ca_path, platform)
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
@@ -120,7 +139,11 @@ td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-ali
 pre{{margin:0;white-space:pre-wrap;max-width:60em}}.err{{color:#b00}}</style></head><body>
 <h1>Pushes received by the local emulators</h1><p>{count} received; newest first; refreshes every 3 s.
 JSON: <a href="/inbox">/inbox</a></p><table><tr><th>time</th><th>platform</th><th>token</th><th>answer</th>
-<th>title / body</th><th>payload</th></tr>{rows}</table></body></html>"""
+<th>title / body</th><th>payload</th></tr>{rows}</table>{platform}</body></html>"""
+
+PLATFORM = """<h2>Local Experience Platform peer</h2><p>{url} &middot; JSON: <a href="{url}/_peer/state">state</a></p>
+<table><tr><th>dataset</th><th>id</th><th>Profile</th><th>records</th><th>distinct _id</th><th>failed</th></tr>
+{rows}</table>"""
 
 
 ROW = "<tr><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}</td><td>{}</td><td><pre>{}</pre></td></tr>"
@@ -138,7 +161,25 @@ def _summary(record: dict[str, Any]) -> str:
     return f"{title} / {body}"
 
 
-def _inbox_app(inbox: Inbox) -> Callable[..., Any]:
+def _platform_section(peer: PlatformPeer | None) -> str:
+    if peer is None:
+        return ""
+    rows = []
+    for dataset in peer.state.summary()["datasets"]:
+        profile = "yes" if dataset["profile"] else "no"
+        cells = [
+            dataset["name"],
+            dataset["id"],
+            profile,
+            dataset["records"],
+            dataset["distinct_ids"],
+            dataset["failed"],
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in cells) + "</tr>")
+    return PLATFORM.format(url=html.escape(peer.url), rows="".join(rows))
+
+
+def _inbox_app(inbox: Inbox, peer: PlatformPeer | None = None) -> Callable[..., Any]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
         if request.path == "/inbox" and request.method == "DELETE":
@@ -164,7 +205,8 @@ def _inbox_app(inbox: Inbox) -> Callable[..., Any]:
                     json.dumps(record.get("payload"), ensure_ascii=False, indent=1)[:2000],
                 )
                 rows.append(ROW.format(*(html.escape(str(v)) for v in cells)))
-            response = Response(PAGE.format(count=inbox.count(), rows="".join(rows)), content_type="text/html")
+            page = PAGE.format(count=inbox.count(), rows="".join(rows), platform=_platform_section(peer))
+            response = Response(page, content_type="text/html")
         else:
             response = Response("not found", status=404)
         return response(environ, start_response)

@@ -131,7 +131,7 @@ def test_sync_run_requests_that_are_refused(client: FlaskClient, keys: Keys, tes
     assert (unknown.status_code, unknown.json["error"]) == (404, "unknown_sync_job")
     bad = client.post("/api/v1/sync/two/run", headers=keys.admin, json={"retry_failed": "maybe"})
     assert bad.status_code == 400
-    extra = client.post("/api/v1/sync/two/run", headers=keys.admin, json={"force": True})
+    extra = client.post("/api/v1/sync/two/run", headers=keys.admin, json={"overwrite": True})
     assert extra.status_code == 400
     assert client.get("/api/v1/sync/runs/999", headers=keys.admin).json["error"] == "unknown_sync_run"
     assert client.get("/api/v1/sync/runs/999/rejects", headers=keys.admin).status_code == 404

@@ -1,0 +1,79 @@
+"""Sync out against the local Experience Platform peer: a peer on loopback per test, settings pointing
+the gateway at it, back-offs recorded instead of slept, and helpers to run the jobs and read what
+the peer holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from core.config import Settings
+from store.models import SyncRun, SyncState
+from sync import export, provision, service
+from sync.peers.platform import PeerConfig, PlatformPeer
+from sync.platform.client import Platform
+from tests.conftest import runtime_of
+
+
+@pytest.fixture
+def peer_config() -> PeerConfig:
+    return PeerConfig()
+
+
+@pytest.fixture
+def peer(peer_config: PeerConfig) -> Iterator[PlatformPeer]:
+    with PlatformPeer(peer_config).start() as running:
+        yield running
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides: dict[str, Any], peer: PlatformPeer) -> dict[str, Any]:
+    aep = {key.removeprefix("PUSHGATE_").lower(): value for key, value in peer.environment().items()}
+    return {**settings_overrides, **aep}
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Back-offs the jobs asked for, recorded instead of slept; rows are exported as soon as written."""
+    asked: list[float] = []
+
+    def platform(settings: Settings) -> Platform:
+        return Platform(settings, sleep=asked.append)
+
+    monkeypatch.setattr(export, "make_platform", platform)
+    monkeypatch.setattr(provision, "make_platform", platform)
+    monkeypatch.setattr(export, "SETTLE", timedelta(0))
+    return asked
+
+
+def run_job(app: Flask, job: str, **options: Any) -> SyncRun:
+    rt = runtime_of(app)
+    return service.run_now(job, settings=rt.settings, sessions=rt.sessions, trigger="cli", options=options)
+
+
+def state(app: Flask, stream: str) -> str | None:
+    with runtime_of(app).sessions() as session:
+        row = session.get(SyncState, stream)
+        return None if row is None else row.watermark
+
+
+def records(app: Flask, peer: PlatformPeer, stream: str) -> list[dict[str, Any]]:
+    """The records the peer accepted into the stream's dataset, in arrival order."""
+    dataset = state(app, f"dataset:{stream}")
+    assert dataset, f"{stream} is not provisioned"
+    return [entry["record"] for entry in peer.records(dataset)]
+
+
+def ids(found: list[dict[str, Any]]) -> list[str]:
+    return [record["_id"] for record in found]
+
+
+@pytest.fixture
+def provisioned(app: Flask, peer: PlatformPeer, sleeps: list[float]) -> SyncRun:
+    run = run_job(app, "provision")
+    assert run.status == "succeeded", run.error
+    return run
