@@ -1095,10 +1095,6 @@ def labels(state: PeerState, request: Request, dataset_id: str) -> Response:
         raise bad_request("The body needs labels, a list of data usage labels such as C1")
     if not all(isinstance(label, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", label) for label in body["labels"]):
         raise bad_request("Labels are names such as C1, C12, I1 or S2")
-    if request.method == "POST" and current is not None and current["labels"]:
-        raise bad_request(
-            f"Labels already exist for dataset {dataset_id}: change them with PUT and If-Match", 409, "Conflict"
-        )
     optional: Any = body.get("optionalLabels") or []
     if not isinstance(optional, list):
         raise bad_request("optionalLabels is a list")

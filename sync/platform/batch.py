@@ -35,7 +35,7 @@ from sync.platform.client import Platform
 MAX_FILE_BYTES = 256 * 1024 * 1024
 #: Catalog batch statuses after which nothing changes.
 SUCCESS = "success"
-FAILED_STATES = frozenset({"failed", "aborted", "abandoned", "inactive", "deleted", "failed_final"})
+FAILED_STATES = frozenset({"failed", "failure", "aborted", "abandoned", "inactive", "deleted", "failed_final"})
 
 
 class BatchStillRunning(RetryableError):

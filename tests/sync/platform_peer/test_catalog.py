@@ -90,7 +90,10 @@ def test_labels_with_etags(aep: Aep, events: dict[str, str]) -> None:
     created = aep.call("POST", path, json={"labels": ["C2", "C5"]})
     assert created.status_code == 201
     assert created.json()["labels"] == ["C2", "C5"] and created.json()["code"] == "PES-201"
-    assert aep.call("POST", path, json={"labels": ["C1"]}).status_code == 409
+    # POST replaces existing labels, as PUT does (without If-Match): Adobe's docs say either call
+    # overwrites the dataset's labels.
+    assert aep.call("POST", path, json={"labels": ["C1"]}).json()["labels"] == ["C1"]
+    assert aep.call("POST", path, json={"labels": ["C2", "C5"]}).status_code == 201
     current = aep.call("GET", path)
     etag = current.headers["etag"]
     assert current.json()[f"AEP:dataset:{events['dataset']}"]["labels"] == ["C2", "C5"]
