@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import delete, insert  # noqa: E402
 
+from bench.common import code_version  # noqa: E402
 from core.config import Settings, load_settings  # noqa: E402
 from store import db as store_db  # noqa: E402
 from store.models import App, BroadLog, Delivery, Profile, Subscription, SyncState  # noqa: E402
@@ -74,24 +75,8 @@ from sync.platform.client import Platform  # noqa: E402
 from sync.platform.streaming import Envelopes, dumps, fits, request_body  # noqa: E402
 from sync.xdm import tenant_key, validator  # noqa: E402
 
-
-def code_version() -> str:
-    """HEAD and any uncommitted changes to the export's code (read-only git), since others edit the tree."""
-
-    def git(*argv: str) -> str:
-        try:
-            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
-            return done.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = [
-        line[3:]
-        for line in git("status", "--porcelain").splitlines()
-        if line[3:].startswith(("sync/", "core/", "store/", "bench/export.py"))
-    ]
-    return f"HEAD {head}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else " (clean)")
+#: What the figures measure: uncommitted changes here are named in the header.
+MEASURED_CODE = ("sync/", "core/", "store/", "bench/export.py")
 
 
 @contextmanager
@@ -258,7 +243,7 @@ def main() -> int:
         f"machine:    {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; "
         f"load average {os.getloadavg()[0]:.2f} at start"
     )
-    print(f"code:       {code_version()}")
+    print(f"code:       {code_version(MEASURED_CODE, untracked=True)}")
     print(
         f"data:       {args.rows} broadLog rows (90% Sent, 10% Failed), {args.profiles} profiles with one subscription"
     )

@@ -53,6 +53,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/registration.py``
+
+from bench.common import end_children_on_signals  # noqa: E402
+
 REGISTER_PATH = "/nms/mobile/1/registerAndroid.jssp"
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 USER_AGENT = "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 6 Build/UQ1A.240205.004)"
@@ -449,10 +452,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _raise_system_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 def make_servers(args: argparse.Namespace, fx: Fixture, workdir: Path) -> list[Server]:
     """The two gunicorn servers, same settings; only the app (and the gateway's metrics dir) differ."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHGATE_")}
@@ -573,8 +572,7 @@ def report(args: argparse.Namespace, fx: Fixture, results: list[Result], warmup_
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_system_exit)  # so that `finally` ends every child
-    signal.signal(signal.SIGHUP, _raise_system_exit)
+    end_children_on_signals()  # so that `finally` ends every child
 
     from cryptography.fernet import Fernet
 

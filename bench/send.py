@@ -82,6 +82,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/send.py``
 
+from bench.common import code_version, end_children_on_signals  # noqa: E402
+
+#: What the figures measure: uncommitted changes here are named in the header.
+MEASURED_CODE = ("push/", "core/", "domain/", "gateway/", "store/", "wsgi.py")
+
 BUNDLE_ID = "com.example.bench"
 PACKAGE = "com.example.bench.android"
 KEY_ID, TEAM_ID = "BENCHKEY01", "BENCHTEAM1"
@@ -1057,29 +1062,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _raise_system_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def code_version() -> str:
-    """HEAD and any uncommitted changes to the gateway's code (read-only git), since others edit the tree."""
-
-    def git(*argv: str) -> str:
-        try:
-            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
-            return done.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = [
-        line[3:]
-        for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
-        if line[3:].startswith(("push/", "core/", "domain/", "gateway/", "store/", "wsgi.py"))
-    ]
-    return f"HEAD {head}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else " (clean)")
-
-
 def print_config(args: argparse.Namespace, emulators: Emulators, settings: list[Setting], scales: list[int]) -> None:
     print("pushgate send benchmark")
     print(f"command:    {shlex.join([sys.executable, *sys.argv])}")
@@ -1087,7 +1069,7 @@ def print_config(args: argparse.Namespace, emulators: Emulators, settings: list[
         f"machine:    {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; "
         f"load average {os.getloadavg()[0]:.2f} at start"
     )
-    print(f"code:       {code_version()}")
+    print(f"code:       {code_version(MEASURED_CODE)}")
     print(
         f"runs:       subscriptions {', '.join(map(str, scales))} (half iOS, half Android), platforms "
         f"{args.platform}, rounds {args.rounds} at {args.subscriptions}"
@@ -1150,8 +1132,7 @@ def report_phase(phases: list[Phase], phase: Phase) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_system_exit)  # so that `finally` ends every child
-    signal.signal(signal.SIGHUP, _raise_system_exit)
+    end_children_on_signals()  # so that `finally` ends every child
     run_started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="pushgate-send-"))
     children = Children(workdir)
