@@ -1,8 +1,10 @@
 # pushgate: `make run` sets up and serves the gateway on its embedded default (SQLite, local
-# peers); `make test` sets up and runs the test suite. Both create .venv on first use.
+# peers); `make test` sets up and runs the test suite. Both create .venv on first use; `make setup`
+# (and so `make test`) also installs the npm-packaged test peers (Azurite) into node_modules/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+NPM ?= npm
 
 .PHONY: setup run test lint check bench clean
 
@@ -13,9 +15,14 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-setup: $(BIN)/.installed
+node_modules/.installed: package.json package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "pushgate's tests need Node.js and npm (for Azurite, the Azure Blob emulator): install them, e.g. apt-get install nodejs npm" >&2; exit 1; }
+	$(NPM) ci --no-audit --no-fund
+	touch $@
 
-run: setup
+setup: $(BIN)/.installed node_modules/.installed
+
+run: $(BIN)/.installed
 	BIN=$(BIN) scripts/run-local.sh
 
 test: setup
@@ -32,4 +39,4 @@ bench: setup
 	$(BIN)/python bench/registration.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
