@@ -40,7 +40,6 @@ import random
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/segments.py``
+
+from bench.common import code_version, end_children_on_signals  # noqa: E402
+
+#: What the figures measure: uncommitted changes here are named in the header.
+MEASURED_CODE = ("sync/segments", "sync/sources/blob.py", "sync/runs.py", "store/")
 
 SEGMENT = "9b8f7e6d-5c4b-4a39-8271-605f4e3d2c1b"
 STAMP = "20261201_060000"
@@ -417,29 +421,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _raise_system_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def code_version() -> str:
-    """HEAD and any uncommitted changes to the import's code (read-only git), since others edit the tree."""
-
-    def git(*argv: str) -> str:
-        try:
-            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
-            return done.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = [
-        line[3:]
-        for line in git("status", "--porcelain", "--untracked-files=all").splitlines()
-        if line[3:].startswith(("sync/segments", "sync/sources/blob.py", "sync/runs.py", "store/"))
-    ]
-    return f"HEAD {head}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else " (clean)")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child == "import":
@@ -450,8 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from sync.peers.azurite import Azurite
 
-    signal.signal(signal.SIGTERM, _raise_system_exit)
-    signal.signal(signal.SIGHUP, _raise_system_exit)
+    end_children_on_signals()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="pushgate-segments-"))
     azurite = Azurite.start()
@@ -463,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             f"machine:    {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; "
             f"load average {os.getloadavg()[0]:.2f} at start"
         )
-        print(f"code:       {code_version()}")
+        print(f"code:       {code_version(MEASURED_CODE, untracked=True)}")
         print(f"peer:       Azurite {azurite.url} (in memory); SQLite (WAL) in {workdir}")
         print(
             f"export:     {len(COLUMNS)} columns ({', '.join(COLUMNS)}), 1 row in {UNKNOWN_EVERY} unknown, "
