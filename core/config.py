@@ -65,13 +65,18 @@ class Settings(BaseSettings):
         "only flask --app wsgi worker processes send.",
     )
     worker_batch_size: int = Field(
-        default=100,
+        default=150,
         ge=1,
         le=500,
         description="Messages a worker claims at once. With the concurrency it bounds what a crash can leave "
         "in flight (sent again after a restart and counted in resent_after_crash).",
     )
-    worker_concurrency: int = Field(default=4, ge=1, le=64, description="Batches a worker sends side by side.")
+    worker_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Batches a worker sends side by side (150 x 2 measured best in bench/send.py on 2 cores).",
+    )
     worker_poll_seconds: float = Field(
         default=0.25,
         ge=0.02,
