@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from core.config import Settings, load_settings
 from core.errors import ClientError
@@ -18,6 +19,15 @@ from gateway.runtime import Runtime, TTLCache, close_session
 from store.db import make_engine, make_session_factory
 
 log = logging.getLogger("pushgate")
+
+
+class StoreId(IntegerConverter):
+    """``<int:...>`` in a path matches only ids the store can hold (up to 2^63 - 1): a larger
+    number is a 404 like any unknown id, not an overflow in the database driver."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | None = None) -> Flask:
@@ -38,6 +48,7 @@ def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | 
         integration_keys=TTLCache(settings.integration_key_cache_seconds),
     )
     app.teardown_appcontext(close_session)
+    app.url_map.converters["int"] = StoreId  # before any route is added
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_metrics(app)
