@@ -141,8 +141,9 @@ class Engine:
 
     # -- one batch -------------------------------------------------------------------------------
 
-    def claim(self, delivery_id: int, limit: int) -> list[int]:
-        """Lease up to ``limit`` sendable Pending rows of the delivery; returns their ids."""
+    def claim(self, delivery_id: int, limit: int, channel: int | None = None) -> list[int]:
+        """Lease up to ``limit`` sendable Pending rows of the delivery (of one channel, 41 iOS or 42
+        Android, when given); returns their ids."""
         now = utcnow()
         with self.sessions.begin() as session:
             candidates = (
@@ -156,6 +157,8 @@ class Engine:
                 .order_by(BroadLog.id)
                 .limit(limit)
             )
+            if channel is not None:
+                candidates = candidates.where(BroadLog.channel == channel)
             if session.get_bind().dialect.name == "postgresql":
                 candidates = candidates.with_for_update(skip_locked=True)
             rows = session.execute(
@@ -187,9 +190,11 @@ class Engine:
             loaded.append(Row(row[0], row[1], subscription, profile, parts.get(subscription.platform)))
         return delivery, loaded
 
-    def claim_and_load(self, delivery_id: int, limit: int) -> tuple[list[int], Delivery, list[Row]] | None:
+    def claim_and_load(
+        self, delivery_id: int, limit: int, channel: int | None = None
+    ) -> tuple[list[int], Delivery, list[Row]] | None:
         """:meth:`claim` then :meth:`load` in one trip to a database thread; None when nothing is due."""
-        ids = self.claim(delivery_id, limit)
+        ids = self.claim(delivery_id, limit, channel)
         return (ids, *self.load(delivery_id, ids)) if ids else None
 
     def _delivery_context(self, session: Session, delivery_id: int) -> tuple[Delivery, dict[str, AppPlatform]]:
@@ -209,9 +214,9 @@ class Engine:
         self._contexts[delivery_id] = (delivery, parts, now)
         return delivery, parts
 
-    async def run_batch(self, delivery_id: int, limit: int | None = None) -> int:
+    async def run_batch(self, delivery_id: int, limit: int | None = None, channel: int | None = None) -> int:
         """Claim, send and record one batch; returns how many messages it handled."""
-        claimed = await asyncio.to_thread(self.claim_and_load, delivery_id, limit or self.settings.batch_size)
+        claimed = await asyncio.to_thread(self.claim_and_load, delivery_id, limit or self.settings.batch_size, channel)
         if claimed is None:
             return 0
         ids, delivery, rows = claimed

@@ -3,7 +3,9 @@
 One daemon thread runs one long-lived asyncio loop (providers bind their HTTP/2 connections to
 it). Each tick starts the deliveries that are due and keeps one task per running delivery; that
 task runs ``concurrency`` batch loops side by side, paced by the delivery's ``rate_per_second``
-(a leaky bucket from aiolimiter covering both platforms together), until nothing is Pending.
+(a leaky bucket from aiolimiter covering both platforms together), until nothing is Pending. For
+a delivery to both platforms the loops start one platform each (then take whatever is left), so
+APNs and FCM each go at their own pace.
 A distributed executor would run the same :class:`push.engine.Engine` batches.
 """
 
@@ -20,10 +22,11 @@ from sqlalchemy import func, select
 
 from core.metrics import QUEUE_DEPTH
 from push.engine import Engine
-from store.codes import BroadLogStatus
+from store.codes import BroadLogStatus, Channel
 from store.models import BroadLog, Delivery
 
 log = logging.getLogger("pushgate.worker")
+CHANNELS = {"ios": int(Channel.IOS), "android": int(Channel.ANDROID)}
 
 
 class Worker:
@@ -126,21 +129,30 @@ class Worker:
         engine = self.engine
         assert engine is not None
         with engine.sessions() as session:
-            rate = session.scalar(select(Delivery.rate_per_second).where(Delivery.id == delivery_id))
+            rate, platforms = session.execute(
+                select(Delivery.rate_per_second, Delivery.platforms).where(Delivery.id == delivery_id)
+            ).one()
         limiter = _limiter(rate)
         engine_batch = max(1, min(engine.settings.batch_size, int(rate))) if rate else engine.settings.batch_size
+        # With both platforms, the loops start one platform each so that neither provider's pace
+        # holds the other back; a loop whose platform has nothing left helps with the rest. The
+        # in-flight window stays batch size x concurrency.
+        channels = [CHANNELS[p] for p in sorted(platforms or []) if p in CHANNELS]
+        starts = [channels[i % len(channels)] if len(channels) > 1 else None for i in range(self.concurrency)]
 
-        async def loop() -> None:
+        async def loop(channel: int | None) -> None:
             while True:
                 if limiter is not None:
                     await limiter.acquire(min(engine_batch, limiter.max_rate))
-                handled = await engine.run_batch(delivery_id, limit=engine_batch)
+                handled = await engine.run_batch(delivery_id, limit=engine_batch, channel=channel)
                 if handled == 0:
-                    return
+                    if channel is None:
+                        return
+                    channel = None
 
         try:
             while True:
-                await asyncio.gather(*(loop() for _ in range(self.concurrency)))
+                await asyncio.gather(*(loop(channel) for channel in starts))
                 if await asyncio.to_thread(engine.finish_if_done, delivery_id):
                     return
                 wait = await asyncio.to_thread(engine.next_retry_in, delivery_id)

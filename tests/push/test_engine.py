@@ -251,3 +251,19 @@ def test_the_batch_loader_reads_every_column_templates_and_payloads_use() -> Non
     loaded_subscription = {f.name for f in fields(LoadedSubscription)}
     assert set(SUBSCRIPTION_FIELDS) | {"additional_params", "token"} <= loaded_subscription
     assert set(PROFILE_FIELDS) | {"attributes"} <= {f.name for f in fields(LoadedProfile)}
+
+
+def test_a_claim_can_take_one_platform_only(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
+    """The worker's loops start one platform each for a delivery to both: a claim for a channel
+    takes only that channel's rows (this world's subscriptions are all Android, channel 42)."""
+    engine: Engine = world["engine"]
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    engine.start_due()
+    with world["rt"].sessions() as session:
+        pending = set(
+            session.scalars(select(BroadLog.id).where(BroadLog.delivery_id == delivery["id"], BroadLog.status == 6))
+        )
+    assert pending
+    assert engine.claim(delivery["id"], 100, channel=41) == []  # no iOS rows: none taken
+    assert set(engine.claim(delivery["id"], 100, channel=42)) == pending
+    assert engine.claim(delivery["id"], 100) == []
