@@ -78,13 +78,15 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
 
 
 def _platform_config(settings: Settings) -> PeerConfig:
-    """The peer accepts the AEP credentials already configured, else its own defaults."""
+    """The peer takes the configured AEP identifiers (client id, org, sandbox, tenant, inlet),
+    else its own defaults, but always its own client secret: the settings it prints and writes to
+    emulators.env must never carry a real one."""
     from sync.peers.platform import PeerConfig
 
     defaults = PeerConfig()
     return PeerConfig(
         client_id=settings.aep_client_id or defaults.client_id,
-        client_secret=settings.aep_client_secret or defaults.client_secret,
+        client_secret=defaults.client_secret,
         org_id=settings.aep_org_id or defaults.org_id,
         sandbox=settings.aep_sandbox or defaults.sandbox,
         tenant_id=settings.aep_tenant_id or defaults.tenant_id,

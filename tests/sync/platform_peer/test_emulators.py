@@ -119,6 +119,7 @@ def test_flask_emulators_command_runs_the_peer(database_url: str, tmp_path: Path
             "PUSHGATE_SECRET_KEY": TEST_SECRET,
             "PUSHGATE_INSTANCE_PATH": str(instance),
             "PUSHGATE_AEP_TENANT_ID": "acme",
+            "PUSHGATE_AEP_CLIENT_SECRET": "p8e-REAL-SECRET-never-printed",
         }
     )
     ports = ["--apns-port", "0", "--fcm-port", "0", "--inbox-port", "0", "--platform-port", "0"]
@@ -137,6 +138,9 @@ def test_flask_emulators_command_runs_the_peer(database_url: str, tmp_path: Path
         url = peer_line.split()[2]
         saved = dict(line.split("=", 1) for line in (instance / "emulators.env").read_text().splitlines())
         assert saved["PUSHGATE_AEP_STREAMING_URL"] == url and saved["PUSHGATE_AEP_TENANT_ID"] == "acme"
+        # A configured client secret is never echoed: the peer uses its own.
+        assert "REAL-SECRET" not in "\n".join(printed) and "REAL-SECRET" not in str(saved)
+        assert saved["PUSHGATE_AEP_CLIENT_SECRET"] == PeerConfig().client_secret
         assert "PUSHGATE_APNS_ENDPOINT" in saved
         assert httpx.get(f"{url}/_peer/state", timeout=10).json()["tenant"] == "acme"
     finally:
