@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ from store.codes import BroadLogStatus, Channel
 from store.models import BroadLog, Delivery
 
 log = logging.getLogger("pushgate.worker")
+#: How often the queue-depth gauge is refreshed.
+QUEUE_DEPTH_SECONDS = 5.0
 CHANNELS = {"ios": int(Channel.IOS), "android": int(Channel.ANDROID)}
 
 
@@ -47,6 +50,7 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._woken: asyncio.Event | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._depth_measured_at = float("-inf")
         self.engine: Engine | None = None
 
     def start(self) -> None:
@@ -110,7 +114,12 @@ class Worker:
             task = self._tasks.get(delivery_id)
             if task is None or task.done():
                 self._tasks[delivery_id] = asyncio.create_task(self._drive(delivery_id))
-        QUEUE_DEPTH.set(await asyncio.to_thread(self._queue_depth))
+        now = time.monotonic()
+        if now - self._depth_measured_at >= QUEUE_DEPTH_SECONDS:
+            # A count over every Pending row of the running deliveries: not on every tick, which
+            # comes every PUSHGATE_WORKER_POLL_SECONDS while those deliveries are being sent.
+            self._depth_measured_at = now
+            QUEUE_DEPTH.set(await asyncio.to_thread(self._queue_depth))
 
     def _queue_depth(self) -> int:
         assert self.engine is not None
