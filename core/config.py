@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         description="Batches a worker sends side by side (150 x 2 measured best in bench/send.py on 2 cores).",
     )
     worker_poll_seconds: float = Field(
-        default=0.25,
+        default=0.1,
         ge=0.02,
         le=60,
         description="How often a worker looks for deliveries that are due (a delivery created through this "
