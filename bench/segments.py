@@ -20,6 +20,12 @@ Everything runs on 127.0.0.1, started by this script and ended on any exit:
   with ``csv.reader`` over a text stream, counting rows. It runs just before each import, so the
   ratio compares two runs made seconds apart on a machine others may be loading.
 
+- the floor loop: a child process (``--child floor``) does what the bare loop does plus the least
+  database work the import needs, with raw sqlite3 on another fresh copy: each row's identity and
+  status into a temporary table, then one ``INSERT ... SELECT`` joining ``profile`` into
+  ``audience_member`` in profile id order, committed. It shows what SQLite itself costs, so the
+  import can be judged against that as well as against parsing alone.
+
 Goals (issue 4): import rows/s at least 0.5 of the bare loop's at ``--rows``; peak memory of the
 import at ``--rows`` at most 1.3 times that at ``--small``. Time is never asserted: this prints
 figures.
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import os
 import platform
@@ -163,6 +170,48 @@ def child_bare(args: argparse.Namespace) -> dict[str, Any]:
     rows = sum(1 for _ in csv.reader(text)) - 1  # the header
     elapsed = time.perf_counter() - started
     return {"rows": rows, "elapsed": elapsed, "cpu": cpu_seconds() - cpu, "peak_kib": vm_hwm_kib()}
+
+
+def child_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """The least database work this import needs, with nothing else: the bare loop's download and
+    parse, the identity and status of each row into a temporary table (raw sqlite3
+    ``executemany``), then one ``INSERT ... SELECT`` joining it to ``profile`` into
+    ``audience_member`` in profile id order, committed. No ledger, rejects, governance, full/
+    incremental logic or SQLAlchemy: what SQLite itself costs on this machine."""
+    import sqlite3
+
+    from azure.storage.blob import ContainerClient
+
+    client = ContainerClient.from_connection_string(args.connection_string, CONTAINER)
+    db = sqlite3.connect(args.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA foreign_keys=OFF")  # as the import's apply transaction
+    cpu = cpu_seconds()
+    started = time.perf_counter()
+    chunks = client.download_blob(args.blob).chunks()
+    text = io.TextIOWrapper(io.BufferedReader(_Chunks(chunks)), encoding="utf-8", newline="")
+    reader = csv.reader(text)
+    header = next(reader)
+    identity, status = header.index("crmId"), header.index("segmentMembership.status")
+    db.execute("CREATE TEMPORARY TABLE stage (identity TEXT NOT NULL, status TEXT NOT NULL)")
+    rows = 0
+    while batch := [(row[identity], row[status]) for row in itertools.islice(reader, 5000)]:
+        db.executemany("INSERT INTO stage VALUES (?, ?)", batch)
+        rows += len(batch)
+    db.execute("BEGIN IMMEDIATE")
+    now = "2026-01-01 00:00:00.000000"
+    audience = db.execute(
+        "INSERT INTO audience (name, segment_id, created_at, updated_at) VALUES ('floor', 'floor', ?, ?)", (now, now)
+    ).lastrowid
+    applied = db.execute(
+        "INSERT INTO audience_member (audience_id, profile_id, status, entered_at, updated_at) "
+        "SELECT ?, p.id, s.status, ?, ? FROM stage s JOIN profile p ON p.external_id = s.identity ORDER BY p.id",
+        (audience, now, now),
+    ).rowcount
+    db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return {"rows": rows, "applied": applied, "elapsed": elapsed, "cpu": cpu_seconds() - cpu}
 
 
 class _Chunks(io.RawIOBase):
@@ -298,6 +347,7 @@ class Pair:
     round: int
     bare: dict[str, Any]
     imported: dict[str, Any]
+    floor: dict[str, Any]
 
     @property
     def bare_rate(self) -> float:
@@ -310,6 +360,10 @@ class Pair:
     @property
     def ratio(self) -> float:
         return self.import_rate / self.bare_rate
+
+    @property
+    def floor_rate(self) -> float:
+        return float(self.floor["rows"]) / float(self.floor["elapsed"])
 
 
 def run_round(scale: Scale, round_no: int, connection_string: str, timeout: float) -> Pair:
@@ -329,18 +383,25 @@ def run_round(scale: Scale, round_no: int, connection_string: str, timeout: floa
         scale.secret_key,
     ]
     imported = run_child("import", options, timeout)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    floor_db = scale.folder / f"round{round_no}-floor.db"
+    shutil.copyfile(scale.template, floor_db)
+    floor_options = ["--connection-string", connection_string, "--blob", blob_name(scale.rows)]
+    floor = run_child("floor", [*floor_options, "--database-url", f"sqlite:///{floor_db}"], timeout)
+    for path in (database, floor_db):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if floor["applied"] != scale.rows - scale.unknown:
+        raise RuntimeError(f"the floor loop applied {floor['applied']} rows of {scale.rows - scale.unknown}")
     expected = scale.rows - scale.unknown
     if imported["status"] != "succeeded" or imported["applied"] != expected or imported["rejected"] != scale.unknown:
         raise RuntimeError(f"import of {scale.rows} rows did not do its job: {json.dumps(imported)}")
     if bare["rows"] != scale.rows:
         raise RuntimeError(f"the bare loop counted {bare['rows']} rows of {scale.rows}")
-    return Pair(scale.rows, round_no, bare, imported)
+    return Pair(scale.rows, round_no, bare, imported, floor)
 
 
 HEADER = (
-    f"{'rows':>9} {'round':>5} {'bare/s':>10} {'import/s':>10} {'ratio':>6} {'import s':>9} {'read':>6} "
+    f"{'rows':>9} {'round':>5} {'bare/s':>10} {'import/s':>10} {'ratio':>6} {'floor/s':>9} {'import s':>9} {'read':>6} "
     f"{'match':>6} {'apply':>6} {'cpu s':>6} {'peak RSS':>10}"
 )
 
@@ -349,6 +410,7 @@ def pair_line(pair: Pair) -> str:
     phases = pair.imported["phases"]
     return (
         f"{pair.scale:>9} {pair.round:>5} {pair.bare_rate:>10.0f} {pair.import_rate:>10.0f} {pair.ratio:>6.2f} "
+        f"{pair.floor_rate:>9.0f} "
         f"{pair.imported['elapsed']:>9.2f} {phases.get('read', 0):>6.2f} {phases.get('match', 0):>6.2f} "
         f"{phases.get('apply', 0):>6.2f} {pair.imported['cpu']:>6.2f} {mib(pair.imported['peak_kib']):>10}"
     )
@@ -375,6 +437,20 @@ def report(args: argparse.Namespace, pairs: list[Pair]) -> None:
         print(
             f"  {rows:>9} rows: import {best.import_rate:>8.0f} rows/s (best), bare loop {bare:>8.0f} rows/s (best), "
             f"ratio {ratio:.2f} (pairs: {' '.join(f'{p.ratio:.2f}' for p in at_scale)})  {goal}"
+        )
+    print()
+    print(
+        "floor: the bare loop plus the least database work the import needs (rows staged with raw sqlite3, one\n"
+        "INSERT ... SELECT joining profile into audience_member, committed): what SQLite itself costs here"
+    )
+    for rows in sorted({p.scale for p in pairs}):
+        at_scale = [p for p in pairs if p.scale == rows]
+        versus = statistics.median(p.import_rate / p.floor_rate for p in at_scale)
+        floor_best = max(p.floor_rate for p in at_scale)
+        bare_share = statistics.median(p.floor_rate / p.bare_rate for p in at_scale)
+        print(
+            f"  {rows:>9} rows: floor {floor_best:>8.0f} rows/s (best) = {bare_share:.2f} of the bare loop; "
+            f"import / floor {versus:.2f} (median)"
         )
     print()
     print("import process memory: VmHWM (peak RSS) of the import child process, first round of each scale")
@@ -412,7 +488,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds one child process may take")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (databases)")
-    parser.add_argument("--child", choices=("import", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("import", "bare", "floor"), help=argparse.SUPPRESS)
     for name in ("--connection-string", "--blob", "--prefix", "--database-url", "--instance", "--secret-key"):
         parser.add_argument(name, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -428,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.child == "bare":
         print(json.dumps(child_bare(args)))
+        return 0
+    if args.child == "floor":
+        print(json.dumps(child_floor(args)))
         return 0
     from sync.peers.azurite import Azurite
 
