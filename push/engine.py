@@ -93,8 +93,15 @@ class Engine:
         return started
 
     def running(self) -> list[int]:
+        """The running deliveries' ids. What this engine keeps per delivery (compiled templates,
+        lookup caches) is dropped for the others: another worker may have finished or cancelled
+        them, and a long-lived worker must not keep every delivery it ever sent."""
         with self.sessions() as session:
-            return list(session.scalars(select(Delivery.id).where(Delivery.status == "running")))
+            ids = list(session.scalars(select(Delivery.id).where(Delivery.status == "running")))
+        for cache in (self._builders, self._contexts):
+            for delivery_id in set(cache) - set(ids):
+                cache.pop(delivery_id, None)
+        return ids
 
     def finish_if_done(self, delivery_id: int) -> bool:
         """Mark the delivery completed when nothing is Pending; True when it is over."""

@@ -18,7 +18,7 @@ from gateway.runtime import runtime
 from gateway.worker import engine_settings
 from push.engine import Engine
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
-from store.models import BroadLog, Subscription
+from store.models import BroadLog, Delivery, Subscription
 from store.types import utcnow
 from tests.factories import make_app, make_profile
 
@@ -267,3 +267,21 @@ def test_a_claim_can_take_one_platform_only(client: FlaskClient, keys: Any, worl
     assert engine.claim(delivery["id"], 100, channel=41) == []  # no iOS rows: none taken
     assert set(engine.claim(delivery["id"], 100, channel=42)) == pending
     assert engine.claim(delivery["id"], 100) == []
+
+
+def test_what_an_engine_keeps_per_delivery_goes_when_the_delivery_stops_running(
+    client: FlaskClient, keys: Any, world: dict[str, Any]
+) -> None:
+    """Another worker may finish or cancel a delivery: this engine's builder and cached delivery
+    for it are dropped at its next look at the running deliveries, not kept for ever."""
+    engine: Engine = world["engine"]
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    engine.start_due()
+    asyncio.run(engine.run_batch(delivery["id"], limit=1))
+    assert delivery["id"] in engine._builders and delivery["id"] in engine._contexts
+    assert engine.running() == [delivery["id"]]
+    assert delivery["id"] in engine._builders  # still running: kept
+    with world["rt"].sessions.begin() as session:  # finished elsewhere
+        session.execute(update(Delivery).where(Delivery.id == delivery["id"]).values(status="completed"))
+    assert engine.running() == []
+    assert not engine._builders and not engine._contexts
