@@ -19,12 +19,13 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import MESSAGES, PROVIDER_LATENCY
@@ -274,22 +275,24 @@ class Engine:
         info = {r.broadlog_id: r for r in rows}
         end = deliveries.validity_end(delivery)
         app = str(delivery.app_id)
-        sent = [{"b_id": r.key, "b_pmid": r.provider_message_id} for r in results if r.error is None]
+        sent = [(r.provider_message_id, r.key) for r in results if r.error is None]
         with self.sessions.begin() as session:
             connection = session.connection()
             if sent:
-                connection.execute(_MARK_SENT.values(event_date=now), sent)
+                _mark_sent(connection, sent, now)
             for broadlog_id, text in build_failures.items():
                 self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
                 MESSAGES.labels("none", app, "ignored").inc()
+            outcomes: Counter[tuple[str, str]] = Counter()
             for result in results:
                 row = info[result.key]
                 provider = "apns" if row.subscription.platform == "ios" else "fcm"
                 if result.error is None:
-                    MESSAGES.labels(provider, app, "sent").inc()
+                    outcomes[provider, "sent"] += 1
                     continue
-                outcome = self._failure(session, delivery, row, result.error, end, now)
-                MESSAGES.labels(provider, app, outcome).inc()
+                outcomes[provider, self._failure(session, delivery, row, result.error, end, now)] += 1
+            for (provider, outcome), count in outcomes.items():
+                MESSAGES.labels(provider, app, outcome).inc(count)
 
     def _failure(
         self, session: Session, delivery: Delivery, row: Row, error: PushError, end: datetime, now: datetime
@@ -402,19 +405,24 @@ class Row(NamedTuple):
 
 
 _BROADLOG = cast(Table, BroadLog.__table__)
-#: Core executemany: one statement for every Sent row of a batch.
-_MARK_SENT = (
-    update(_BROADLOG)
-    .where(_BROADLOG.c.id == bindparam("b_id"))
-    .values(
-        status=int(BroadLogStatus.SENT),
-        provider_message_id=bindparam("b_pmid"),
-        lease_until=None,
-        failure_type=None,
-        failure_reason=None,
-        error_message=None,
-    )
+#: Every Sent row of a batch in one executemany, straight to the driver: through SQLAlchemy's
+#: per-row parameter processing it cost ~14 us a row against ~5 us, on the path every message
+#: takes. {p} is the driver's placeholder.
+_MARK_SENT_SQL = (
+    "UPDATE broadlog SET status = {status}, provider_message_id = {p}, lease_until = NULL, failure_type = NULL, "
+    "failure_reason = NULL, error_message = NULL, event_date = {p} WHERE id = {p}"
 )
+
+
+def _mark_sent(connection: Connection, sent: list[tuple[str | None, int]], now: datetime) -> None:
+    """Mark ``(provider message id, broadLog id)`` rows Sent at ``now``."""
+    dialect = connection.dialect
+    marker = "%s" if dialect.paramstyle in ("format", "pyformat") else "?"
+    stamp_bind = _BROADLOG.c.event_date.type.bind_processor(dialect)
+    stamp = stamp_bind(now) if stamp_bind is not None else now
+    sql = _MARK_SENT_SQL.format(status=int(BroadLogStatus.SENT), p=marker)
+    connection.exec_driver_sql(sql, [(message_id, stamp, key) for message_id, key in sent])
+
 
 _SUBSCRIPTION_COLUMNS = [f.name for f in fields(LoadedSubscription)]
 _PROFILE_COLUMNS = [f.name for f in fields(LoadedProfile)]

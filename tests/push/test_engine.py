@@ -285,3 +285,22 @@ def test_what_an_engine_keeps_per_delivery_goes_when_the_delivery_stops_running(
         session.execute(update(Delivery).where(Delivery.id == delivery["id"]).values(status="completed"))
     assert engine.running() == []
     assert not engine._builders and not engine._contexts
+
+
+def test_sent_rows_carry_their_provider_id_and_a_readable_event_date(
+    client: FlaskClient, keys: Any, world: dict[str, Any]
+) -> None:
+    """Sent rows are written straight to the driver: the stamp must read back through the model
+    as the same aware UTC instant (the Platform export's watermark is built on it)."""
+    before = utcnow()
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    drive(world["engine"], delivery["id"])
+    with world["rt"].sessions() as session:
+        rows = session.execute(
+            select(BroadLog.provider_message_id, BroadLog.event_date).where(
+                BroadLog.delivery_id == delivery["id"], BroadLog.status == 1
+            )
+        ).all()
+    assert rows
+    for message_id, stamp in rows:
+        assert message_id and stamp.tzinfo is not None and before <= stamp <= utcnow()
