@@ -23,7 +23,7 @@ from push.payloads import PayloadTooLarge, apns_request, check_size, fcm_message
 from push.templates import RenderProblem, TemplateProblem, compile_message, make_context, preview_data, render
 from store.codes import BroadLogStatus, FailureReason, FailureType, readable
 from store.models import App, Audience, BroadLog, Delivery, Profile, TrackingLog
-from store.types import utcnow
+from store.types import iso, utcnow
 
 DEFAULT_VALIDITY = 24 * 3600
 MAX_TARGET_IDS = 10_000
@@ -235,10 +235,6 @@ def counts(session: Session, delivery_id: int) -> dict[str, int]:
     }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def describe(session: Session, delivery: Delivery) -> dict[str, Any]:
     return {
         "id": delivery.id,
@@ -248,14 +244,14 @@ def describe(session: Session, delivery: Delivery) -> dict[str, Any]:
         "message": delivery.message,
         "target": delivery.target,
         "platforms": delivery.platforms,
-        "schedule_at": _iso(delivery.schedule_at),
+        "schedule_at": iso(delivery.schedule_at),
         "rate_per_second": delivery.rate_per_second,
         "validity_seconds": delivery.validity_seconds,
         "idempotency_key": delivery.idempotency_key,
         "counts": counts(session, delivery.id),
-        "created_at": _iso(delivery.created_at),
-        "started_at": _iso(delivery.started_at),
-        "ended_at": _iso(delivery.ended_at),
+        "created_at": iso(delivery.created_at),
+        "started_at": iso(delivery.started_at),
+        "ended_at": iso(delivery.ended_at),
         "error": delivery.error,
     }
 
@@ -291,7 +287,7 @@ def describe_broadlog(row: BroadLog) -> dict[str, Any]:
         "provider_message_id": row.provider_message_id,
         "attempts": row.attempts,
         "resent_after_crash": row.resent_after_crash,
-        "event_date": _iso(row.event_date),
+        "event_date": iso(row.event_date),
     }
 
 

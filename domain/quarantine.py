@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from domain.fields import ID_MAX
 from store.models import Address, Subscription
-from store.types import utcnow
+from store.types import iso, utcnow
 
 VALID, WITH_ERRORS, QUARANTINE, DENYLISTED = "valid", "with_errors", "quarantine", "denylisted"
 
@@ -144,9 +144,6 @@ def list_query(*, app_id: int | None = None, status: str | None = None) -> Selec
 
 
 def describe(address: Address) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
     return {
         "id": address.id,
         "app_id": address.app_id,
