@@ -68,7 +68,8 @@ from bench.common import code_version  # noqa: E402
 from core.config import Settings, load_settings  # noqa: E402
 from store import db as store_db  # noqa: E402
 from store.models import App, BroadLog, Delivery, Profile, Subscription, SyncState  # noqa: E402
-from sync import export, service  # noqa: E402
+from sync import service  # noqa: E402
+from sync import state as sync_state  # noqa: E402
 from sync.export_sources import SOURCES  # noqa: E402
 from sync.peers.platform_api import PeerConfig  # noqa: E402
 from sync.platform.client import Platform  # noqa: E402
@@ -177,8 +178,8 @@ def seed(settings: Settings, rows: int, profiles: int) -> None:
 def prebuilt_requests(settings: Settings, sessions: Any) -> tuple[list[bytes], int]:
     """The export's requests, built ahead: every row mapped, validated, wrapped and packed."""
     with sessions() as session:
-        dataset = export.state_value(session, "dataset:broadlog")
-        schema = export.state_value(session, "schema:broadlog")
+        dataset = sync_state.get_value(session, "dataset:broadlog")
+        schema = sync_state.get_value(session, "schema:broadlog")
     assert dataset and schema
     envelopes = Envelopes(schema_id=schema, dataset_id=dataset, org_id=settings.aep_org_id)
     source = SOURCES["broadlog"]
@@ -220,7 +221,7 @@ def bare_loop(settings: Settings, requests: list[bytes]) -> float:
 
 def verify(peer_url: str, sessions: Any, rows: int, phase: str) -> str:
     with sessions() as session:
-        dataset = export.state_value(session, "dataset:broadlog")
+        dataset = sync_state.get_value(session, "dataset:broadlog")
     state = httpx.get(f"{peer_url}/_peer/state", timeout=60).json()
     held = next(d for d in state["datasets"] if d["id"] == dataset)
     counts = (held["records"], held["distinct_ids"], held["failed"])

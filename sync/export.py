@@ -50,14 +50,14 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.errors import ConfigError, ExternalError, PermanentError
 from store.models import SyncState
 from store.types import utcnow
+from sync import state
 from sync.export_sources import SETTLE, SOURCES, Source
 from sync.governance import ENV_VAR, load_sync_config
 from sync.platform.batch import FAILED_STATES, SUCCESS, BatchIngestion, JsonLinesFiles
@@ -125,11 +125,6 @@ def check_settings(settings: Settings, *, streaming: bool) -> None:
         raise SyncError(f"PUSHGATE_AEP_TENANT_ID: {exc}") from None
 
 
-def state_value(session: Session, stream: str) -> str | None:
-    state = session.get(SyncState, stream)
-    return None if state is None else state.watermark
-
-
 # -- the guardrail ------------------------------------------------------------------------------
 
 
@@ -153,21 +148,14 @@ def claim(
     time it may run again) when it ran less than ``interval`` ago and ``force`` is not given."""
     key = f"export:{stream}"
     with sessions.begin() as session:
-        state = session.get(SyncState, key)
-        if state is None:
-            try:
-                with session.begin_nested():
-                    session.execute(insert(SyncState).values(stream=key, watermark=None, last_run_at=now))
-                return True, None
-            except IntegrityError:
-                state = session.get(SyncState, key)
-                assert state is not None
-        last = state.last_run_at
+        if state.insert_if_absent(session, key, watermark=None, last_run_at=now):
+            return True, None
+        row = session.get(SyncState, key)
+        assert row is not None
+        last = row.last_run_at
         if last is not None and now < last + interval and not force:
             return False, last + interval
-        same = SyncState.last_run_at.is_(None) if last is None else SyncState.last_run_at == last
-        claimed = session.execute(update(SyncState).where(SyncState.stream == key, same).values(last_run_at=now))
-        if not claimed.rowcount:  # type: ignore[attr-defined]
+        if not state.compare_and_set(session, key, "last_run_at", last, last_run_at=now):
             return False, now + interval  # another process claimed it this instant
         return True, last
 
@@ -240,7 +228,10 @@ def provisioned(sessions: sessionmaker[Session], streams: list[str]) -> dict[str
     found: dict[str, Target] = {}
     with sessions() as session:
         for stream in streams:
-            dataset, schema = state_value(session, f"dataset:{stream}"), state_value(session, f"schema:{stream}")
+            dataset, schema = (
+                state.get_value(session, f"dataset:{stream}"),
+                state.get_value(session, f"schema:{stream}"),
+            )
             if not dataset or not schema:
                 raise SyncError(f"no dataset is provisioned for {stream}: run `flask --app wsgi sync provision` first")
             found[stream] = Target(dataset, schema)
@@ -271,7 +262,7 @@ def export_stream(
             details["resumed_batch"] = resumed
         cutoff = utcnow() - SETTLE
         with context.sessions() as session:
-            after = state_value(session, f"export:{stream}")
+            after = state.get_value(session, f"export:{stream}")
             backlog = int(session.scalar(source.count(after, cutoff)) or 0)
         mode = "batch" if backlog > settings.sync_export_batch_threshold else "streaming"
         details["mode"], details["backlog"] = mode, backlog
@@ -283,7 +274,7 @@ def export_stream(
     except ExternalError as exc:
         stats.failure = str(exc)
     with context.sessions() as session:
-        details["watermark"] = state_value(session, f"export:{stream}")
+        details["watermark"] = state.get_value(session, f"export:{stream}")
     details["retried"], details["unsent"] = stats.retried, stats.unsent
     return FileOutcome(
         name=stream,
@@ -386,7 +377,7 @@ class Export:
             if key is not None:
                 session.execute(update(SyncState).where(SyncState.stream == self.state_key).values(watermark=key))
             if marker is not None:
-                set_state(session, f"batch:{self.stream}", marker)
+                state.set_value(session, f"batch:{self.stream}", marker)
 
     # -- streaming -------------------------------------------------------------------------------
 
@@ -527,29 +518,19 @@ class Export:
         status, problems = ingestion.wait(batch_id)
         if status != SUCCESS:
             with self.context.sessions.begin() as session:
-                set_state(session, marker, None)
+                state.set_value(session, marker, None)
             raise PermanentError(f"batch {batch_id} {status}" + (f": {problems}" if problems else ""))
         with self.context.sessions.begin() as session:
             session.execute(update(SyncState).where(SyncState.stream == self.state_key).values(watermark=key))
-            set_state(session, marker, None)
+            state.set_value(session, marker, None)
         self.stats.sent += files.records
-
-
-def set_state(session: Session, stream: str, value: str | None) -> None:
-    """Set (or, with None, clear) the value of a ``sync_state`` row."""
-    state = session.get(SyncState, stream)
-    if state is None:
-        if value is not None:
-            session.add(SyncState(stream=stream, watermark=value))
-    else:
-        state.watermark = value
 
 
 def resolve_batch(context: RunContext, platform: Platform, stream: str) -> str | None:
     """Settle a batch an earlier run completed without seeing its end; returns its id."""
     marker = f"batch:{stream}"
     with context.sessions() as session:
-        value = state_value(session, marker)
+        value = state.get_value(session, marker)
     if not value:
         return None
     batch_id, _, key = value.partition("|")
@@ -562,6 +543,6 @@ def resolve_batch(context: RunContext, platform: Platform, stream: str) -> str |
     with context.sessions.begin() as session:
         if status == SUCCESS:
             session.execute(update(SyncState).where(SyncState.stream == f"export:{stream}").values(watermark=key))
-        set_state(session, marker, None)
+        state.set_value(session, marker, None)
     log.info("sync logs: %s: batch %s of an earlier run is %s", stream, batch_id, status)
     return batch_id

@@ -29,8 +29,8 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import ConfigError, ExternalError
-from sync import xdm
-from sync.export import ExportConfig, check_settings, export_config, set_state
+from sync import state, xdm
+from sync.export import ExportConfig, check_settings, export_config
 from sync.governance import load_sync_config
 from sync.platform.client import Platform
 from sync.platform.registry import Outcome, Registry
@@ -91,8 +91,8 @@ def provision_stream(
     except ExternalError as exc:
         return _outcome(stream, done, status="failed", reason=str(exc))
     with context.sessions.begin() as session:
-        set_state(session, f"dataset:{stream}", dataset_id)
-        set_state(session, f"schema:{stream}", schema_id)
+        state.set_value(session, f"dataset:{stream}", dataset_id)
+        state.set_value(session, f"schema:{stream}", schema_id)
     return _outcome(stream, done, details={"dataset": dataset_id, "schema": schema_id})
 
 

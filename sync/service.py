@@ -21,14 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from croniter import croniter
-from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.errors import Conflict, NotFound
-from store.models import SyncRun, SyncState
+from store.models import SyncRun
 from store.types import utcnow
+from sync import state
 from sync.runs import Job, execute, open_run
 
 log = logging.getLogger("pushgate.sync")
@@ -135,22 +134,12 @@ def claim_firing(sessions: sessionmaker[Session], job: str, fire_at: datetime) -
     """True for exactly one caller per (job, firing time), whatever the number of processes."""
     stream, mark = f"schedule:{job}", fire_at.isoformat()
     with sessions.begin() as session:
-        state = session.get(SyncState, stream)
-        if state is None:
-            try:
-                with session.begin_nested():
-                    session.execute(insert(SyncState).values(stream=stream, watermark=mark, last_run_at=utcnow()))
-                return True
-            except IntegrityError:
-                return False  # another process inserted it first
-        if state.watermark is not None and state.watermark >= mark:
+        if state.insert_if_absent(session, stream, watermark=mark, last_run_at=utcnow()):
+            return True
+        taken = state.get_value(session, stream)
+        if taken is not None and taken >= mark:
             return False
-        claimed = session.execute(
-            update(SyncState)
-            .where(SyncState.stream == stream, SyncState.watermark == state.watermark)
-            .values(watermark=mark, last_run_at=utcnow())
-        )
-        return bool(claimed.rowcount)  # type: ignore[attr-defined]
+        return state.compare_and_set(session, stream, "watermark", taken, watermark=mark, last_run_at=utcnow())
 
 
 class Scheduler:

@@ -20,7 +20,8 @@ from domain.tracking import record as record_tracking
 from store.codes import BroadLogStatus
 from store.models import App, BroadLog, Delivery, Profile, Subscription, SyncReject, SyncState
 from store.types import utcnow
-from sync import export, xdm
+from sync import state as sync_state
+from sync import xdm
 from sync.peers.platform import PlatformPeer
 from sync.platform.batch import BatchIngestion, BatchStillRunning
 from sync.xdm import records as xdm_records
@@ -434,8 +435,8 @@ def test_unknown_credentials_fail_the_run_with_imss_reason(
     rt = runtime_of(app)
     with rt.sessions.begin() as session:
         for stream in STREAMS:
-            export.set_state(session, f"dataset:{stream}", "d")
-            export.set_state(session, f"schema:{stream}", "s")
+            sync_state.set_value(session, f"dataset:{stream}", "d")
+            sync_state.set_value(session, f"schema:{stream}", "s")
     wrong = rt.settings.model_copy(update={"aep_client_secret": "wrong"})
     run = export_with(app, wrong)
     assert run.status == "failed" and run.error is not None
