@@ -35,6 +35,7 @@ from domain.personalisation import LookupTables
 from push.build import Builder
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from store.codes import BroadLogStatus, FailureReason, FailureType
+from store.db import placeholder
 from store.models import AppPlatform, BroadLog, Delivery, Profile, Subscription
 from store.types import utcnow
 
@@ -417,7 +418,7 @@ _MARK_SENT_SQL = (
 def _mark_sent(connection: Connection, sent: list[tuple[str | None, int]], now: datetime) -> None:
     """Mark ``(provider message id, broadLog id)`` rows Sent at ``now``."""
     dialect = connection.dialect
-    marker = "%s" if dialect.paramstyle in ("format", "pyformat") else "?"
+    marker = placeholder(dialect)
     stamp_bind = _BROADLOG.c.event_date.type.bind_processor(dialect)
     stamp = stamp_bind(now) if stamp_bind is not None else now
     sql = _MARK_SENT_SQL.format(status=int(BroadLogStatus.SENT), p=marker)

@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Dialect, Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -78,3 +78,9 @@ def is_migrated(engine: Engine) -> bool:
     if "alembic_version" not in inspect(engine).get_table_names():
         return False
     return current_revision(engine) == head_revision()
+
+
+def placeholder(dialect: Dialect) -> str:
+    """The driver's positional placeholder, for the few hot statements sent straight to it
+    (``exec_driver_sql``): ``?`` for sqlite3, ``%s`` for psycopg."""
+    return "%s" if dialect.paramstyle in ("format", "pyformat") else "?"

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from store.db import placeholder
 from store.types import UTCDateTime
 from sync.segments.reader import StagedReject, StagedRow, kind
 
@@ -110,7 +111,7 @@ class Staging:
         self.conn = conn
         self.field = match_field
         self.postgresql = conn.dialect.name == "postgresql"
-        marker = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        marker = placeholder(conn.dialect)
         self.staged = 0
         self._insert_rows = self._sql(_INSERT_ROWS).replace("?", marker)
         self._insert_rejects = self._sql(_INSERT_REJECTS).replace("?", marker)
