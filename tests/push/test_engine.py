@@ -18,7 +18,7 @@ from gateway.runtime import runtime
 from gateway.worker import engine_settings
 from push.engine import Engine
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
-from store.models import BroadLog, Delivery, Subscription
+from store.models import BroadLog, Delivery, Profile, Subscription
 from store.types import utcnow
 from tests.factories import make_app, make_profile
 
@@ -251,6 +251,62 @@ def test_the_batch_loader_reads_every_column_templates_and_payloads_use() -> Non
     loaded_subscription = {f.name for f in fields(LoadedSubscription)}
     assert set(SUBSCRIPTION_FIELDS) | {"additional_params", "token"} <= loaded_subscription
     assert set(PROFILE_FIELDS) | {"attributes"} <= {f.name for f in fields(LoadedProfile)}
+
+
+def test_the_batch_loader_reads_what_the_models_hold(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
+    """Engine.load goes straight to the driver: every loaded value, JSON included, equals the
+    model's; a subscription without a profile loads with none."""
+    from dataclasses import asdict
+
+    from push.engine import LoadedProfile, LoadedSubscription
+
+    engine: Engine = world["engine"]
+    rt = world["rt"]
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.token == "ok-1")
+            .values(additional_params={"tier": "gold", "n": 3}, device_name="Pixel", os_version="15")
+        )
+        alice = session.get(Profile, world["alice"])
+        assert alice is not None
+        alice.attributes = {"city": "Lyon", "points": [1, 2]}
+        alice.locale, alice.timezone = "fr_FR", "Europe/Paris"
+        register(
+            session,
+            Registration(
+                app_id=world["ids"]["id"], platform="android", token="anon-1", sdk="edge", push_provider="fcm"
+            ),
+            reconciliation_field="external_id",
+        )
+    delivery = create(client, keys, world["ids"]["id"], target={"all": True})
+    engine.start_due()
+    ids = engine.claim(delivery["id"], 100)
+    _, rows = engine.load(delivery["id"], ids)
+
+    assert sorted(r.broadlog_id for r in rows) == ids
+    with rt.sessions() as session:
+        for row in rows:
+            broadlog = session.get(BroadLog, row.broadlog_id)
+            assert broadlog is not None and broadlog.subscription_id is not None
+            subscription = session.get(Subscription, broadlog.subscription_id)
+            assert subscription is not None
+            assert row.attempts == broadlog.attempts == 1
+            assert asdict(row.subscription) == {f: getattr(subscription, f) for f in asdict(row.subscription)}, (
+                subscription.token
+            )
+            assert isinstance(row.subscription, LoadedSubscription)
+            if subscription.profile_id is None:
+                assert row.profile is None
+                continue
+            profile = session.get(Profile, subscription.profile_id)
+            assert isinstance(row.profile, LoadedProfile)
+            assert asdict(row.profile) == {f: getattr(profile, f) for f in asdict(row.profile)}
+    loaded = {r.subscription.token: r for r in rows}
+    assert loaded["ok-1"].subscription.additional_params == {"tier": "gold", "n": 3}
+    assert loaded["ok-1"].profile is not None
+    assert loaded["ok-1"].profile.attributes == {"city": "Lyon", "points": [1, 2]}
+    assert any(r.profile is None for r in rows)  # an anonymous registration
 
 
 def test_a_claim_can_take_one_platform_only(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
