@@ -282,6 +282,11 @@ class ApnsEmulator:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self._server, self.port
 
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open now."""
+        return len(self._connections)
+
     async def stop(self) -> None:
         """Stop listening, close every connection and wait until they are gone."""
         if self._server is not None:

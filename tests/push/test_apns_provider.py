@@ -17,7 +17,13 @@ import pytest
 
 from push.emulators.apns import ApnsEmulator
 from push.emulators.tls import LocalTLS
-from push.providers.apns import ApnsProvider, CertificateCredentials, apns_id_for, parse_endpoint
+from push.providers.apns import (
+    STREAMS_PER_CONNECTION,
+    ApnsProvider,
+    CertificateCredentials,
+    apns_id_for,
+    parse_endpoint,
+)
 from push.providers.base import ErrorKind, PushMessage, SendResult
 from tests.push.conftest import APNS_TOPIC, make_apns_key
 
@@ -348,6 +354,28 @@ def test_error_bodies_beyond_the_flow_control_window(apns_peer: ApnsEmulator, ap
 
     assert Counter(r.error.reason for r in results.values() if r.error) == {"BadDeviceToken": 2600}
     assert apns_peer.inbox.count("ios") == 2600
+
+
+def test_streams_per_connection_are_capped(apns_peer: ApnsEmulator, apns_provider_factory: Factory) -> None:
+    """250 requests in flight at once (each answered after 0.5 s) spread over connections of at
+    most STREAMS_PER_CONNECTION streams, though the server would take 1000 on one."""
+    apns_peer.slow_delay = 0.5
+    batch = [message(i, token(i, "d0000000")) for i in range(250)]
+
+    async def scenario() -> tuple[list[SendResult], int]:
+        provider = apns_provider_factory()
+        try:
+            results = await provider.send(batch)
+            return results, apns_peer.open_connections
+        finally:
+            await provider.close()
+
+    results, connections = run(scenario())
+
+    assert all(r.ok for r in results)
+    assert STREAMS_PER_CONNECTION == 100
+    assert connections == 3
+    assert len(delivered(apns_peer)) == 250
 
 
 def test_a_2000_message_batch(apns_peer: ApnsEmulator, apns_provider_factory: Factory) -> None:
