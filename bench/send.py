@@ -27,10 +27,11 @@ inbox holding exactly one accepted request per token (``GET /_emulator/inbox``, 
 phase). Any verification failure exits 1.
 
 Then, as the issue words it, one delivery to all subscriptions (both platforms at once): per
-platform, the time from its creation to that platform's last final broadLog row, reported beside
-the same round's baseline (``--no-one-delivery`` skips it). Both platforms then share one worker
-and the machine's CPUs, so these figures are lower than the per-platform ones; the goal is judged
-on the per-platform deliveries, each against its own platform's raw client.
+platform, the time from its creation to that platform's last final broadLog row, against the raw
+clients sending both platforms at once in one process (``send_baseline.py both``, the same round):
+both sides then share one process and the machine's CPUs (``--no-one-delivery`` skips it). The
+summary judges the goal on both scenarios: each platform's own delivery against its raw client
+alone ("alone"), and the delivery to all against the raw clients at once ("to all").
 
 Ratios are paired: per platform, the baseline runs (while the worker idles) just before the
 delivery it is compared with, and the summary gives the median of end-to-end/baseline over the
@@ -777,11 +778,14 @@ def run_baseline(
     setting: Setting,
     round_no: int,
     args: argparse.Namespace,
-) -> Phase:
-    provider = PROVIDER[platform_name]
+) -> list[Phase]:
+    """The raw clients alone (``bench/send_baseline.py``): one platform, or ``both`` at once in one
+    process (the counterpart of one delivery to all, kind ``baseline-both``); one phase per platform."""
+    names = list(PLATFORMS) if platform_name == "both" else [platform_name]
+    provider = "both" if platform_name == "both" else PROVIDER[platform_name]
     argv = [sys.executable, str(ROOT / "bench" / "send_baseline.py"), provider, "--count", str(count)]
     env = base_env()
-    if provider == "apns":
+    if "ios" in names:
         argv += [
             "--endpoint",
             emulators.apns_url,
@@ -798,39 +802,48 @@ def run_baseline(
             "--concurrency",
             str(args.baseline_concurrency),
         ]
-    else:
-        argv += ["--endpoint", emulators.fcm_url, "--service-account", str(emulators.service_account_path)]
+    if "android" in names:
+        argv += ["--fcm-endpoint" if "ios" in names else "--endpoint", emulators.fcm_url]
+        argv += ["--service-account", str(emulators.service_account_path)]
         # firebase-admin's own clients trust what these name: httpx SSL_CERT_FILE, requests REQUESTS_CA_BUNDLE
         env.update(SSL_CERT_FILE=str(emulators.ca_path), REQUESTS_CA_BUNDLE=str(emulators.ca_path))
-    peer_before = emulators.cpu(platform_name)
+    peers_before = {name: emulators.cpu(name) for name in names}
     child = children.start(f"baseline-{provider}-{setting.label}-{round_no}", argv, env)
     child.wait(args.timeout)
-    peer_cpu = emulators.cpu(platform_name) - peer_before
-    lines = [line for line in child.log_text().splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"baseline {provider} printed no result:\n{child.log_tail()}")
-    result = json.loads(lines[-1])
-    inbox = check_inbox(emulators, platform_name, count, None)
-    ok = result["ok"] == count and inbox.exact and inbox.accepted == count
-    detail = (
-        f"{result['ok']}/{count} ok, errors {result['errors'] or 'none'}"
-        f"{' e.g. ' + '; '.join(result['error_samples'][:2]) if result['error_samples'] else ''}; "
-        f"inbox {inbox.records} requests, {inbox.accepted} accepted, {inbox.distinct} distinct tokens, "
-        f"~{inbox.avg_bytes:.0f} B payload"
-    )
-    return Phase(
-        0,
-        platform_name,
-        "baseline",
-        setting.label,
-        round_no,
-        count,
-        result["elapsed"],
-        result["cpu"],
-        peer_cpu,
-        ok,
-        detail,
-    )
+    results = {}
+    for line in child.log_text().splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+            results[result["platform"]] = result
+    phases = []
+    for name in names:
+        result = results.get(PROVIDER[name])
+        if result is None:
+            raise RuntimeError(f"baseline {provider} printed no result for {name}:\n{child.log_tail()}")
+        inbox = check_inbox(emulators, name, count, None, clear=name == names[-1])
+        ok = result["ok"] == count and inbox.exact and inbox.accepted == count
+        detail = (
+            f"{result['ok']}/{count} ok, errors {result['errors'] or 'none'}"
+            f"{' e.g. ' + '; '.join(result['error_samples'][:2]) if result['error_samples'] else ''}; "
+            f"inbox {inbox.records} requests, {inbox.accepted} accepted, {inbox.distinct} distinct tokens, "
+            f"~{inbox.avg_bytes:.0f} B payload"
+        )
+        phases.append(
+            Phase(
+                0,
+                name,
+                "baseline-both" if len(names) > 1 else "baseline",
+                setting.label,
+                round_no,
+                count,
+                result["elapsed"],
+                result["cpu"] / len(names),  # the process's CPU, split evenly (as many messages each)
+                emulators.cpu(name) - peers_before[name],
+                ok,
+                detail,
+            )
+        )
+    return phases
 
 
 # --------------------------------------------------------------------------------------------
@@ -860,30 +873,86 @@ Memory = dict[tuple[int, str], dict[str, int]]  # (subscriptions, setting) -> {"
 
 
 def report_one_delivery(phases: list[Phase]) -> None:
+    """Each platform's figure in the delivery to all, against the raw clients sending both platforms
+    at once in one process (``baseline-both``, the same round), and against that platform alone."""
     combined = [p for p in phases if p.kind == "one-delivery"]
-    if combined:
-        print()
-        print(
-            "one delivery to all subscriptions (both platforms at once, one worker): per platform, creation to its "
-            "last\nfinal broadLog row, against the same round's baseline of that platform alone"
+    if not combined:
+        return
+
+    def base(kind: str, p: Phase) -> Phase | None:
+        return next(
+            (
+                b
+                for b in phases
+                if b.kind == kind and b.platform == p.platform and b.setting == p.setting and b.round == p.round
+            ),
+            None,
         )
-        for p in combined:
-            base = next(
-                (
-                    b
-                    for b in phases
-                    if b.kind == "baseline"
-                    and b.platform == p.platform
-                    and b.setting == p.setting
-                    and b.round == p.round
-                ),
-                None,
-            )
-            ratio = f"{p.rate / base.rate:.2f}" if base else "-"
-            print(
-                f"  {p.platform:<8}{p.scale:>8}{p.setting:>13} r{p.round}: {p.messages} in {p.elapsed:.2f}s = "
-                f"{p.rate:.0f}/s; baseline {base.rate if base else 0:.0f}/s; ratio {ratio}"
-            )
+
+    print()
+    print(
+        "one delivery to all subscriptions (both platforms at once, one worker): per platform, creation to its "
+        "last\nfinal broadLog row; against the raw clients sending both platforms at once in one process (the "
+        "same round),\nand against that platform's raw client alone"
+    )
+    for p in combined:
+        both, alone = base("baseline-both", p), base("baseline", p)
+        ratio = f"{p.rate / both.rate:.2f}" if both else "-"
+        print(
+            f"  {p.platform:<8}{p.scale:>8}{p.setting:>13} r{p.round}: {p.messages} in {p.elapsed:.2f}s = "
+            f"{p.rate:.0f}/s; raw clients both at once {both.rate if both else 0:.0f}/s, ratio {ratio}; "
+            f"alone {alone.rate if alone else 0:.0f}/s, ratio {p.rate / alone.rate if alone else 0:.2f}"
+        )
+
+
+def print_ratios(args: argparse.Namespace, phases: list[Phase], settings: list[Setting]) -> None:
+    """One summary line per scenario, platform, scale and setting: the median paired ratio."""
+    for scenario, kind, base_kind in (("alone", "end-to-end", "baseline"), ("to all", "one-delivery", "baseline-both")):
+        for platform_name in PLATFORMS:
+            for scale in sorted({p.scale for p in phases if p.kind == kind}):
+                for setting in settings:
+                    runs = [
+                        p
+                        for p in phases
+                        if p.kind == kind
+                        and p.platform == platform_name
+                        and p.scale == scale
+                        and p.setting == setting.label
+                    ]
+                    if not runs:
+                        continue
+                    best = max(runs, key=lambda p: p.rate)
+                    line = (
+                        f"{scenario:<9}{platform_name:<9}{scale:>8}{setting.label:>13}{setting.window:>7}"
+                        f"{best.rate:>13.0f}{best.cpu / best.messages * 1000:>7.3f}"
+                    )
+                    pairs = []
+                    for run in runs:
+                        base = next(
+                            (
+                                p
+                                for p in phases
+                                if p.kind == base_kind
+                                and p.platform == platform_name
+                                and p.setting == run.setting
+                                and p.round == run.round
+                            ),
+                            None,
+                        )
+                        if base is not None:
+                            pairs.append((run, base))
+                    if not pairs:
+                        print(f"{line}{'-':>11}{'-':>7}{'-':>7}  (no baseline at this scale)")
+                        continue
+                    ratio = statistics.median(run.rate / base.rate for run, base in pairs)
+                    base_best = max((base for _, base in pairs), key=lambda p: p.rate)
+                    listed = " ".join(f"{run.rate:.0f}/{base.rate:.0f}" for run, base in pairs)
+                    if scale != args.subscriptions:
+                        listed += f"  (baseline: the {args.subscriptions} run's)"
+                    print(
+                        f"{line}{base_best.rate:>11.0f}{base_best.cpu / base_best.messages * 1000:>7.3f}"
+                        f"{ratio:>7.2f}  {'met' if ratio >= 0.8 else 'NOT met':<13}{listed}"
+                    )
 
 
 def report(args: argparse.Namespace, phases: list[Phase], memory: Memory, settings: list[Setting]) -> int:
@@ -895,54 +964,14 @@ def report(args: argparse.Namespace, phases: list[Phase], memory: Memory, settin
         "pairs\n(all pairs listed). CPU = ms per message of the gateway worker process, or of the baseline client."
     )
     print(
-        f"{'platform':<9}{'subs':>8}{'setting':>13}{'window':>7}{'end-to-end/s':>13}{'CPU':>7}{'baseline/s':>11}"
-        f"{'CPU':>7}{'ratio':>7}  {'goal >= 0.80':<13}pairs"
+        "scenario: 'alone' = a delivery to one platform against that platform's raw client; 'to all' = one "
+        "delivery to\nboth platforms (the issue's scenario) against the raw clients sending both at once in one process"
     )
-    for platform_name in PLATFORMS:
-        for scale in sorted({p.scale for p in phases if p.kind == "end-to-end"}):
-            for setting in settings:
-                runs = [
-                    p
-                    for p in phases
-                    if p.kind == "end-to-end"
-                    and p.platform == platform_name
-                    and p.scale == scale
-                    and p.setting == setting.label
-                ]
-                if not runs:
-                    continue
-                best = max(runs, key=lambda p: p.rate)
-                line = (
-                    f"{platform_name:<9}{scale:>8}{setting.label:>13}{setting.window:>7}{best.rate:>13.0f}"
-                    f"{best.cpu / best.messages * 1000:>7.3f}"
-                )
-                pairs = []
-                for run in runs:
-                    base = next(
-                        (
-                            p
-                            for p in phases
-                            if p.kind == "baseline"
-                            and p.platform == platform_name
-                            and p.setting == run.setting
-                            and p.round == run.round
-                        ),
-                        None,
-                    )
-                    if base is not None:
-                        pairs.append((run, base))
-                if not pairs:
-                    print(f"{line}{'-':>11}{'-':>7}{'-':>7}  (no baseline at this scale)")
-                    continue
-                ratio = statistics.median(run.rate / base.rate for run, base in pairs)
-                base_best = max((base for _, base in pairs), key=lambda p: p.rate)
-                listed = " ".join(f"{run.rate:.0f}/{base.rate:.0f}" for run, base in pairs)
-                if scale != args.subscriptions:
-                    listed += f"  (baseline: the {args.subscriptions} run's)"
-                print(
-                    f"{line}{base_best.rate:>11.0f}{base_best.cpu / base_best.messages * 1000:>7.3f}{ratio:>7.2f}  "
-                    f"{'met' if ratio >= 0.8 else 'NOT met':<13}{listed}"
-                )
+    print(
+        f"{'scenario':<9}{'platform':<9}{'subs':>8}{'setting':>13}{'window':>7}{'end-to-end/s':>13}{'CPU':>7}"
+        f"{'baseline/s':>11}{'CPU':>7}{'ratio':>7}  {'goal >= 0.80':<13}pairs"
+    )
+    print_ratios(args, phases, settings)
     report_one_delivery(phases)
     print()
     print("gateway worker memory: VmHWM (peak RSS) of `flask --app wsgi worker` after its deliveries")
@@ -1108,11 +1137,16 @@ def run_gateway_phases(
         for platform_name in platforms:
             if with_baseline:
                 count = len(instance.tokens[platform_name])
-                report_phase(phases, run_baseline(children, emulators, platform_name, count, setting, round_no, args))
+                for phase in run_baseline(children, emulators, platform_name, count, setting, round_no, args):
+                    report_phase(phases, phase)
             report_phase(
                 phases, run_delivery(instance, gateway, emulators, platform_name, setting, round_no, args.timeout)
             )
         if len(platforms) == len(PLATFORMS) and not args.no_one_delivery:
+            if with_baseline:
+                count = len(instance.tokens["ios"])
+                for phase in run_baseline(children, emulators, "both", count, setting, round_no, args):
+                    report_phase(phases, phase)
             for phase in run_one_delivery_to_all(instance, gateway, emulators, setting, round_no, args.timeout):
                 report_phase(phases, phase)
         peak = gateway.peak_kib()

@@ -20,6 +20,11 @@ libraries themselves can do on this machine.
     emulator's CA comes from ``SSL_CERT_FILE`` (httpx) and ``REQUESTS_CA_BUNDLE`` (google-auth's
     requests transport), which ``bench/send.py`` sets for this process only.
 
+``both``
+    The two loops at once on one event loop (each clock starting when both are ready): what the
+    raw clients do when one delivery goes to both platforms, sharing one process and the CPUs as
+    the gateway's worker does. One JSON line per platform.
+
 Payloads have the shape and about the size of what the gateway sends for the benchmark's message
 (title, personalised body, one custom data key, ``_mId``/``_dId``), each to its own token.
 
@@ -64,7 +69,7 @@ def body_for(i: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-async def run_apns(args: argparse.Namespace) -> dict[str, Any]:
+async def run_apns(args: argparse.Namespace, ready: asyncio.Barrier | None = None) -> dict[str, Any]:
     from aioapns import APNs, NotificationRequest, PushType
     from aioapns.connection import APNsTLSClientProtocol
 
@@ -98,6 +103,8 @@ async def run_apns(args: argparse.Namespace) -> dict[str, Any]:
     async def error_sink(request: Any, result: Any) -> None:
         """aioapns logs each error answer unless given this; results are counted below."""
 
+    if ready is not None:
+        await ready.wait()
     cpu_started, started = time.process_time(), time.perf_counter()
     context = ssl.create_default_context(cafile=args.ca)
     client = APNs(
@@ -137,12 +144,13 @@ async def run_apns(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-async def run_fcm(args: argparse.Namespace) -> dict[str, Any]:
+async def run_fcm(args: argparse.Namespace, ready: asyncio.Barrier | None = None) -> dict[str, Any]:
     import firebase_admin  # type: ignore[import-untyped]  # no type information shipped
     from firebase_admin import credentials, messaging
 
     account = json.loads(Path(args.service_account).read_text())
-    url = f"{args.endpoint.rstrip('/')}/v1/projects/{account['project_id']}/messages:send"
+    endpoint = args.fcm_endpoint if args.platform == "both" else args.endpoint
+    url = f"{endpoint.rstrip('/')}/v1/projects/{account['project_id']}/messages:send"
 
     class RedirectedMessaging(messaging._MessagingService):  # type: ignore[misc]
         """firebase-admin's own messaging service; only the send URL differs."""
@@ -171,6 +179,8 @@ async def run_fcm(args: argparse.Namespace) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     samples: list[str] = []
 
+    if ready is not None:
+        await ready.wait()
     cpu_started, started = time.process_time(), time.perf_counter()
     app = firebase_admin.initialize_app(
         credentials.Certificate(account), {"projectId": account["project_id"]}, name="bench-baseline"
@@ -203,9 +213,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "emulator, no database. Prints one JSON line.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("platform", choices=("apns", "fcm"))
+    parser.add_argument("platform", choices=("apns", "fcm", "both"))
     parser.add_argument("--count", type=int, default=10_000, help="notifications to send")
     parser.add_argument("--endpoint", required=True, help="emulator base URL, e.g. https://127.0.0.1:8443")
+    parser.add_argument("--fcm-endpoint", help="both: the FCM emulator's base URL (--endpoint is the APNs one)")
     parser.add_argument("--concurrency", type=int, default=1000, help="APNs: requests in flight at most")
     parser.add_argument("--ca", help="APNs: CA file the client trusts (the emulator's ca.pem)")
     parser.add_argument("--key-file", help="APNs: the .p8 key")
@@ -214,8 +225,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--topic", help="APNs: apns-topic (bundle id)")
     parser.add_argument("--service-account", help="FCM: service-account JSON whose token_uri is the emulator's")
     args = parser.parse_args(argv)
-    needed = ("ca", "key_file", "key_id", "team_id", "topic") if args.platform == "apns" else ("service_account",)
+    needed = {
+        "apns": ("ca", "key_file", "key_id", "team_id", "topic"),
+        "fcm": ("service_account",),
+        "both": ("ca", "key_file", "key_id", "team_id", "topic", "service_account"),
+    }[args.platform]
     missing = [f"--{name.replace('_', '-')}" for name in needed if not getattr(args, name)]
+    if args.platform == "both" and not args.fcm_endpoint:
+        missing.append("--fcm-endpoint")
     if missing:
         parser.error(f"{args.platform} needs {', '.join(missing)}")
     if args.count < 1 or args.concurrency < 1:
@@ -223,12 +240,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+async def run_both(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Both loops at once on one event loop, their clocks started together once both are ready:
+    the raw clients' counterpart of one delivery to both platforms. Each platform's ``elapsed``
+    ends at its own last answer; ``cpu`` is the whole process's, the same figure for both."""
+    ready = asyncio.Barrier(2)
+    cpu_started = time.process_time()
+    results = await asyncio.gather(run_apns(args, ready), run_fcm(args, ready))
+    cpu = time.process_time() - cpu_started
+    return [
+        {"platform": platform, **result, "cpu": cpu} for platform, result in zip(("apns", "fcm"), results, strict=True)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    runner = run_apns if args.platform == "apns" else run_fcm
-    result = asyncio.run(runner(args))
-    print(json.dumps({"platform": args.platform, "messages": args.count, **result}), flush=True)
-    return 0 if result["ok"] == args.count else 1
+    if args.platform == "both":
+        results = asyncio.run(run_both(args))
+    else:
+        runner = run_apns if args.platform == "apns" else run_fcm
+        results = [{"platform": args.platform, **asyncio.run(runner(args))}]
+    for result in results:
+        print(json.dumps({"messages": args.count, **result}), flush=True)
+    return 0 if all(result["ok"] == args.count for result in results) else 1
 
 
 if __name__ == "__main__":
