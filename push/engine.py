@@ -152,7 +152,9 @@ class Engine:
 
     def claim(self, delivery_id: int, limit: int, channel: int | None = None) -> list[int]:
         """Lease up to ``limit`` sendable Pending rows of the delivery (of one channel, 41 iOS or 42
-        Android, when given); returns their ids."""
+        Android, when given); returns their ids. With a channel the claim is a seek on the index
+        (delivery_id, status, channel, id); without one the delivery's Pending rows are sorted by
+        id, so the worker always names the channel."""
         with self.sessions.begin() as session:
             return _claim(session.connection(), delivery_id, limit, channel, utcnow(), self.settings.lease)
 

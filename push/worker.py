@@ -159,7 +159,9 @@ class Worker:
         order = [CHANNELS[p] for p in PLATFORM_ORDER if p in (platforms or [])]
 
         async def loop() -> None:
-            upcoming = list(order) if len(order) > 1 else []
+            # Always one channel at a time, then whatever is left: a claim of one channel follows
+            # the claim index (delivery, status, channel, id) instead of sorting the Pending rows.
+            upcoming = list(order)
             channel = upcoming.pop(0) if upcoming else None
             while True:
                 if limiter is not None:
