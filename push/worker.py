@@ -152,27 +152,24 @@ class Worker:
             ).one()
         limiter = _limiter(rate)
         engine_batch = max(1, min(engine.settings.batch_size, int(rate))) if rate else engine.settings.batch_size
-        # With both platforms, every loop sends one platform after the other (PLATFORM_ORDER), then
-        # whatever is left; a loop moves on early when its platform has nothing due, or when a batch
-        # took longer than SLOW_BATCH_SECONDS, so a slow or failing provider never holds the other
-        # back. The in-flight window stays batch size x concurrency.
-        order = [CHANNELS[p] for p in PLATFORM_ORDER if p in (platforms or [])]
+        # Every loop claims one platform at a time, in PLATFORM_ORDER: a claim of one channel is a
+        # seek on the claim index (delivery, status, channel, id), where a claim of any would sort
+        # the Pending rows. A loop moves on when its platform has nothing due, or early when a
+        # batch took longer than SLOW_BATCH_SECONDS (a slow or failing provider must not hold the
+        # other back); the next pass comes back for what is left. The in-flight window stays batch
+        # size x concurrency.
+        channels: list[int | None] = [CHANNELS[p] for p in PLATFORM_ORDER if p in (platforms or [])] or [None]
 
         async def loop() -> None:
-            # Always one channel at a time, then whatever is left: a claim of one channel follows
-            # the claim index (delivery, status, channel, id) instead of sorting the Pending rows.
-            upcoming = list(order)
-            channel = upcoming.pop(0) if upcoming else None
-            while True:
+            position = 0
+            while position < len(channels):
                 if limiter is not None:
                     await limiter.acquire(min(engine_batch, limiter.max_rate))
                 started = time.monotonic()
-                handled = await engine.run_batch(delivery_id, limit=engine_batch, channel=channel)
+                handled = await engine.run_batch(delivery_id, limit=engine_batch, channel=channels[position])
                 slow = time.monotonic() - started > SLOW_BATCH_SECONDS
-                if handled == 0 or (slow and channel is not None):
-                    if handled == 0 and channel is None:
-                        return
-                    channel = upcoming.pop(0) if upcoming else None
+                if handled == 0 or (slow and position + 1 < len(channels)):
+                    position += 1
 
         try:
             while True:
