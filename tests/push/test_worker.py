@@ -106,10 +106,11 @@ def send_to_both_platforms(app: Flask, client: Any, keys: Any, delays: dict[str,
     log: list[tuple[str, float]] = []
     providers = {p: RecordingProvider(p, log, delays.get(p, 0.0)) for p in ("ios", "android")}
     settings = replace(engine_settings(rt), batch_size=3)
-    worker = Worker(lambda: Engine(rt.sessions, lambda part: providers[part.platform], settings), poll_interval=0.05)
+    worker = Worker(
+        lambda: Engine(rt.sessions, lambda part: providers[part.platform], settings), poll_interval=0.05, concurrency=2
+    )
     body = {"app_id": ids["id"], "name": "both", "target": {"all": True}, "message": {"title": "t", "body": "b"}}
     delivery = client.post("/api/v1/deliveries", json=body, headers=keys.marketer).json
-    worker.concurrency = 2
     worker.start()
     try:
         deadline = time.monotonic() + 30
