@@ -4,14 +4,18 @@
 measures (read-only git: benchmarks run while the tree is being edited), so a printed figure
 always says which code it belongs to. ``end_children_on_signals()`` turns SIGTERM and SIGHUP into
 ``SystemExit``, so the ``finally`` blocks that stop child processes run on those signals too.
+``remove_workdir(folder, keep)`` and ``exit_with(main, interrupted)`` are how every benchmark ends.
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,3 +43,21 @@ def _raise_system_exit(signum: int, _frame: Any) -> None:
 def end_children_on_signals() -> None:
     signal.signal(signal.SIGTERM, _raise_system_exit)
     signal.signal(signal.SIGHUP, _raise_system_exit)
+
+
+def remove_workdir(workdir: Path, keep: bool = False) -> None:
+    """Remove the benchmark's temporary folder, or say where it is (``--keep``)."""
+    if keep:
+        print(f"kept {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def exit_with(main: Callable[[], int], interrupted: str) -> NoReturn:
+    """Exit with ``main()``'s status; on Ctrl-C (its ``finally`` blocks having run) say what was
+    stopped and exit 130."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        sys.exit(130)

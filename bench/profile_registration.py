@@ -16,7 +16,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import remove_workdir  # noqa: E402
 from bench.registration import FORM, REGISTER_PATH, Fixture, make_bodies, prepare_database  # noqa: E402
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(out.getvalue().split("\n", 3)[-1] if out.getvalue().startswith("\n") else out.getvalue())
         return 0
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir)
 
 
 if __name__ == "__main__":

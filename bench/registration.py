@@ -33,7 +33,6 @@ import multiprocessing
 import os
 import platform
 import shlex
-import shutil
 import signal
 import socket
 import statistics
@@ -54,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/registration.py``
 
-from bench.common import end_children_on_signals  # noqa: E402
+from bench.common import end_children_on_signals, exit_with, remove_workdir  # noqa: E402
 
 REGISTER_PATH = "/nms/mobile/1/registerAndroid.jssp"
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
@@ -605,15 +604,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         if not sqlite:
             cleanup_shared_database(fx)
-        if args.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: servers and load process stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main, "servers and load process stopped")

@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/segments.py``
 
-from bench.common import code_version, end_children_on_signals  # noqa: E402
+from bench.common import code_version, end_children_on_signals, exit_with, remove_workdir  # noqa: E402
 
 #: What the figures measure: uncommitted changes here are named in the header.
 MEASURED_CODE = ("sync/segments", "sync/sources/blob.py", "sync/runs.py", "store/")
@@ -549,15 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         azurite.stop()
-        if args.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: Azurite stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main, "Azurite stopped")

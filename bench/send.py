@@ -64,7 +64,6 @@ import os
 import platform
 import re
 import shlex
-import shutil
 import signal
 import ssl
 import statistics
@@ -83,7 +82,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/send.py``
 
-from bench.common import code_version, end_children_on_signals  # noqa: E402
+from bench.common import code_version, end_children_on_signals, exit_with, remove_workdir  # noqa: E402
 
 #: What the figures measure: uncommitted changes here are named in the header.
 MEASURED_CODE = ("push/", "core/", "domain/", "gateway/", "store/", "wsgi.py")
@@ -1208,15 +1207,8 @@ def main(argv: list[str] | None = None) -> int:
         return status
     finally:
         children.stop_all()
-        if args.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: every child process stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main, "every child process stopped")

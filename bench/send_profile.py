@@ -35,7 +35,6 @@ import functools
 import io
 import os
 import pstats
-import shutil
 import sys
 import tempfile
 import threading
@@ -48,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import exit_with, remove_workdir  # noqa: E402
 from bench.send import MESSAGE, Children, prepare_instance, start_emulators  # noqa: E402
 from bench.send_whatif import WHATIFS, apply  # noqa: E402
 
@@ -332,12 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         children.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: every child process stopped", file=sys.stderr)
-        sys.exit(130)
+    exit_with(main, "every child process stopped")
