@@ -59,6 +59,7 @@ with candidate code changes applied in memory to the worker (``bench/send_worker
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -871,23 +872,24 @@ def mib(kib: int) -> str:
 Memory = dict[tuple[int, str], dict[str, int]]  # (subscriptions, setting) -> {"peak", "idle"} in KiB
 
 
+def baseline_of(phases: list[Phase], kind: str, run: Phase) -> Phase | None:
+    """The baseline phase of ``kind`` paired with ``run``: same platform, setting and round."""
+    return next(
+        (
+            b
+            for b in phases
+            if b.kind == kind and b.platform == run.platform and b.setting == run.setting and b.round == run.round
+        ),
+        None,
+    )
+
+
 def report_one_delivery(phases: list[Phase]) -> None:
     """Each platform's figure in the delivery to all, against the raw clients sending both platforms
     at once in one process (``baseline-both``, the same round), and against that platform alone."""
     combined = [p for p in phases if p.kind == "one-delivery"]
     if not combined:
         return
-
-    def base(kind: str, p: Phase) -> Phase | None:
-        return next(
-            (
-                b
-                for b in phases
-                if b.kind == kind and b.platform == p.platform and b.setting == p.setting and b.round == p.round
-            ),
-            None,
-        )
-
     print()
     print(
         "one delivery to all subscriptions (both platforms at once, one worker): per platform, creation to its "
@@ -895,7 +897,7 @@ def report_one_delivery(phases: list[Phase]) -> None:
         "same round),\nand against that platform's raw client alone"
     )
     for p in combined:
-        both, alone = base("baseline-both", p), base("baseline", p)
+        both, alone = baseline_of(phases, "baseline-both", p), baseline_of(phases, "baseline", p)
         ratio = f"{p.rate / both.rate:.2f}" if both else "-"
         print(
             f"  {p.platform:<8}{p.scale:>8}{p.setting:>13} r{p.round}: {p.messages} in {p.elapsed:.2f}s = "
@@ -904,54 +906,39 @@ def report_one_delivery(phases: list[Phase]) -> None:
         )
 
 
+SCENARIOS = (("alone", "end-to-end", "baseline"), ("to all", "one-delivery", "baseline-both"))
+
+
 def print_ratios(args: argparse.Namespace, phases: list[Phase], settings: list[Setting]) -> None:
     """One summary line per scenario, platform, scale and setting: the median paired ratio."""
-    for scenario, kind, base_kind in (("alone", "end-to-end", "baseline"), ("to all", "one-delivery", "baseline-both")):
-        for platform_name in PLATFORMS:
-            for scale in sorted({p.scale for p in phases if p.kind == kind}):
-                for setting in settings:
-                    runs = [
-                        p
-                        for p in phases
-                        if p.kind == kind
-                        and p.platform == platform_name
-                        and p.scale == scale
-                        and p.setting == setting.label
-                    ]
-                    if not runs:
-                        continue
-                    best = max(runs, key=lambda p: p.rate)
-                    line = (
-                        f"{scenario:<9}{platform_name:<9}{scale:>8}{setting.label:>13}{setting.window:>7}"
-                        f"{best.rate:>13.0f}{best.cpu / best.messages * 1000:>7.3f}"
-                    )
-                    pairs = []
-                    for run in runs:
-                        base = next(
-                            (
-                                p
-                                for p in phases
-                                if p.kind == base_kind
-                                and p.platform == platform_name
-                                and p.setting == run.setting
-                                and p.round == run.round
-                            ),
-                            None,
-                        )
-                        if base is not None:
-                            pairs.append((run, base))
-                    if not pairs:
-                        print(f"{line}{'-':>11}{'-':>7}{'-':>7}  (no baseline at this scale)")
-                        continue
-                    ratio = statistics.median(run.rate / base.rate for run, base in pairs)
-                    base_best = max((base for _, base in pairs), key=lambda p: p.rate)
-                    listed = " ".join(f"{run.rate:.0f}/{base.rate:.0f}" for run, base in pairs)
-                    if scale != args.subscriptions:
-                        listed += f"  (baseline: the {args.subscriptions} run's)"
-                    print(
-                        f"{line}{base_best.rate:>11.0f}{base_best.cpu / base_best.messages * 1000:>7.3f}"
-                        f"{ratio:>7.2f}  {'met' if ratio >= 0.8 else 'NOT met':<13}{listed}"
-                    )
+    for (scenario, kind, base_kind), platform_name in itertools.product(SCENARIOS, PLATFORMS):
+        scales = sorted({p.scale for p in phases if p.kind == kind})
+        for scale, setting in itertools.product(scales, settings):
+            runs = [
+                p
+                for p in phases
+                if p.kind == kind and p.platform == platform_name and p.scale == scale and p.setting == setting.label
+            ]
+            if not runs:
+                continue
+            best = max(runs, key=lambda p: p.rate)
+            line = (
+                f"{scenario:<9}{platform_name:<9}{scale:>8}{setting.label:>13}{setting.window:>7}"
+                f"{best.rate:>13.0f}{best.cpu / best.messages * 1000:>7.3f}"
+            )
+            pairs = [(run, base) for run in runs if (base := baseline_of(phases, base_kind, run)) is not None]
+            if not pairs:
+                print(f"{line}{'-':>11}{'-':>7}{'-':>7}  (no baseline at this scale)")
+                continue
+            ratio = statistics.median(run.rate / base.rate for run, base in pairs)
+            base_best = max((base for _, base in pairs), key=lambda p: p.rate)
+            listed = " ".join(f"{run.rate:.0f}/{base.rate:.0f}" for run, base in pairs)
+            if scale != args.subscriptions:
+                listed += f"  (baseline: the {args.subscriptions} run's)"
+            print(
+                f"{line}{base_best.rate:>11.0f}{base_best.cpu / base_best.messages * 1000:>7.3f}"
+                f"{ratio:>7.2f}  {'met' if ratio >= 0.8 else 'NOT met':<13}{listed}"
+            )
 
 
 def report(args: argparse.Namespace, phases: list[Phase], memory: Memory, settings: list[Setting]) -> int:
