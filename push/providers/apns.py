@@ -190,7 +190,7 @@ class _Connection(APNsTLSClientProtocol):
         self.conn = H2Connection(config=_LEAN_H2)
         self.conn.encoder = MemoEncoder()  # before the first HEADERS: the tables start empty
         self.pending: dict[int, _Pending] = {}
-        self.free_channels.bound = min(self.free_channels.bound, STREAMS_PER_CONNECTION)
+        self._cap_streams()
         self.flush_scheduled = False
         self.terminated = False
         self.discarded = False
@@ -203,6 +203,10 @@ class _Connection(APNsTLSClientProtocol):
     @property
     def is_busy(self) -> bool:
         return self.terminated or self.free_channels.is_busy
+
+    def _cap_streams(self) -> None:
+        """Use at most STREAMS_PER_CONNECTION of the streams the server allows."""
+        self.free_channels.bound = min(self.free_channels.bound, STREAMS_PER_CONNECTION)
 
     def closing(self) -> bool:
         return self.terminated or self.transport is None or self.transport.is_closing()
@@ -328,7 +332,7 @@ class _Connection(APNsTLSClientProtocol):
                 self._on_reset(event)
             elif isinstance(event, RemoteSettingsChanged):
                 self.on_remote_settings_changed(event.changed_settings)  # type: ignore[arg-type]
-                self.free_channels.bound = min(self.free_channels.bound, STREAMS_PER_CONNECTION)
+                self._cap_streams()  # the library just set the bound to the server's maximum
                 self.window_open.set()
             elif isinstance(event, WindowUpdated):
                 self.window_open.set()
