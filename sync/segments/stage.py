@@ -35,9 +35,9 @@ STAGE = "segment_stage"
 MATCH = "segment_match"
 REJECTS = "segment_reject"
 #: The profile columns an identity may be matched on (PUSHGATE_RECONCILIATION_FIELD).
-MATCH_FIELDS = ("external_id", "email")
+MATCH_FIELDS = ("external_id", "email")  # the keys of _LOOKUPS
 
-# Statement templates, filled by Staging._sql ({stage}, {match}, {rejects}, {field}, {fence},
+# Statement templates, filled by Staging._sql ({stage}, {match}, {rejects}, {lookup}, {fence},
 # {on_conflict}). In a ref, ref % 65536 is the kind (segment << 2 | status), ref % 4 the status,
 # ref / 2**48 the part and (ref / 65536) % 2**32 the line (sync.segments.reader.ref).
 _CREATE = (
@@ -51,16 +51,22 @@ _INSERT_ROWS = "INSERT INTO {stage} (identity, ref) VALUES (?, ?)"
 _INSERT_REJECTS = "INSERT INTO {rejects} (part, line, identity, reason, kind) VALUES (?, ?, ?, ?, ?)"
 _COPY_ROWS = "COPY {stage} (identity, ref) FROM STDIN"
 _COPY_REJECTS = "COPY {rejects} (part, line, identity, reason, kind) FROM STDIN"
-# One look-up per staged row: pid is the profile id when exactly one profile has the identity, 0
-# when none has, -n when n profiles share it (an email). The fence ({fence}: OFFSET 0) keeps the
-# look-up from being evaluated twice. Sorted by profile id, the rows are then written to the store
-# in its own order; the identity is kept for the rows that will be rejected.
+# One look-up per staged row ({lookup}): pid is the profile id when exactly one profile has the
+# identity, 0 when none has, -n when n profiles share it (an email). The fence ({fence}: OFFSET 0)
+# keeps the look-up from being evaluated twice. Sorted by profile id, the rows are then written to
+# the store in its own order; the identity is kept for the rows that will be rejected.
 _RESOLVE = (
     "INSERT INTO {match} (pid, ref, identity) "
     "SELECT pid, ref, CASE WHEN pid > 0 THEN NULL ELSE identity END FROM ("
-    "SELECT s.ref, s.identity, (SELECT CASE WHEN count(*) = 1 THEN max(p.id) ELSE -count(*) END "
-    "FROM profile p WHERE p.{field} = s.identity) AS pid FROM {stage} s {fence}) resolved ORDER BY pid, ref"
+    "SELECT s.ref, s.identity, {lookup} AS pid FROM {stage} s {fence}) resolved ORDER BY pid, ref"
 )
+# external_id is unique (uq_profile_external_id): one index probe, no aggregate. Counting and
+# taking the max of at most one row made the look-up of 1,000,000 rows 0.1-0.5 s slower.
+_LOOKUPS = {
+    "external_id": "coalesce((SELECT p.id FROM profile p WHERE p.external_id = s.identity), 0)",
+    "email": "(SELECT CASE WHEN count(*) = 1 THEN max(p.id) ELSE -count(*) END FROM profile p "
+    "WHERE p.email = s.identity)",
+}
 _REJECT_UNMATCHED = (
     "INSERT INTO {rejects} (part, line, identity, reason, kind) "
     "SELECT ref / 281474976710656, (ref / 65536) % 4294967296, identity, "
@@ -117,15 +123,15 @@ class Staging:
         self._insert_rejects = self._sql(_INSERT_REJECTS).replace("?", marker)
 
     def _sql(self, template: str) -> str:
-        """A statement template filled in. Only the fixed table names and a column of
-        :data:`MATCH_FIELDS` ever enter SQL text; values are always bound."""
+        """A statement template filled in. Only the fixed table names and the look-up of a
+        :data:`MATCH_FIELDS` column ever enter SQL text; values are always bound."""
         return (
             template.replace("{on_conflict}", _ON_CONFLICT)
+            .replace("{lookup}", _LOOKUPS[self.field])
             .replace("{fence}", "OFFSET 0" if self.postgresql else "LIMIT -1 OFFSET 0")
             .replace("{stage}", STAGE)
             .replace("{match}", MATCH)
             .replace("{rejects}", REJECTS)
-            .replace("{field}", self.field)
         )
 
     def _run(self, template: str, params: dict[str, Any] | None = None) -> int:
