@@ -103,18 +103,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from sync.peers.platform_api import (
-    DCCS_AUTH_PROBLEM,
-    DCCS_INLET_PROBLEM,
-    ENDPOINTS,
-    ROUTES,
-    ApiError,
-    Fault,
-    PeerConfig,
-    PeerState,
-    json_response,
-    stream_batch,
-)
+from sync.peers.platform_api.routes import ENDPOINTS, ROUTES
+from sync.peers.platform_api.state import ApiError, Fault, PeerConfig, PeerState, json_response
+from sync.peers.platform_api.streaming import DCCS_AUTH_PROBLEM, DCCS_INLET_PROBLEM, stream_batch
 
 __all__ = ["Fault", "PeerConfig", "PeerState", "PlatformPeer", "main"]
 
