@@ -4,9 +4,10 @@ templates it caches per delivery; a row that cannot be built raises ``ValueError
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from domain.deliveries import validity_end
+from domain.personalisation import LookupTables
 from push import payloads
 from push.messages import Message
 from push.providers.base import PushMessage
@@ -24,11 +25,13 @@ class Sendable(SubscriptionLike, Protocol):
 class Builder:
     """Builds the pushes of one delivery; compiles its message once."""
 
-    def __init__(self, delivery: Delivery, tables: Any = None) -> None:
+    def __init__(self, delivery: Delivery, tables: LookupTables | None = None) -> None:
         self.delivery_id = delivery.id
         self.compiled = compile_message(Message.model_validate(delivery.message), delivery.platforms)
         self.not_after = validity_end(delivery).timestamp()
         self.tables = tables
+        #: The tables its templates read (None when they read none): the engine defers their rows.
+        self.read_tables = tables if tables is not None and self.compiled.reads("tables") else None
 
     def build(
         self, broadlog_id: int, subscription: Sendable, profile: ProfileLike | None, part: AppPlatform

@@ -209,16 +209,18 @@ class Engine:
             builder = self._builders[delivery_id] = Builder(delivery, LookupTables(self.sessions))
         by_part: dict[int, tuple[AppPlatform, list[PushMessage]]] = {}
         build_failures: dict[int, str] = {}
-        for broadlog_id, _attempts, subscription, profile, part in rows:
-            if part is None:
-                build_failures[broadlog_id] = f"the app has no {subscription.platform} part any more"
-                continue
-            try:
-                message = builder.build(broadlog_id, subscription, profile, part)
-            except ValueError as exc:  # rendering produced something unsendable (e.g. over 4096 bytes)
-                build_failures[broadlog_id] = str(exc)
-                continue
-            by_part.setdefault(part.id, (part, []))[1].append(message)
+        tables = builder.read_tables
+        if tables is None:
+            _build(builder, rows, by_part, build_failures)
+        else:
+            # One query per few hundred table rows the batch reads, off the event loop, instead
+            # of one query per row on it: the messages that read a row not cached yet are built
+            # again once all such rows are loaded.
+            with tables.deferring():
+                again = _build(builder, rows, by_part, build_failures, deferring=tables)
+            if again:
+                await asyncio.to_thread(tables.load_pending)
+                _build(builder, again, by_part, build_failures)
         missing = set(ids) - {r.broadlog_id for r in rows}  # subscription deleted since analysis
         for broadlog_id in missing:
             build_failures[broadlog_id] = "the subscription no longer exists"
@@ -368,6 +370,39 @@ class LoadedProfile:
     last_name: str | None
     locale: str | None
     timezone: str | None
+
+
+def _build(
+    builder: Builder,
+    rows: list[Row],
+    by_part: dict[int, tuple[AppPlatform, list[PushMessage]]],
+    failures: dict[int, str],
+    *,
+    deferring: LookupTables | None = None,
+) -> list[Row]:
+    """Build each row's push into ``by_part`` (by app platform part), or its failure into
+    ``failures``. With ``deferring`` (inside its :meth:`LookupTables.deferring`), a row whose
+    templates read a table row not cached yet is returned instead, to be built again."""
+    again: list[Row] = []
+    for row in rows:
+        broadlog_id, _attempts, subscription, profile, part = row
+        if part is None:
+            failures[broadlog_id] = f"the app has no {subscription.platform} part any more"
+            continue
+        before = deferring.deferred if deferring is not None else 0
+        try:
+            message = builder.build(broadlog_id, subscription, profile, part)
+        except ValueError as exc:  # rendering produced something unsendable (e.g. over 4096 bytes)
+            if deferring is not None and deferring.deferred != before:
+                again.append(row)  # perhaps only for want of the deferred row
+            else:
+                failures[broadlog_id] = str(exc)
+            continue
+        if deferring is not None and deferring.deferred != before:
+            again.append(row)
+            continue
+        by_part.setdefault(part.id, (part, []))[1].append(message)
+    return again
 
 
 class Row(NamedTuple):

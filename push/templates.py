@@ -286,6 +286,7 @@ class CompiledTemplate:
     static: str | None  # the text itself when the source has no Jinja syntax
     template: Template | None
     literal_bytes: int  # JSON-encoded bytes of every literal text piece (all branches)
+    names: frozenset[str] = frozenset()  # the top-level names it reads (of NAMES)
 
     @property
     def is_static(self) -> bool:
@@ -309,6 +310,12 @@ class CompiledMessage:
     """A message with every template parsed, per platform."""
 
     platforms: Mapping[str, CompiledPlatform]
+
+    def reads(self, name: str) -> bool:
+        """Whether any template of any platform reads the top-level name ``name`` (of :data:`NAMES`)."""
+        return any(
+            name in template.names for part in self.platforms.values() for _, template in (*part.text, *part.data)
+        )
 
 
 def _json_len(text: str) -> int:
@@ -370,7 +377,7 @@ def _compile_source(source: str) -> CompiledTemplate:
     except TemplateError as exc:  # e.g. an unknown filter, found when the code is generated
         raise _Refused(str(exc), None) from None
     literal = sum(_json_len(node.data) for node in tree.find_all(nodes.TemplateData))
-    return CompiledTemplate(source, None, template, literal)
+    return CompiledTemplate(source, None, template, literal, frozenset(meta.find_undeclared_variables(tree)))
 
 
 def _field_name(platform: Platform, message: Message, name: str) -> str:

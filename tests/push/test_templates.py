@@ -369,3 +369,13 @@ def test_render_speed() -> None:
         render(message, ctx)
     per_render = (time.perf_counter() - started) / runs
     assert per_render < 500e-6  # measured about 20 µs; generous for slow CI machines
+
+
+def test_a_compiled_message_knows_the_names_its_templates_read() -> None:
+    plain = compile_message(Message.model_validate({"title": "Hi {{ profile.first_name }}", "body": "static"}))
+    assert plain.reads("profile") and not plain.reads("tables") and not plain.reads("subscription")
+    in_data = compile_message(Message.model_validate({"body": "b", "data": {"offer": "{{ tables.offers.K1.title }}"}}))
+    assert in_data.reads("tables")
+    android_only = Message.model_validate({"body": "b", "android": {"title": "{{ tables.t[subscription.os_name] }}"}})
+    assert compile_message(android_only).reads("tables") and compile_message(android_only).reads("subscription")
+    assert not compile_message(android_only, ["ios"]).reads("tables")

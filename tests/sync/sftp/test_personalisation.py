@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from domain import personalisation
 from domain.personalisation import LookupTables
@@ -67,15 +68,25 @@ class Recording:
         return None
 
 
-def test_the_engine_renders_an_imported_table(app: Flask, client: FlaskClient, keys: Keys) -> None:
+def _send_to_all(
+    app: Flask,
+    client: FlaskClient,
+    keys: Keys,
+    offers: dict[str, str],
+    users: dict[str, dict[str, Any]],
+    title: str,
+    body: str | None = "b",
+) -> dict[str, str]:
+    """Profiles ``users`` (external id -> attributes) with an Android subscription each, table
+    ``offers`` (code -> title): send one delivery to all; returns title by user."""
     rt = runtime_of(app)
     ids = make_app(app)
-    make_profile(app, "p-1", attributes={"offer_code": "K1"})
-    make_profile(app, "p-2", attributes={"offer_code": "K2"})
+    for user, attributes in users.items():
+        make_profile(app, user, attributes=attributes)
     with rt.sessions.begin() as session:
         table_id = personalisation.replace_table(session, "offers", "code", ["title"])
-        personalisation.put_rows(session, table_id, [("K1", {"title": "Winter coat"})])
-        for user in ("p-1", "p-2"):
+        personalisation.put_rows(session, table_id, [(code, {"title": text}) for code, text in offers.items()])
+        for user in users:
             register(
                 session,
                 Registration(
@@ -89,15 +100,59 @@ def test_the_engine_renders_an_imported_table(app: Flask, client: FlaskClient, k
                 ),
                 reconciliation_field="external_id",
             )
-    body = {"app_id": ids["id"], "name": "Offers", "target": {"all": True}, "message": {"title": TITLE, "body": "b"}}
-    delivery = client.post("/api/v1/deliveries", json=body, headers=keys.marketer).get_json()
+    message = {"title": title} if body is None else {"title": title, "body": body}
+    request = {"app_id": ids["id"], "name": "Offers", "target": {"all": True}, "message": message}
+    delivery = client.post("/api/v1/deliveries", json=request, headers=keys.marketer).get_json()
     provider = Recording()
     engine = Engine(rt.sessions, lambda part: provider, engine_settings(rt))
     engine.start_due()
     while asyncio.run(engine.run_batch(delivery["id"])):
         pass
-    titles = {m.token: m.payload["data"]["adb_title"] for m in provider.sent}
-    assert titles == {"token-p-1": "Winter coat", "token-p-2": "Our offers"}
+    return {m.token.removeprefix("token-"): m.payload["data"]["adb_title"] for m in provider.sent}
+
+
+def test_the_engine_renders_an_imported_table(app: Flask, client: FlaskClient, keys: Keys) -> None:
+    users = {"p-1": {"offer_code": "K1"}, "p-2": {"offer_code": "K2"}}
+    titles = _send_to_all(app, client, keys, {"K1": "Winter coat"}, users, TITLE)
+    assert titles == {"p-1": "Winter coat", "p-2": "Our offers"}
+
+
+def test_a_batch_reads_its_table_rows_in_one_query(app: Flask, client: FlaskClient, keys: Keys) -> None:
+    """A key per profile: one query for the batch's rows, not one per message (each of those ran
+    on the engine's event loop), and every message as if rendered one by one."""
+    users = {f"p-{i}": {"offer_code": f"K{i}"} for i in range(30)}
+    offers = {f"K{i}": f"Offer {i}" for i in range(0, 30, 2)}  # odd codes have no row
+    queries: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM lookup_row" in statement:
+            queries.append(statement)
+
+    engine = runtime_of(app).engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        titles = _send_to_all(app, client, keys, offers, users, TITLE)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert titles == {f"p-{i}": f"Offer {i}" if i % 2 == 0 else "Our offers" for i in range(30)}
+    assert len(queries) == 1, queries
+
+
+def test_a_row_read_through_another_row_is_still_found(app: Flask, client: FlaskClient, keys: Keys) -> None:
+    """The second key only exists once the first row is read: its rows are read again, one by one."""
+    users = {"p-1": {"offer_code": "K1"}, "p-2": {"offer_code": "K2"}, "p-3": {"offer_code": "K9"}}
+    offers = {"K1": "K2", "K2": "Scarf"}
+    chained = "{{ tables.offers[tables.offers[profile.attributes.offer_code].title].title | default('none') }}"
+    titles = _send_to_all(app, client, keys, offers, users, chained)
+    assert titles == {"p-1": "Scarf", "p-2": "none", "p-3": "none"}
+
+
+def test_a_message_empty_for_want_of_a_deferred_row_is_built_again(app: Flask, client: FlaskClient, keys: Keys) -> None:
+    """Title from the table, no body: while its row is deferred the push would be empty (a
+    failure); once the row is read it is sent."""
+    title = "{{ tables.offers[profile.attributes.offer_code].title }}"
+    titles = _send_to_all(app, client, keys, {"K1": "Winter coat"}, {"p-1": {"offer_code": "K1"}}, title, body=None)
+    assert titles == {"p-1": "Winter coat"}
 
 
 def test_lookups_are_lazy_cached_and_bounded(app: Flask) -> None:
@@ -129,3 +184,36 @@ def test_lookups_are_lazy_cached_and_bounded(app: Flask) -> None:
     assert len(offers) == 6 and list(tables) == ["offers"]
     with pytest.raises(TypeError):
         offers["K1"]["title"] = "changed"  # type: ignore[index]
+
+
+def test_deferred_rows_are_read_together(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = runtime_of(app)
+    with rt.sessions.begin() as session:
+        table_id = personalisation.replace_table(session, "offers", "code", ["title"])
+        personalisation.put_rows(session, table_id, [(f"K{i}", {"title": f"Offer {i}"}) for i in range(5)])
+    opened = 0
+
+    def sessions() -> Any:
+        nonlocal opened
+        opened += 1
+        return rt.sessions()
+
+    monkeypatch.setattr(personalisation, "LOAD_CHUNK", 2)
+    tables = LookupTables(sessions)
+    offers = tables["offers"]
+    assert offers["K0"]["title"] == "Offer 0" and opened == 2
+    with tables.deferring():
+        assert offers["K0"]["title"] == "Offer 0"  # cached: read, not deferred
+        assert tables.deferred == 0
+        for key in ("K1", "K2", "K3", "K99", "K1"):
+            with pytest.raises(KeyError):
+                offers[key]  # not cached yet: missing for now, and noted
+        assert tables.deferred == 5
+    assert opened == 2  # nothing queried while deferring
+    assert tables.load_pending() == 4  # K1, K2, K3, K99: two queries of two keys
+    assert tables.load_pending() == 0
+    assert offers["K3"]["title"] == "Offer 3" and offers["K1"]["title"] == "Offer 1"
+    with pytest.raises(KeyError):
+        offers["K99"]  # its absence is cached too
+    assert opened == 3  # one session for all of the loading, none for the reads after it
+    assert offers["K4"]["title"] == "Offer 4" and opened == 4  # not deferring: read at once
