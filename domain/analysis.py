@@ -110,7 +110,10 @@ def analyse(session: Session, delivery: Delivery) -> int:
                 "next_attempt_at",
             ],
             source,
-        )
+        ),
+        # psycopg 3 forgets an INSERT's rowcount once SQLAlchemy closes the cursor (-1 was logged
+        # as the count of targeted messages on PostgreSQL): ask SQLAlchemy to keep it.
+        execution_options={"preserve_rowcount": True},
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

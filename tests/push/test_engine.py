@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from domain.analysis import analyse
 from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
 from gateway.worker import engine_settings
@@ -360,3 +361,16 @@ def test_sent_rows_carry_their_provider_id_and_a_readable_event_date(
     assert rows
     for message_id, stamp in rows:
         assert message_id and stamp.tzinfo is not None and before <= stamp <= utcnow()
+
+
+def test_starting_a_delivery_counts_every_broadlog_row_it_writes(
+    client: FlaskClient, keys: Any, world: dict[str, Any]
+) -> None:
+    """The count logged when a delivery starts (psycopg 3 reported -1 for INSERT ... SELECT)."""
+    delivery = create(client, keys, world["ids"]["id"])
+    rt = world["rt"]
+    with rt.sessions.begin() as session:
+        row = session.get(Delivery, delivery["id"])
+        assert row is not None
+        written = analyse(session, row)
+        assert written == session.scalar(select(func.count()).where(BroadLog.delivery_id == row.id)) == 9
