@@ -4,7 +4,6 @@ the peer holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,20 +13,9 @@ from flask import Flask
 from core.config import Settings
 from store.models import SyncRun, SyncState
 from sync import export, provision, service
-from sync.peers.platform import PeerConfig, PlatformPeer
+from sync.peers.platform import PlatformPeer
 from sync.platform.client import Platform
 from tests.conftest import runtime_of
-
-
-@pytest.fixture
-def peer_config() -> PeerConfig:
-    return PeerConfig()
-
-
-@pytest.fixture
-def peer(peer_config: PeerConfig) -> Iterator[PlatformPeer]:
-    with PlatformPeer(peer_config).start() as running:
-        yield running
 
 
 @pytest.fixture

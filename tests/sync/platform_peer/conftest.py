@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from sync.peers.platform import PeerConfig, PlatformPeer
+from sync.peers.platform import PlatformPeer
 
 EXPERIENCE_EVENT = "https://ns.adobe.com/xdm/context/experienceevent"
 PROFILE = "https://ns.adobe.com/xdm/context/profile"
@@ -136,17 +136,6 @@ class Aep:
     def records(self, dataset_id: str, *, failed: bool = False) -> list[dict[str, Any]]:
         params = {"dataset": dataset_id, "failed": "true" if failed else "false"}
         return list(self.http.get("/_peer/records", params=params).json()["records"])
-
-
-@pytest.fixture
-def peer_config() -> PeerConfig:
-    return PeerConfig()
-
-
-@pytest.fixture
-def peer(peer_config: PeerConfig) -> Iterator[PlatformPeer]:
-    with PlatformPeer(peer_config).start() as running:
-        yield running
 
 
 @pytest.fixture
