@@ -46,14 +46,13 @@ peak memory at 100,000 subscriptions at most 1.5 times that at 20,000. Time is n
 this prints figures.
 
 Experiments: ``--sweep`` compares worker settings (``BATCHxCONCURRENCY[xWORKERS]``, each a fresh set
-of worker processes; the in-flight window is their product), and ``--whatif`` adds the same settings
-with candidate code changes applied in memory to the worker (``bench/send_worker.py``,
-``bench/send_whatif.py``), to measure a suggested patch before anyone edits the code.
+of worker processes; the in-flight window is their product). To measure a candidate code change,
+run this from a ``git worktree`` of each version, one after the other.
 
     python bench/send.py                       # 20,000 then 100,000 subscriptions (about 4 minutes)
     python bench/send.py --quick               # 20,000 only
     python bench/send.py --batch-size 150 --concurrency 2
-    python bench/send.py --quick --rounds 2 --sweep 100x3 150x2 150x1x2 --whatif load-core apns-h2-lean
+    python bench/send.py --quick --rounds 2 --sweep 100x3 150x2 150x1x2
 """
 
 from __future__ import annotations
@@ -476,7 +475,6 @@ class Setting:
     batch: int = 0
     concurrency: int = 0
     workers: int = 1
-    whatif: tuple[str, ...] = ()  # candidate patches (bench/send_whatif.py) the workers run with
 
     def resolved(self) -> tuple[int, int]:
         from core.config import Settings
@@ -491,7 +489,7 @@ class Setting:
     def label(self) -> str:
         batch, concurrency = self.resolved()
         workers = f"x{self.workers}w" if self.workers > 1 else ""
-        return f"{batch}x{concurrency}{workers}" + ("+P" if self.whatif else "")
+        return f"{batch}x{concurrency}{workers}"
 
     @property
     def window(self) -> int:
@@ -567,9 +565,6 @@ def start_gateway(children: Children, instance: Instance, emulators: Emulators, 
     if setting.concurrency:
         env["PUSHGATE_WORKER_CONCURRENCY"] = str(setting.concurrency)
     argv = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
-    if setting.whatif:  # the same command with candidate patches applied first (measured, never the default)
-        argv = [sys.executable, str(ROOT / "bench" / "send_worker.py")]
-        env["PUSHGATE_BENCH_WHATIF"] = ",".join(setting.whatif)
     processes = [
         children.start(f"gateway-worker-{instance.subscriptions}-{setting.label}-{len(children.all)}", argv, env)
         for _ in range(setting.workers)
@@ -994,8 +989,6 @@ def report(args: argparse.Namespace, phases: list[Phase], memory: Memory, settin
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from bench.send_whatif import WHATIFS
-
     parser = argparse.ArgumentParser(
         prog="python bench/send.py",
         description="Send one delivery per platform through a gateway worker process (flask --app wsgi "
@@ -1048,14 +1041,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="APNs baseline: requests in flight at most. Bare aioapns is fastest here at about "
         "100; at 1000 it is 30-40%% slower (h2 walks every open stream to open one) and a burst "
         "can fail requests with MaxAttemptsExceeded",
-    )
-    parser.add_argument(
-        "--whatif",
-        nargs="+",
-        choices=WHATIFS,
-        default=[],
-        help="experiment: also run every setting with these candidate patches applied to the "
-        "worker in memory (bench/send_worker.py + bench/send_whatif.py); labelled +P",
     )
     parser.add_argument("--no-baseline", action="store_true", help="end to end only")
     parser.add_argument(
@@ -1159,8 +1144,6 @@ def main(argv: list[str] | None = None) -> int:
     phases: list[Phase] = []
     memory: Memory = {}
     settings = args.sweep or [Setting(args.batch_size, args.concurrency, args.workers)]
-    if args.whatif:
-        settings += [Setting(s.batch, s.concurrency, s.workers, tuple(args.whatif)) for s in settings]
     platforms = list(PLATFORMS) if args.platform == "both" else [args.platform]
     scales = [args.subscriptions] + ([] if args.quick or args.scale == args.subscriptions else [args.scale])
     try:

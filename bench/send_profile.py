@@ -19,10 +19,8 @@ the object ``flask --app wsgi worker`` runs) runs here, its event loop on the ma
 
     python bench/send_profile.py --platform android --mode cprofile --top 45
     python bench/send_profile.py --platform ios --batch-size 50 --concurrency 6
-    python bench/send_profile.py --platform ios --whatif load-eager apns-timeout   # candidate patches
 
-``--whatif`` applies candidate patches from ``bench/send_whatif.py`` in this process first (A/B them
-against a run without).
+To A/B a candidate change, run it from a ``git worktree`` of each version.
 """
 
 from __future__ import annotations
@@ -49,7 +47,6 @@ if str(ROOT) not in sys.path:
 
 from bench.common import exit_with, remove_workdir  # noqa: E402
 from bench.send import MESSAGE, Children, prepare_instance, start_emulators  # noqa: E402
-from bench.send_whatif import WHATIFS, apply  # noqa: E402
 
 
 class Timers:
@@ -254,13 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=0, help="PUSHGATE_WORKER_CONCURRENCY (0: default)")
     parser.add_argument("--top", type=int, default=40, help="cprofile: functions listed per ordering")
     parser.add_argument("--dump", type=Path, help="cprofile: also write the merged stats here (pstats)")
-    parser.add_argument(
-        "--whatif",
-        nargs="+",
-        choices=WHATIFS,
-        default=[],
-        help="candidate patches (bench/send_whatif.py) applied in this process",
-    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="pushgate-send-profile-"))
@@ -283,7 +273,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.concurrency:
             overrides["worker_concurrency"] = args.concurrency
         expected = {name: len(tokens) for name, tokens in instance.tokens.items()}
-        apply(args.whatif)
         timers = Timers()
         if args.mode == "timers":
             patch_timers(timers)
@@ -299,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"worker in-process, {args.subscriptions} subscriptions, mode {args.mode}, "
             f"batch {overrides.get('worker_batch_size', 'default')} x concurrency "
-            f"{overrides.get('worker_concurrency', 'default')}, whatif {' '.join(args.whatif) or 'none'}, "
+            f"{overrides.get('worker_concurrency', 'default')}, "
             f"load average {os.getloadavg()[0]:.2f}"
         )
         for platform_name, f in figures.items():

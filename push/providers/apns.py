@@ -186,7 +186,7 @@ class _Connection(APNsTLSClientProtocol):
         # header (lower-case names, no CR/LF/NUL), so h2's per-header validation and
         # normalisation only cost CPU; without normalisation HPACK also indexes the provider
         # JWT (the same for up to an hour) once per connection instead of re-encoding its ~200
-        # bytes as a never-indexed literal in every request (bench/send_whatif.py apns-h2-lean).
+        # bytes as a never-indexed literal in every request.
         self.conn = H2Connection(config=_LEAN_H2)
         self.conn.encoder = MemoEncoder()  # before the first HEADERS: the tables start empty
         self.pending: dict[int, _Pending] = {}
