@@ -33,10 +33,8 @@ import multiprocessing
 import os
 import platform
 import shlex
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/registration.py``
 
-from bench.common import end_children_on_signals, exit_with, remove_workdir  # noqa: E402
+from bench.common import Child, end_children_on_signals, exit_with, remove_workdir  # noqa: E402
 
 REGISTER_PATH = "/nms/mobile/1/registerAndroid.jssp"
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
@@ -159,71 +157,40 @@ def process_tree_cpu(root_pid: int) -> float:
 
 @dataclass
 class Server:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
+    """A gunicorn server: a :class:`Child` and the port it listens on."""
+
+    child: Child
     port: int
-    proc: subprocess.Popen[bytes] | None = None
-    _log: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.child.name
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(  # argv built here, no shell
-            self.argv,
-            cwd=ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: Ctrl-C reaches us, and we end it whole
-        )
+        self.child.start()
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} server exited with {self.proc.returncode}:\n{self.log_tail()}")
+                self.child.check_alive()
                 try:
                     if client.get(f"{self.url}/healthz").status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server did not answer /healthz within {timeout:.0f}s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} did not answer /healthz within {timeout:.0f}s:\n{self.child.log_tail()}")
 
     def cpu_seconds(self) -> float:
-        assert self.proc is not None
-        return process_tree_cpu(self.proc.pid)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return process_tree_cpu(self.child.pid)
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-                try:
-                    os.killpg(proc.pid, sig)  # the group we created for it, nothing else
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.child.stop()
 
 
 def gunicorn_argv(app_spec: str, port: int, args: argparse.Namespace) -> list[str]:
@@ -470,7 +437,8 @@ def make_servers(args: argparse.Namespace, fx: Fixture, workdir: Path) -> list[S
     servers = []
     for name, spec, server_env in (("gateway", args.gateway_app, gateway_env), ("baseline", BASELINE_APP, env)):
         port = free_port()
-        servers.append(Server(name, gunicorn_argv(spec, port, args), server_env, workdir / f"{name}.log", port))
+        child = Child(name, gunicorn_argv(spec, port, args), server_env, workdir / f"{name}.log")
+        servers.append(Server(child, port))
     return servers
 
 

@@ -62,12 +62,9 @@ import itertools
 import json
 import os
 import platform
-import re
 import shlex
-import signal
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,7 +79,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/send.py``
 
-from bench.common import code_version, end_children_on_signals, exit_with, remove_workdir  # noqa: E402
+from bench.common import Child, code_version, end_children_on_signals, exit_with, remove_workdir  # noqa: E402
 
 #: What the figures measure: uncommitted changes here are named in the header.
 MEASURED_CODE = ("push/", "core/", "domain/", "gateway/", "store/", "wsgi.py")
@@ -105,86 +102,6 @@ PROVIDER = {"ios": "apns", "android": "fcm"}
 # --------------------------------------------------------------------------------------------
 # child processes
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    """A child process in its own process group, output to a log file; stopped whole on exit."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-    _log: Any = None
-
-    def start(self) -> Child:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(  # argv built here, no shell
-            self.argv,
-            cwd=ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches us only; we end its group ourselves
-        )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no output)"
-
-    def check_alive(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-
-    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
-        """Wait until a line of its output matches ``pattern``."""
-        deadline = time.monotonic() + timeout
-        compiled = re.compile(pattern)
-        while time.monotonic() < deadline:
-            match = compiled.search(self.log_text())
-            if match:
-                return match
-            self.check_alive()
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name}: no line matching {pattern!r} within {timeout:.0f}s:\n{self.log_tail()}")
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{self.name} did not finish within {timeout:.0f}s:\n{self.log_tail()}") from None
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-                try:
-                    os.killpg(proc.pid, sig)  # the group we created for it, nothing else
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 class Children:
