@@ -74,8 +74,9 @@ class Worker:
             self._loop.call_soon_threadsafe(self._woken.set)
 
     def stop(self, timeout: float = 10) -> None:
-        if self._loop is not None and self._stopping is not None:
+        if self._loop is not None and self._stopping is not None and self._woken is not None:
             self._loop.call_soon_threadsafe(self._stopping.set)
+            self._loop.call_soon_threadsafe(self._woken.set)  # ends the pause now
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -105,21 +106,20 @@ class Worker:
                     await result
 
     async def _pause(self) -> None:
-        """Wait for the next poll, a wake-up or the stop, whichever comes first."""
-        assert self._stopping is not None and self._woken is not None
-        waits = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._woken.wait())]
+        """Wait for the next poll, a wake-up or the stop, whichever comes first. (One event for
+        both and a timeout, not a task per event: idle, this runs every poll in every process.)"""
+        assert self._woken is not None
         try:
-            await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+            async with asyncio.timeout(self.poll_interval):
+                await self._woken.wait()
+        except TimeoutError:
+            pass
         self._woken.clear()
 
     async def tick(self) -> None:
         engine = self.engine
         assert engine is not None
-        await asyncio.to_thread(engine.start_due)
-        for delivery_id in await asyncio.to_thread(engine.running):
+        for delivery_id in await asyncio.to_thread(engine.poll):
             task = self._tasks.get(delivery_id)
             if task is None or task.done():
                 self._tasks[delivery_id] = asyncio.create_task(self._drive(delivery_id))

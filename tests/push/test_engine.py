@@ -344,6 +344,23 @@ def test_what_an_engine_keeps_per_delivery_goes_when_the_delivery_stops_running(
     assert not engine._builders and not engine._contexts
 
 
+def test_a_poll_starts_what_is_due_and_names_what_runs(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
+    """The worker's tick: due deliveries start, later ones wait, running ones are named; and what
+    the engine keeps for a delivery goes once the delivery stops running, as with running()."""
+    engine: Engine = world["engine"]
+    assert engine.poll() == []
+    now = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    later = create(client, keys, world["ids"]["id"], name="Later", schedule_at="2099-01-01T09:00:00Z")
+    assert engine.poll() == [now["id"]]
+    assert engine.poll() == [now["id"]]  # nothing scheduled is due: one query, the same answer
+    asyncio.run(engine.run_batch(now["id"], limit=1))
+    assert now["id"] in engine._builders
+    with world["rt"].sessions.begin() as session:
+        session.execute(update(Delivery).where(Delivery.id == now["id"]).values(status="completed"))
+        assert session.get(Delivery, later["id"]).status == "scheduled"  # type: ignore[union-attr]
+    assert engine.poll() == [] and not engine._builders and not engine._contexts
+
+
 def test_sent_rows_carry_their_provider_id_and_a_readable_event_date(
     client: FlaskClient, keys: Any, world: dict[str, Any]
 ) -> None:

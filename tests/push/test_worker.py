@@ -27,12 +27,9 @@ class CountingEngine:
         self.ticks = 0
         self.ticked = threading.Event()
 
-    def start_due(self, now: datetime | None = None) -> list[int]:
+    def poll(self, now: datetime | None = None) -> list[int]:
         self.ticks += 1
         self.ticked.set()
-        return []
-
-    def running(self) -> list[int]:
         return []
 
 
