@@ -420,9 +420,6 @@ def _build(
     return again
 
 
-_POLL = select(Delivery.id, Delivery.status).where(Delivery.status.in_(("scheduled", "running")))
-
-
 class Row(NamedTuple):
     """A claimed broadLog row with what building its push needs."""
 
@@ -433,6 +430,8 @@ class Row(NamedTuple):
     part: AppPlatform | None
 
 
+#: A worker's tick: the deliveries due to start or running (see Engine.poll).
+_POLL = select(Delivery.id, Delivery.status).where(Delivery.status.in_(("scheduled", "running")))
 _BROADLOG = cast(Table, BroadLog.__table__)
 #: Every Sent row of a batch in one executemany, straight to the driver: through SQLAlchemy's
 #: per-row parameter processing it cost ~14 us a row against ~5 us, on the path every message
