@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 
 from gateway.runtime import runtime
+from push.emulators.fcm import new_service_account
 from store.models import App, AppPlatform, Profile
 
 
@@ -24,20 +25,8 @@ def apns_key_p8() -> str:
 def service_account(
     project_id: str = "demo-project", token_uri: str = "https://oauth2.googleapis.com/token"
 ) -> dict[str, Any]:
-    """A Firebase service-account JSON object with a real RSA key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": project_id,
-        "private_key_id": "0123456789abcdef0123456789abcdef01234567",
-        "private_key": pem,
-        "client_email": f"firebase-adminsdk@{project_id}.iam.gserviceaccount.com",
-        "client_id": "123456789012345678901",
-        "token_uri": token_uri,
-    }
+    """A Firebase service-account JSON object with a real RSA key (the FCM emulator's own maker)."""
+    return new_service_account(project_id, token_uri)
 
 
 IOS_KEY = "ios-integration-key-0001"
