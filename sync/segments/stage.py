@@ -34,9 +34,6 @@ from sync.segments.reader import StagedReject, StagedRow, kind
 STAGE = "segment_stage"
 MATCH = "segment_match"
 REJECTS = "segment_reject"
-#: The profile columns an identity may be matched on (PUSHGATE_RECONCILIATION_FIELD).
-MATCH_FIELDS = ("external_id", "email")  # the keys of _LOOKUPS
-
 # Statement templates, filled by Staging._sql ({stage}, {match}, {rejects}, {lookup}, {fence},
 # {on_conflict}). In a ref, ref % 65536 is the kind (segment << 2 | status), ref % 4 the status,
 # ref / 2**48 the part and (ref / 65536) % 2**32 the line (sync.segments.reader.ref).
@@ -67,6 +64,8 @@ _LOOKUPS = {
     "email": "(SELECT CASE WHEN count(*) = 1 THEN max(p.id) ELSE -count(*) END FROM profile p "
     "WHERE p.email = s.identity)",
 }
+#: The profile columns an identity may be matched on (PUSHGATE_RECONCILIATION_FIELD).
+MATCH_FIELDS = tuple(_LOOKUPS)
 _REJECT_UNMATCHED = (
     "INSERT INTO {rejects} (part, line, identity, reason, kind) "
     "SELECT ref / 281474976710656, (ref / 65536) % 4294967296, identity, "
