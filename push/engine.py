@@ -405,18 +405,17 @@ def _build(
             failures[broadlog_id] = f"the app has no {subscription.platform} part any more"
             continue
         before = deferring.deferred if deferring is not None else 0
+        message: PushMessage | None = None
         try:
             message = builder.build(broadlog_id, subscription, profile, part)
         except ValueError as exc:  # rendering produced something unsendable (e.g. over 4096 bytes)
-            if deferring is not None and deferring.deferred != before:
-                again.append(row)  # perhaps only for want of the deferred row
-            else:
-                failures[broadlog_id] = str(exc)
-            continue
+            problem = str(exc)
         if deferring is not None and deferring.deferred != before:
-            again.append(row)
-            continue
-        by_part.setdefault(part.id, (part, []))[1].append(message)
+            again.append(row)  # built without a row not read yet: a failure may be for want of it
+        elif message is None:
+            failures[broadlog_id] = problem
+        else:
+            by_part.setdefault(part.id, (part, []))[1].append(message)
     return again
 
 
