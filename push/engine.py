@@ -21,22 +21,23 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import MESSAGES, PROVIDER_LATENCY
 from domain import deliveries, quarantine
 from domain.analysis import analyse
 from domain.personalisation import LookupTables
+from push import batch_sql
+from push.batch_sql import LoadedProfile, LoadedSubscription
 from push.build import Builder
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from store.codes import BroadLogStatus, FailureReason, FailureType
-from store.db import placeholder
-from store.models import AppPlatform, BroadLog, Delivery, Profile, Subscription
+from store.models import AppPlatform, BroadLog, Delivery
 from store.types import utcnow
 
 log = logging.getLogger("pushgate.engine")
@@ -171,19 +172,14 @@ class Engine:
         (delivery_id, status, channel, id); without one the delivery's Pending rows are sorted by
         id, so the worker always names the channel."""
         with self.sessions.begin() as session:
-            return _claim(session.connection(), delivery_id, limit, channel, utcnow(), self.settings.lease)
+            return batch_sql.claim(session.connection(), delivery_id, limit, channel, utcnow(), self.settings.lease)
 
     def load(self, delivery_id: int, ids: list[int]) -> tuple[Delivery, list[Row]]:
-        """The delivery and, per claimed row, what building and recording its push reads.
-
-        One SELECT of just those columns, straight to the driver, as light attribute objects:
-        ORM instances of every column of ``subscription`` and ``profile`` cost more CPU than the
-        rest of a batch's bookkeeping, and a Core SELECT with an expanding ``IN`` (re-rendered for
-        every batch) cost 0.011 ms of CPU a message against 0.006 here (the Core claim 0.009
-        against 0.004). tests/push/test_engine.py checks what it loads against the models."""
+        """The delivery and, per claimed row, what building and recording its push reads
+        (:func:`push.batch_sql.load`)."""
         with self.sessions() as session:
             delivery, parts = self._delivery_context(session, delivery_id)
-            rows = _load(session.connection(), ids)
+            rows = batch_sql.load(session.connection(), ids)
         loaded = []
         for broadlog_id, attempts, subscription, profile in rows:
             loaded.append(Row(broadlog_id, attempts, subscription, profile, parts.get(subscription.platform)))
@@ -272,7 +268,7 @@ class Engine:
         with self.sessions.begin() as session:
             connection = session.connection()
             if sent:
-                _mark_sent(connection, sent, now)
+                batch_sql.mark_sent(connection, sent, now)
             for broadlog_id, text in build_failures.items():
                 self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
                 MESSAGES.labels("none", app, "ignored").inc()
@@ -355,38 +351,6 @@ class Engine:
         )
 
 
-@dataclass(slots=True)
-class LoadedSubscription:
-    """The subscription columns a push reads (``push.templates.SubscriptionLike`` plus the token)."""
-
-    token: str
-    additional_params: dict[str, Any]
-    platform: str
-    sdk: str
-    push_provider: str
-    user_key: str | None
-    device_name: str | None
-    device_model: str | None
-    device_brand: str | None
-    device_manufacturer: str | None
-    os_name: str | None
-    os_version: str | None
-    os_language: str | None
-
-
-@dataclass(slots=True)
-class LoadedProfile:
-    """The profile columns a template reads (``push.templates.ProfileLike``)."""
-
-    attributes: dict[str, Any]
-    external_id: str
-    email: str | None
-    first_name: str | None
-    last_name: str | None
-    locale: str | None
-    timezone: str | None
-
-
 def _build(
     builder: Builder,
     rows: list[Row],
@@ -432,103 +396,3 @@ class Row(NamedTuple):
 #: A worker's tick: the deliveries due to start or running (see Engine.poll).
 _POLL = select(Delivery.id, Delivery.status).where(Delivery.status.in_(("scheduled", "running")))
 _BROADLOG = cast(Table, BroadLog.__table__)
-#: Every Sent row of a batch in one executemany, straight to the driver: through SQLAlchemy's
-#: per-row parameter processing it cost ~14 us a row against ~5 us, on the path every message
-#: takes. {p} is the driver's placeholder.
-_MARK_SENT_SQL = (
-    "UPDATE broadlog SET status = {status}, provider_message_id = {p}, lease_until = NULL, failure_type = NULL, "
-    "failure_reason = NULL, error_message = NULL, event_date = {p} WHERE id = {p}"
-)
-
-
-def _mark_sent(connection: Connection, sent: list[tuple[str | None, int]], now: datetime) -> None:
-    """Mark ``(provider message id, broadLog id)`` rows Sent at ``now``."""
-    sql = _MARK_SENT_SQL.format(status=int(BroadLogStatus.SENT), p=placeholder(connection.dialect))
-    stamp = _stamp(connection, now)
-    connection.exec_driver_sql(sql, [(message_id, stamp, key) for message_id, key in sent])
-
-
-_SUBSCRIPTION_COLUMNS = [f.name for f in fields(LoadedSubscription)]
-_PROFILE_COLUMNS = [f.name for f in fields(LoadedProfile)]
-
-#: The claim: lease the first ``limit`` sendable Pending rows (in id order) and count a row whose
-#: earlier lease had lapsed (its worker died mid-send) as resent after a crash. {p} is the
-#: driver's placeholder; {channel} is empty or a channel condition; {lock} is PostgreSQL's
-#: ``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint rows instead of waiting.
-_CLAIM_SQL = (
-    "UPDATE broadlog SET lease_until = {p}, attempts = attempts + 1, "
-    "resent_after_crash = (resent_after_crash OR lease_until IS NOT NULL) "
-    "WHERE id IN (SELECT id FROM broadlog WHERE delivery_id = {p} AND status = {pending} "
-    "AND next_attempt_at <= {p} AND (lease_until IS NULL OR lease_until < {p}){channel} "
-    "ORDER BY id LIMIT {p}{lock}) RETURNING id"
-)
-#: Per claimed row: broadLog id and attempts, the subscription's columns, then the profile's id
-#: (NULL for an unlinked subscription) and columns, in the order of the Loaded* fields. {ids} is
-#: one placeholder per id.
-_LOAD_COLUMNS = ", ".join(
-    ["broadlog.id", "broadlog.attempts"]
-    + [f"subscription.{name}" for name in _SUBSCRIPTION_COLUMNS]
-    + ["profile.id"]
-    + [f"profile.{name}" for name in _PROFILE_COLUMNS]
-)
-_LOAD_SQL = (
-    "SELECT {columns} FROM broadlog JOIN subscription ON subscription.id = broadlog.subscription_id "
-    "LEFT OUTER JOIN profile ON profile.id = subscription.profile_id WHERE broadlog.id IN ({ids})"
-)
-_JSON_SUBSCRIPTION = _SUBSCRIPTION_COLUMNS.index("additional_params")
-_JSON_PROFILE = _PROFILE_COLUMNS.index("attributes")
-
-
-def _stamp(connection: Connection, when: datetime) -> Any:
-    """``when`` as the driver takes it for a broadLog timestamp column."""
-    bind = _BROADLOG.c.lease_until.type.bind_processor(connection.dialect)
-    return bind(when) if bind is not None else when
-
-
-def _json_reader(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
-    """The column type's JSON decoder for this driver (sqlite3 returns text, psycopg decoded
-    values), skipping the empty object most rows hold: decoding it was half of a batch's load."""
-    process = column.type.result_processor(dialect, None)
-    if process is None:
-        return None
-    return lambda value: {} if value == "{}" else process(value)
-
-
-def _claim(
-    connection: Connection, delivery_id: int, limit: int, channel: int | None, now: datetime, lease: timedelta
-) -> list[int]:
-    dialect = connection.dialect
-    marker = placeholder(dialect)
-    sql = _CLAIM_SQL.format(
-        p=marker,
-        pending=int(BroadLogStatus.PENDING),
-        channel=f" AND channel = {marker}" if channel is not None else "",
-        lock=" FOR UPDATE SKIP LOCKED" if dialect.name == "postgresql" else "",
-    )
-    stamp = _stamp(connection, now)
-    params: tuple[Any, ...] = (_stamp(connection, now + lease), delivery_id, stamp, stamp)
-    params += (channel, limit) if channel is not None else (limit,)
-    return sorted(row[0] for row in connection.exec_driver_sql(sql, params))
-
-
-def _load(connection: Connection, ids: list[int]) -> list[tuple[int, int, LoadedSubscription, LoadedProfile | None]]:
-    if not ids:
-        return []
-    dialect = connection.dialect
-    sql = _LOAD_SQL.format(columns=_LOAD_COLUMNS, ids=", ".join([placeholder(dialect)] * len(ids)))
-    subscription_json = _json_reader(Subscription.__table__.c.additional_params, dialect)
-    profile_json = _json_reader(Profile.__table__.c.attributes, dialect)
-    subscription_end = 2 + len(_SUBSCRIPTION_COLUMNS)
-    loaded = []
-    for row in connection.exec_driver_sql(sql, tuple(ids)).fetchall():
-        values = list(row[2:subscription_end])
-        if subscription_json is not None:
-            values[_JSON_SUBSCRIPTION] = subscription_json(values[_JSON_SUBSCRIPTION])
-        profile = None
-        if row[subscription_end] is not None:
-            profile_values = list(row[subscription_end + 1 :])
-            if profile_json is not None:
-                profile_values[_JSON_PROFILE] = profile_json(profile_values[_JSON_PROFILE])
-            profile = LoadedProfile(*profile_values)
-        loaded.append((row[0], row[1], LoadedSubscription(*values), profile))
-    return loaded

@@ -246,7 +246,7 @@ def test_the_batch_loader_reads_every_column_templates_and_payloads_use() -> Non
     the builder) must be loaded too, or templates would silently see nothing."""
     from dataclasses import fields
 
-    from push.engine import LoadedProfile, LoadedSubscription
+    from push.batch_sql import LoadedProfile, LoadedSubscription
     from push.templates import PROFILE_FIELDS, SUBSCRIPTION_FIELDS
 
     loaded_subscription = {f.name for f in fields(LoadedSubscription)}
@@ -259,7 +259,7 @@ def test_the_batch_loader_reads_what_the_models_hold(client: FlaskClient, keys: 
     model's; a subscription without a profile loads with none."""
     from dataclasses import asdict
 
-    from push.engine import LoadedProfile, LoadedSubscription
+    from push.batch_sql import LoadedProfile, LoadedSubscription
 
     engine: Engine = world["engine"]
     rt = world["rt"]
