@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session, selectinload
 from core.errors import BadRequest, Conflict, NotFound
 from core.secrets import SecretBox, new_integration_key
 from domain.credentials import ApnsCredentials, FcmCredentials, apply_apns, apply_fcm, public_view
-from domain.fields import ID_MAX, SINGLE_LINE, Name, PublicId
+from domain.fields import ID_MAX, FormId, Name, UrlId
 from store.models import App, AppPlatform, Delivery
 from store.types import utcnow
 
 BundleId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")]
 PackageName = Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")]
-OrgId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9@._\-]+$"), SINGLE_LINE]
 KEY_NOTE = "generated when absent; null in a PATCH generates a new one"
 
 
@@ -35,7 +34,7 @@ class IosPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     bundle_id: BundleId | None = None
-    integration_key: PublicId | None = Field(default=None, description=KEY_NOTE)
+    integration_key: FormId | None = Field(default=None, description=KEY_NOTE)
     apns: ApnsCredentials | None = None
 
 
@@ -48,7 +47,7 @@ class AndroidPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     package_name: PackageName | None = None
-    integration_key: PublicId | None = Field(default=None, description=KEY_NOTE)
+    integration_key: FormId | None = Field(default=None, description=KEY_NOTE)
     fcm: FcmCredentials | None = None
 
 
@@ -65,9 +64,11 @@ class AppPatch(BaseModel):
     name: Name | None = None
     ios: IosPatch | None = None
     android: AndroidPatch | None = None
-    campaign_standard_pkey: PublicId | None = None
-    edge_config_id: PublicId | None = None
-    experience_cloud_org: OrgId | None = None
+    campaign_standard_pkey: UrlId | None = Field(
+        default=None, description="as Campaign Standard shows it: @ and URL-safe base64, about 120 characters"
+    )
+    edge_config_id: UrlId | None = Field(default=None, description="the datastream id: a UUID, or {id}:{environment}")
+    experience_cloud_org: UrlId | None = Field(default=None, description="the IMS org id, such as …@AdobeOrg")
 
     @field_validator("name")
     @classmethod

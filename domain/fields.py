@@ -79,9 +79,63 @@ def secret_check(max_length: int) -> AfterValidator:
 
 Name = Annotated[str, Field(min_length=1, max_length=200), SINGLE_LINE, NOT_BLANK]
 
-#: Identifiers that appear in URLs or SDK configuration (integration keys, pkeys, Edge config ids).
-PUBLIC_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
-PublicId = Annotated[str, Field(min_length=1, max_length=200, pattern=PUBLIC_ID_PATTERN), SINGLE_LINE]
+PUBLIC_ID_MAX = 200
+
+#: Characters no public identifier may hold, with why. The SDKs copy identifiers into requests
+#: as they are: a ``/`` would split the path segment a Campaign Standard pkey travels in.
+_NEVER_ROUTABLE = {"/": "it would split the URL path"}
+#: More characters refused in identifiers that the SDKs put into a URL without escaping (the
+#: Campaign Standard pkey in the ``mobileAppV5`` path, the Edge config id in ``?configId=``) and
+#: that no Adobe product generates: they would end or change that part of the URL.
+_NOT_IN_URLS = {
+    "?": "it would start the URL's query",
+    "#": "it would start the URL's fragment",
+    "%": "a URL reads it as the start of an escape",
+    "\\": "browsers and HTTP clients read it as /",
+}
+
+
+def _describe(char: str) -> str:
+    return repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+
+
+def _routable(value: str, refused: dict[str, str], *, spaces: bool) -> str:
+    """``value`` unchanged, or a PydanticCustomError naming the first character that cannot be routed."""
+    for position, char in enumerate(value, 1):
+        if not char.isprintable():  # controls, line breaks, invisible and lone surrogate characters
+            why = "it is white space other than a plain space" if char.isspace() else "it is not a printable character"
+        elif char == " " and not spaces:
+            why = "the SDK would put it into a URL unescaped"
+        elif char in refused:
+            why = refused[char]
+        else:
+            continue
+        raise PydanticCustomError(
+            "unroutable_character",
+            "character {char} at position {position} cannot be routed: {why}",
+            {"char": _describe(char), "position": position, "why": why},
+        )
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+def _form_id(value: str) -> str:
+    return _routable(value, _NEVER_ROUTABLE, spaces=True)
+
+
+def _url_id(value: str) -> str:
+    return _routable(value, _NEVER_ROUTABLE | _NOT_IN_URLS, spaces=False)
+
+
+#: An identifier the SDKs send in a form body or JSON (Campaign Classic integration keys: free
+#: text an operator types in the mobile application service, often a UUID). Any printable text
+#: up to 200 characters, inner spaces included, except ``/``.
+FormId = Annotated[str, Field(min_length=1, max_length=PUBLIC_ID_MAX), AfterValidator(_form_id)]
+#: An identifier the SDKs put into a URL unescaped: Campaign Standard pkeys (``@`` + URL-safe
+#: base64, ~120 characters), Edge config ids (UUIDs, or ``{id}:{environment}``), Experience
+#: Cloud org ids (``…@AdobeOrg``). Printable, no spaces, none of ``/ ? # % \\``.
+UrlId = Annotated[str, Field(min_length=1, max_length=PUBLIC_ID_MAX), AfterValidator(_url_id)]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 

@@ -61,7 +61,8 @@ def test_create_generates_keys_and_shows_only_public_credentials(client: FlaskCl
         ({"name": "Shop", "android": {"package_name": "noDots"}}, "android.package_name"),
         ({"name": "Shop", "ios": {"bundle_id": "com example"}}, "ios.bundle_id"),
         ({"name": "Shop", "ios": {}}, "ios.bundle_id"),
-        ({"name": "Shop", "ios": {"bundle_id": "a.b", "integration_key": "has space"}}, "ios.integration_key"),
+        ({"name": "Shop", "ios": {"bundle_id": "a.b", "integration_key": "has/slash"}}, "ios.integration_key"),
+        ({"name": "Shop", "ios": {"bundle_id": "a.b", "integration_key": "tab\there"}}, "ios.integration_key"),
         ({"name": "Shop\u0000", "ios": {"bundle_id": "a.b"}}, "name"),
         ({"name": "Shop\ud800", "ios": {"bundle_id": "a.b"}}, "name"),
         ({"name": "x" * 201, "ios": {"bundle_id": "a.b"}}, "name"),
@@ -205,3 +206,50 @@ def test_delete_is_refused_while_deliveries_reference_the_app(app: Flask, client
     assert response.status_code == 409
     assert response.json["error"] == "app_in_use" and "deliveries" in response.json["message"]
     assert client.get(f"/api/v1/apps/{ids['id']}", headers=keys.viewer).status_code == 200
+
+
+# What Adobe's products really generate (or operators really type), each of which must be accepted.
+REAL_PKEY = (
+    "@zkJm-iptHCFypEcQT40HL2XSUIWED61QCwsdAXp3k-379QpKt2lh4YiIVzGZmMpPpDhHqbTotpvGMgGxfaQuGmWbFFt-lJY7QveKCbarWSnHpGAPW"
+    "NcQ5iP7"
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("campaign_standard_pkey", REAL_PKEY),
+        ("edge_config_id", "3f1e0f4c-9b9e-4d7a-8f0e-5c2d4b6a7e81"),
+        ("edge_config_id", "3f1e0f4c-9b9e-4d7a-8f0e-5c2d4b6a7e81:dev"),
+        ("experience_cloud_org", "6D9DF9D05A9F8D8A0A495FD1@AdobeOrg"),
+        ("ios.integration_key", "9c1f3e8a-4b7d-4e2a-b6c5-0d8f7a9e1b23"),
+        ("ios.integration_key", "Shop app iOS (prod)"),
+    ],
+)
+def test_real_identifiers_are_accepted_and_kept(client: FlaskClient, keys: Any, field: str, value: str) -> None:
+    body: dict[str, Any] = {"name": "Shop", "ios": {"bundle_id": "com.example.shop"}}
+    if field.startswith("ios."):
+        body["ios"]["integration_key"] = value
+    else:
+        body[field] = value
+    response = create(client, keys, body)
+    assert response.status_code == 201, response.json
+    shown = response.json["ios"]["integration_key"] if field.startswith("ios.") else response.json[field]
+    assert shown == value
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("@zkJm/ipt", "character '/' at position 6 cannot be routed"),
+        ("@zkJm ipt", "character ' ' at position 6 cannot be routed"),
+        ("@zkJm\tipt", "character U+0009 at position 6 cannot be routed"),
+        ("@zkJm?ipt", "character '?' at position 6 cannot be routed"),
+        ("@" + "a" * 200, "at most 200 characters"),
+    ],
+)
+def test_unroutable_pkeys_name_the_character(client: FlaskClient, keys: Any, value: str, problem: str) -> None:
+    response = create(client, keys, {"name": "Shop", "ios": {"bundle_id": "a.b"}, "campaign_standard_pkey": value})
+    assert response.status_code == 400
+    assert response.json["message"].startswith("invalid field campaign_standard_pkey: ")
+    assert problem in response.json["message"]
