@@ -51,7 +51,11 @@ def _ecid(body: dict[str, Any]) -> str | None:
 
 
 def _token_syncs(session: Any, app: App, details: list[Any], ecid: str | None) -> int:
-    parts = {p.app_identifier: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == app.id))}
+    # Keyed by platform too: an iOS bundle id often equals the Android package name.
+    parts = {
+        (p.app_identifier, p.platform): p
+        for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == app.id))
+    }
     count = 0
     for item in details:
         if not isinstance(item, dict):
@@ -62,8 +66,8 @@ def _token_syncs(session: Any, app: App, details: list[Any], ecid: str | None) -
                 "pushNotificationDetails needs appID, token and platform fcm|apns|apnsSandbox",
                 code="invalid_event",
             )
-        part = parts.get(app_id)
-        if part is None or part.platform != PROVIDER_PLATFORM[provider]:
+        part = parts.get((app_id, PROVIDER_PLATFORM[provider]))
+        if part is None:
             raise NotFound(
                 f"appID {app_id[:100]!r} is not a {PROVIDER_PLATFORM[provider]} app of this datastream",
                 code="unknown_app_id",

@@ -151,3 +151,21 @@ def test_refusals_change_nothing(app: Flask, client: FlaskClient, keys) -> None:
     assert post(client, ids["edge_config"], mixed).status_code == 400
     assert post(client, ids["edge_config"], {"events": "nope"}).status_code == 400
     assert subscriptions(client, keys.viewer, ids["id"]) == []
+
+
+def test_one_identifier_on_both_platforms_syncs_each_token(client: FlaskClient, keys) -> None:
+    """An iOS bundle id equal to the Android package name (common) still finds each platform's part."""
+    body = {
+        "name": "Same identifier",
+        "ios": {"bundle_id": "com.example.shop"},
+        "android": {"package_name": "com.example.shop"},
+        "edge_config_id": "3f1e0f4c-9b9e-4d7a-8f0e-5c2d4b6a7e81",
+    }
+    created = client.post("/api/v1/apps", json=body, headers=keys.admin)
+    assert created.status_code == 201
+    config = body["edge_config_id"]
+    android = post(client, config, envelope([token_sync("com.example.shop", FCM, "fcm")]))
+    ios = post(client, config, envelope([token_sync("com.example.shop", APNS_UPPER, "apns")], "ios"))
+    assert (android.status_code, ios.status_code) == (200, 200)
+    subs = sorted(subscriptions(client, keys.viewer, created.json["id"]), key=lambda s: s["platform"])
+    assert [(s["platform"], s["push_provider"]) for s in subs] == [("android", "fcm"), ("ios", "apns")]
