@@ -9,10 +9,11 @@ idempotent on (app, token), linked to the profile its user key names.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from core.errors import NotFound
 from core.metrics import REGISTRATIONS
@@ -37,30 +38,48 @@ UserKey = Annotated[str, Field(max_length=255), SINGLE_LINE]
 IntegrationKey = Annotated[str, Field(min_length=1, max_length=200), SINGLE_LINE]
 
 
-class Device(BaseModel):
-    """What the app knows about the device; fields omitted keep their stored value."""
-
-    model_config = ConfigDict(extra="forbid")
-    imei: DeviceText | None = None
-    name: DeviceText | None = None
-    model: DeviceText | None = None
-    brand: DeviceText | None = None
-    manufacturer: DeviceText | None = None
-    os_name: DeviceText | None = None
-    os_version: DeviceText | None = None
-    os_language: DeviceText | None = None
-
-
-DEVICE_COLUMNS = {
+#: The short names the native API first accepted under ``device``, kept as input aliases.
+SHORT_DEVICE_NAMES = {
     "imei": "device_imei",
     "name": "device_name",
     "model": "device_model",
     "brand": "device_brand",
     "manufacturer": "device_manufacturer",
-    "os_name": "os_name",
-    "os_version": "os_version",
-    "os_language": "os_language",
 }
+
+
+class Device(BaseModel):
+    """What the app knows about the device; fields omitted keep their stored value.
+
+    The names are those every answer shows (``device_name``, ``device_model``, ...), so a client
+    can send back what it read. The short names accepted before (``name``, ``model``, ``brand``,
+    ``manufacturer``, ``imei``) are still accepted; giving both forms of one field is a 400.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    device_imei: DeviceText | None = None
+    device_name: DeviceText | None = None
+    device_model: DeviceText | None = None
+    device_brand: DeviceText | None = None
+    device_manufacturer: DeviceText | None = None
+    os_name: DeviceText | None = None
+    os_version: DeviceText | None = None
+    os_language: DeviceText | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not SHORT_DEVICE_NAMES.keys() & data.keys():
+            return data
+        renamed = dict(data)
+        for short, full in SHORT_DEVICE_NAMES.items():
+            if short in renamed:
+                if full in renamed:
+                    raise PydanticCustomError(
+                        "duplicate_field", "give {short} or {full}, not both", {"short": short, "full": full}
+                    )
+                renamed[full] = renamed.pop(short)
+        return renamed
 
 
 class NativeRegistration(BaseModel):
@@ -104,11 +123,7 @@ def register() -> tuple[Response, int]:
     data = json_body(NativeRegistration)
     session = db()
     platform = _platform_for(data.integration_key)
-    device = (
-        {}
-        if data.device is None
-        else {DEVICE_COLUMNS[name]: getattr(data.device, name) for name in data.device.model_fields_set}
-    )
+    device = {} if data.device is None else {name: getattr(data.device, name) for name in data.device.model_fields_set}
     sub_id, created = subscriptions.register(
         session,
         subscriptions.Registration(

@@ -246,3 +246,22 @@ def test_list_filters_and_pages(app: Flask, client: FlaskClient, keys: Any, ids:
     for query in ("platform=windows", "disabled=maybe", "limit=-1", "user_key=a%00"):
         assert client.get(f"{url}?{query}", headers=keys.viewer).status_code == 400, query
     assert client.get("/api/v1/apps/424242/subscriptions", headers=keys.viewer).status_code == 404
+
+
+def test_device_names_are_the_same_in_and_out(client: FlaskClient, ids: dict[str, Any]) -> None:
+    """A client can send back the device it read; the short names of old clients still work."""
+    token = "fcm:token-2_a.b-c"
+    first = register(
+        client, {"integration_key": ids["android_key"], "token": token, "device": {"name": "oriole", "model": "Pixel 6"}}
+    )
+    assert first.status_code == 201
+    read = first.json["device"]
+    read["os_version"] = "Android 15"
+    again = register(client, {"integration_key": ids["android_key"], "token": token, "device": read})
+    assert again.status_code == 200, again.json
+    assert again.json["device"] == read
+    both = register(
+        client,
+        {"integration_key": ids["android_key"], "token": token, "device": {"name": "a", "device_name": "b"}},
+    )
+    assert both.status_code == 400 and "give name or device_name, not both" in both.json["message"]
