@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, Conflict, NotFound
@@ -83,17 +84,12 @@ def create_delivery(session: Session, data: DeliveryCreate) -> tuple[Delivery, b
     if data.idempotency_key is not None:
         existing = session.scalar(select(Delivery).where(Delivery.idempotency_key == data.idempotency_key))
         if existing is not None:
-            if existing.app_id != data.app_id or existing.name != data.name:
-                raise Conflict("this idempotency_key was used for a different delivery", code="idempotency_conflict")
+            _check_replay(session, existing, data)
             return existing, False
     app = session.get(App, data.app_id)
     if app is None:
         raise BadRequest(f"no app with id {data.app_id}", code="unknown_app")
-    available = sorted(p.platform for p in app.platforms)
-    platforms = sorted(set(data.platforms or available))
-    missing = [p for p in platforms if p not in available]
-    if missing:
-        raise BadRequest(f"the app has no {', '.join(missing)} part", code="unknown_platform")
+    platforms = _platforms(app, data)
     if data.target.audience is not None and session.get(Audience, data.target.audience) is None:
         raise BadRequest(f"no audience with id {data.target.audience}", code="unknown_audience")
     try:
@@ -101,20 +97,69 @@ def create_delivery(session: Session, data: DeliveryCreate) -> tuple[Delivery, b
     except (TemplateProblem, RenderProblem, PayloadTooLarge) as exc:
         raise BadRequest(str(exc), code="invalid_message") from None
     delivery = Delivery(
-        app_id=app.id,
-        name=data.name,
-        message=data.message.model_dump(mode="json", exclude_none=True),
-        target=data.target.stored(),
-        platforms=platforms,
-        status="scheduled",
-        schedule_at=data.schedule_at.astimezone(UTC) if data.schedule_at else None,
-        rate_per_second=data.rate_per_second,
-        validity_seconds=data.validity_seconds or DEFAULT_VALIDITY,
-        idempotency_key=data.idempotency_key,
+        app_id=app.id, platforms=platforms, status="scheduled", idempotency_key=data.idempotency_key, **_stored(data)
     )
     session.add(delivery)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        if data.idempotency_key is None:
+            raise
+        # The same key was written by a concurrent request after our look-up: answer as a replay.
+        session.rollback()
+        existing = session.scalar(select(Delivery).where(Delivery.idempotency_key == data.idempotency_key))
+        if existing is None:
+            raise
+        _check_replay(session, existing, data)
+        return existing, False
     return delivery, True
+
+
+def _platforms(app: App, data: DeliveryCreate) -> list[str]:
+    """The platforms a request asks for (all the app has when it names none), sorted."""
+    available = sorted(p.platform for p in app.platforms)
+    platforms = sorted(set(data.platforms or available))
+    missing = [p for p in platforms if p not in available]
+    if missing:
+        raise BadRequest(f"the app has no {', '.join(missing)} part", code="unknown_platform")
+    return platforms
+
+
+def _stored(data: DeliveryCreate) -> dict[str, Any]:
+    """The columns a request sets, in the form they are stored (so a replay compares equal)."""
+    return {
+        "name": data.name,
+        "message": data.message.model_dump(mode="json", exclude_none=True),
+        "target": data.target.stored(),
+        "schedule_at": data.schedule_at.astimezone(UTC) if data.schedule_at else None,
+        "rate_per_second": data.rate_per_second,
+        "validity_seconds": data.validity_seconds or DEFAULT_VALIDITY,
+    }
+
+
+def _check_replay(session: Session, existing: Delivery, data: DeliveryCreate) -> None:
+    """A Conflict unless ``data`` asks for what ``existing`` was created with: a reused
+    idempotency key must never return a delivery that differs from the request."""
+    asked = {"app_id": data.app_id, **_stored(data)}
+    if data.platforms is not None:
+        asked["platforms"] = sorted(set(data.platforms))
+    elif (app := session.get(App, data.app_id)) is not None:
+        # Omitted means every platform the app has; the app is the same unless it changed since.
+        asked["platforms"] = sorted(p.platform for p in app.platforms)
+    stored = {name: getattr(existing, name) for name in asked}
+    if existing.schedule_at is not None:
+        stored["schedule_at"] = existing.schedule_at.astimezone(UTC)
+    different = [name for name in asked if asked[name] != stored[name]]
+    if different:
+        raise Conflict(
+            f"idempotency_key {data.idempotency_key!r} was used for delivery {existing.id} with a different "
+            f"{_names(different)}; use a new key for a new delivery",
+            code="idempotency_conflict",
+        )
+
+
+def _names(fields: list[str]) -> str:
+    return fields[0] if len(fields) == 1 else f"{', '.join(fields[:-1])} and {fields[-1]}"
 
 
 class DeliveryPreview(BaseModel):

@@ -31,8 +31,9 @@ STATUS_NAMES = {s.name.lower(): s for s in BroadLogStatus}
     response=DeliveryOut,
     status=201,
     description="Sends message to target now, or at schedule_at. Templates are checked and the payload size "
-    "bounded now; a problem is a 400. The same idempotency_key returns the first delivery (200) instead of "
-    "creating a second.",
+    "bounded now; a problem is a 400. The same idempotency_key with the same request returns the first "
+    "delivery (200) instead of creating a second; with a different request it is a 409 idempotency_conflict "
+    "naming the fields that differ.",
 )
 @requires("marketer")
 def create_delivery() -> tuple[Response, int]:

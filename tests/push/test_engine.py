@@ -391,3 +391,37 @@ def test_starting_a_delivery_counts_every_broadlog_row_it_writes(
         assert row is not None
         written = analyse(session, row)
         assert written == session.scalar(select(func.count()).where(BroadLog.delivery_id == row.id)) == 9
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"name": "Winter sale (copy)"}, "name"),
+        ({"message": {"title": "Another text"}}, "message"),
+        ({"target": {"profiles": ["CRM-0042"]}}, "target"),
+        ({"platforms": ["ios"]}, "platforms"),
+        ({"rate_per_second": 50}, "rate_per_second"),
+        ({"validity_seconds": 3600}, "validity_seconds"),
+        ({"schedule_at": "2099-01-01T09:00:00Z"}, "schedule_at"),
+    ],
+)
+def test_reused_idempotency_key_with_another_body_is_a_conflict(
+    client: FlaskClient, keys: Any, world: dict[str, Any], change: dict[str, Any], named: str
+) -> None:
+    body = {
+        "app_id": world["ids"]["id"],
+        "name": "Winter sale",
+        "target": {"all": True},
+        "message": {"title": "50% off until Sunday"},
+        "idempotency_key": "winter-sale-2026",
+    }
+    first = client.post("/api/v1/deliveries", json=body, headers=keys.marketer)
+    assert first.status_code == 201
+    # The same body, in another order and with the defaults spelled out, is the same request.
+    same = {**dict(reversed(body.items())), "validity_seconds": 86400, "platforms": ["ios", "android"]}
+    replay = client.post("/api/v1/deliveries", json=same, headers=keys.marketer)
+    assert replay.status_code == 200 and replay.json == first.json
+    response = client.post("/api/v1/deliveries", json={**body, **change}, headers=keys.marketer)
+    assert response.status_code == 409, response.json
+    assert response.json["error"] == "idempotency_conflict"
+    assert "'winter-sale-2026'" in response.json["message"] and f"different {named};" in response.json["message"]
