@@ -8,13 +8,13 @@ libraries themselves can do on this machine.
     A bare aioapns loop: one ``aioapns.APNs`` client with token authentication (the .p8 key), built
     inside the running loop; its connection pool's ``protocol_class`` is replaced by a subclass that
     carries the emulator's host and port, and its ``ssl_context`` trusts the emulator's CA (as
-    ``../shared/docs/LOCAL-PEERS.md`` describes). ``--concurrency`` coroutines (default 1000, the
+    ``docs/local-peers.md`` describes). ``--concurrency`` coroutines (default 1000, the
     emulator's MAX_CONCURRENT_STREAMS) take the messages one after the other from a shared
     iterator, so at most that many requests are in flight.
 ``fcm``
     A bare firebase-admin loop: ``messaging.send_each_async`` in chunks of 500, one chunk after the
     other, on one event loop. The App's messaging service is replaced by a subclass whose only
-    change is the send URL (``self._fcm_url``, the per-App override LOCAL-PEERS describes), so the
+    change is the send URL (``self._fcm_url``, the per-App override docs/local-peers.md describes), so the
     send path is firebase-admin's own: its httpx HTTP/2 client, its google-auth flow (the OAuth
     token from the service account's ``token_uri``) and its retrying transport. Trust in the
     emulator's CA comes from ``SSL_CERT_FILE`` (httpx) and ``REQUESTS_CA_BUNDLE`` (google-auth's

@@ -1,4 +1,4 @@
-"""Quarantine of push tokens (Campaign's non-deliverable addresses, PROTOCOLS §4).
+"""Quarantine of push tokens (Campaign's non-deliverable addresses, docs/protocols.md §4).
 
 A hard error (token gone or invalid) quarantines the token at once; soft errors count toward
 quarantine: ``quarantine_soft_errors`` errors at least ``quarantine_error_spacing_hours`` apart,

@@ -5,7 +5,7 @@ read from the Experience Platform Mobile SDK configuration; the generator may on
 it. ``REQUIRED[(sdk, platform)]`` are the keys without which the SDK sends nothing to pushgate
 (or sends it elsewhere); the generator must always emit them. Both are checked by the tests.
 
-Read in the SDK sources (PROTOCOLS §1-3), file by file:
+Read in the SDK sources (docs/protocols.md §1-3), file by file:
 
 - Mobile Core: ``global.privacy`` (``AEPCore/Sources/configuration/ConfigurationConstants.swift``).
 - Campaign Classic: ``CampaignClassicConstants.java`` (Android) and ``CampaignClassicConstants.swift``

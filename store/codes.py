@@ -1,4 +1,4 @@
-"""Campaign's numeric codes (PROTOCOLS §4), with the readable names the API shows."""
+"""Campaign's numeric codes (docs/protocols.md §4), with the readable names the API shows."""
 
 from __future__ import annotations
 

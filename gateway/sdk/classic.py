@@ -1,4 +1,4 @@
-"""Campaign Classic registration (PROTOCOLS §1.1): ``/nms/mobile/1/register{Android,IOS,Iphone}.jssp``.
+"""Campaign Classic registration (docs/protocols.md §1.1): ``/nms/mobile/1/register{Android,IOS,Iphone}.jssp``.
 
 The SDK posts a form, treats any 200 as success, ignores the body and never retries; it skips the
 call while token, userKey and params are unchanged, so the endpoint is an idempotent upsert keyed

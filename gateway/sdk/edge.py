@@ -1,4 +1,4 @@
-"""Experience Platform Messaging over the Edge Network (PROTOCOLS §3): ``/ee[/{hint}]/v1/interact``.
+"""Experience Platform Messaging over the Edge Network (docs/protocols.md §3): ``/ee[/{hint}]/v1/interact``.
 
 One request carries several events. Token syncs (``data.pushNotificationDetails``) become
 subscriptions of the app whose bundle id or package name equals ``appID``; ``pushTracking.*``

@@ -1,4 +1,4 @@
-"""Campaign Standard (PROTOCOLS §2): the ``mobileAppV5`` registration and the ECID service's
+"""Campaign Standard (docs/protocols.md §2): the ``mobileAppV5`` registration and the ECID service's
 ``/id`` call that carries the push token when ``experienceCloud.server`` points at pushgate.
 
 ``/id`` must answer fast (Android gives up after 2 s) with JSON echoing ``d_mid``: a 200 that is

@@ -1,4 +1,4 @@
-"""Push tracking calls of the Campaign SDKs: ``GET /r/?id=...`` (PROTOCOLS §1.2, §2).
+"""Push tracking calls of the Campaign SDKs: ``GET /r/?id=...`` (docs/protocols.md §1.2, §2.3).
 
 Classic: ``id=h{hex _mId},{_dId},{tag}``. Standard: ``id={_mId},{_dId},{action}&mcId={ECID}``.
 The SDKs never retry and ignore the body, so the answer is always an immediate, empty 200:

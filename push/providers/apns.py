@@ -3,7 +3,7 @@
 aioapns 4.0 owns TLS, the connection pool, stream-id allocation and provider-token signing. Its
 per-connection protocol is replaced (``pool.protocol_class``, the one hook it offers) by
 :class:`_Connection`, which also carries the endpoint's host and port. The replacement fixes what
-was measured against a local peer (``../shared/docs/LOCAL-PEERS.md``):
+was measured against a local peer (``docs/local-peers.md``):
 
 1. *Late responses.* When ``asyncio.wait_for`` gives up on a request, the library keeps its
    cancelled future; the late answer then raises ``InvalidStateError`` inside ``data_received``,
@@ -124,7 +124,7 @@ def apns_id_for(key: int) -> str:
 
 
 def error_for(status: int, reason: str, timestamp: int | None = None) -> PushError:
-    """What an APNs error answer means (PROTOCOLS §5)."""
+    """What an APNs error answer means (docs/protocols.md §5.2)."""
     if status == 410:
         when = datetime.fromtimestamp(timestamp / 1000, UTC) if isinstance(timestamp, int) else None
         return PushError(ErrorKind.TOKEN_GONE, reason, status, unregistered_at=when)

@@ -3,7 +3,7 @@
 A provider never touches the database and never decides what an outcome means for the delivery:
 it reports, per message, either success (with the provider's message id) or a :class:`PushError`
 that says what the service answered and whether retrying can help. The engine maps that to
-broadLog statuses, quarantine and retries (PROTOCOLS §4).
+broadLog statuses, quarantine and retries (docs/protocols.md §4).
 
 Providers are asyncio objects bound to the event loop they were created on: the worker keeps one
 long-lived loop per process and builds its providers there.

@@ -219,7 +219,7 @@ class _RedirectedMessagingService(messaging._MessagingService):  # type: ignore[
     """firebase-admin's messaging service, sending to our URL through our client.
 
     ``FCM_URL`` is read through the base class by name, so only an instance attribute set after
-    ``super().__init__`` redirects it (LOCAL-PEERS, "FCM through firebase-admin").
+    ``super().__init__`` redirects it (docs/local-peers.md, "FCM through firebase-admin").
     """
 
     def __init__(self, app: Any, url: str, http: _FcmHttp) -> None:

@@ -67,7 +67,8 @@ class _Http2:
         self._requests: dict[int, tuple[dict[str, str], bytearray]] = {}
         self._outgoing: dict[int, memoryview] = {}  # response bodies waiting for flow-control window
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        # MAX_CONCURRENT_STREAMS goes in the very first SETTINGS frame (LOCAL-PEERS, "Two more facts").
+        # MAX_CONCURRENT_STREAMS goes in the very first SETTINGS frame
+        # (docs/local-peers.md, "HTTP/2 peers and clients built on h2").
         self._conn.update_settings(
             {
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
