@@ -229,6 +229,15 @@ class Settings(BaseSettings):
         le=100_000_000,
         description="A stream with more new records than this goes through batch ingestion instead of streaming.",
     )
+    sync_export_settle_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=24 * 3600,
+        description="How much older than the export's horizon a row must be to be exported now. Empty: 0 on SQLite "
+        "(rows are stamped under its write lock, so a run exports everything committed when it starts) and 5 on "
+        "PostgreSQL, where the horizon is the start of the oldest open transaction and this margin covers clock "
+        "differences between the hosts and the database server (raise it if theirs are larger).",
+    )
     sync_logs_cron: str = Field(
         default="", description="Cron expression for the log export in the in-process scheduler (empty: off)."
     )

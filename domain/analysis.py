@@ -20,9 +20,9 @@ from sqlalchemy import Select, case, exists, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from domain.quarantine import release_reregistered
+from store.clock import stamp
 from store.codes import BroadLogStatus, Channel, FailureReason, FailureType
 from store.models import Address, AudienceMember, BroadLog, Delivery, Profile, Subscription
-from store.types import utcnow
 
 
 def target_query(delivery: Delivery) -> Select[Any]:
@@ -63,7 +63,7 @@ def analyse(session: Session, delivery: Delivery) -> int:
         (or_(denylisted, Profile.push_consent == "n"), literal(int(FailureReason.DENYLISTED))),
         else_=literal(None),
     )
-    now = utcnow()
+    now = stamp(session)  # the Ignored rows' event_date is read by the export in commit order
     rows = (
         select(
             Subscription.id.label("subscription_id"),

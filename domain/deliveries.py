@@ -22,6 +22,7 @@ from domain.personalisation import LookupTables
 from push.messages import Message
 from push.payloads import PayloadTooLarge, apns_request, check_size, fcm_message
 from push.templates import RenderProblem, TemplateProblem, compile_message, make_context, preview_data, render
+from store.clock import stamp
 from store.codes import BroadLogStatus, FailureReason, FailureType, readable
 from store.models import App, Audience, BroadLog, Delivery, Profile, TrackingLog
 from store.types import iso, utcnow
@@ -245,7 +246,7 @@ def cancel(session: Session, delivery: Delivery) -> Delivery:
     session.execute(
         update(BroadLog)
         .where(BroadLog.delivery_id == delivery.id, BroadLog.status == BroadLogStatus.PENDING)
-        .values(status=int(BroadLogStatus.CANCELLED), lease_until=None, event_date=utcnow())
+        .values(status=int(BroadLogStatus.CANCELLED), lease_until=None, event_date=stamp(session))
     )
     return delivery
 

@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 from core.errors import BadRequest, Conflict, NotFound
 from domain.fields import ATTRIBUTES_MAX_BYTES, SINGLE_LINE, Attributes, Email, check_json, storable
 from domain.subscriptions import link_profile, link_profiles
+from store.clock import stamp
 from store.models import AudienceMember, BroadLog, Profile, Subscription, TrackingLog
-from store.types import utcnow
 from store.upsert import upsert_many
 
 log = logging.getLogger("pushgate.profiles")
@@ -278,7 +278,7 @@ def import_profiles(
             .with_for_update()
         )
     }
-    now = utcnow()
+    now = stamp(session)  # updated_at is read by the export in commit order
     values: list[dict[str, Any]] = []
     reconciliation_keys: list[str | None] = []
     for external_id, profile in batch.items():

@@ -117,6 +117,9 @@ def _report_platform(run: SyncRun) -> None:
         line += f" ({details.get('mode', '?')}{', forced' if details.get('forced') else ''})"
         if item.get("reason"):
             line += f": {item['reason']}"
+        if details.get("waiting"):
+            line += f"; {details['waiting']} newer rows wait for the next run ({details['waiting_for']}"
+            line += f", until {details['waiting_until']})" if details.get("waiting_until") else ")"
         click.echo(line)
     if run.job == "provision":
         changed = sum(item.get("applied", 0) for item in items)

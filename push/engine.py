@@ -6,7 +6,7 @@ any number of workers, in-process or distributed, can share a delivery without s
 twice. A row whose lease expired while it was still Pending was in flight when its worker died:
 it is sent again and counted in ``resent_after_crash``; the window is one batch per worker.
 
-Outcomes (PROTOCOLS §4): success -> Sent with the provider's id; token gone or invalid -> Failed
+Outcomes (docs/protocols.md §4): success -> Sent with the provider's id; token gone or invalid -> Failed
 Hard / User unknown and quarantined; sender mismatch -> Failed Soft / User unknown and counted
 toward quarantine; payload refused -> Failed Ignored / Refused; throttling, 5xx, timeouts, lost
 connections and auth failures -> retried with exponential back-off, jitter and Retry-After while
@@ -36,6 +36,7 @@ from push import batch_sql
 from push.batch_sql import LoadedProfile, LoadedSubscription
 from push.build import Builder
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
+from store.clock import stamp
 from store.codes import BroadLogStatus, FailureReason, FailureType
 from store.models import AppPlatform, BroadLog, Delivery
 from store.types import utcnow
@@ -260,13 +261,13 @@ class Engine:
         self, delivery: Delivery, rows: list[Row], results: list[SendResult], build_failures: dict[int, str]
     ) -> None:
         """Write every outcome of a batch in one transaction (Sent rows in one executemany)."""
-        now = utcnow()
         info = {r.broadlog_id: r for r in rows}
         end = deliveries.validity_end(delivery)
         app = str(delivery.app_id)
         sent = [(r.provider_message_id, r.key) for r in results if r.error is None]
         with self.sessions.begin() as session:
             connection = session.connection()
+            now = stamp(connection)  # event_date is read by the export in commit order
             if sent:
                 batch_sql.mark_sent(connection, sent, now)
             for broadlog_id, text in build_failures.items():

@@ -1,4 +1,4 @@
-"""The tables, named after Adobe Campaign's data model (PROTOCOLS §4).
+"""The tables, named after Adobe Campaign's data model (docs/protocols.md §4).
 
 This module is the only place that knows tables. Status and reason columns hold Campaign's
 numbers (see :mod:`store.codes`); readable names are derived where they are shown.
@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from store.clock import ordered_now
 from store.types import JSONType, UTCDateTime, utcnow
 
 NAMING = {
@@ -44,6 +45,14 @@ class Base(DeclarativeBase):
 class Timestamps:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ExportedTimestamps:
+    """Timestamps of a table the Platform export reads in ``updated_at`` order: commit-ordered
+    (:mod:`store.clock`)."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=ordered_now, onupdate=ordered_now)
 
 
 class ApiKey(Base):
@@ -89,7 +98,7 @@ class AppPlatform(Timestamps, Base):
     app: Mapped[App] = relationship(back_populates="platforms")
 
 
-class Profile(Timestamps, Base):
+class Profile(ExportedTimestamps, Base):
     """A recipient. Campaign is the source of truth: profiles come from the API or profile files."""
 
     __tablename__ = "profile"
@@ -212,7 +221,7 @@ class BroadLog(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retry back-off
     resent_after_crash: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    event_date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_date: Mapped[datetime] = mapped_column(UTCDateTime, default=ordered_now)  # commit-ordered: store.clock
 
 
 class TrackingLog(Base):
@@ -228,10 +237,10 @@ class TrackingLog(Base):
     tag: Mapped[str | None] = mapped_column(String(32))  # Campaign tag or Edge event type, as received
     action_id: Mapped[str | None] = mapped_column(String(255))
     ecid: Mapped[str | None] = mapped_column(String(64))
-    log_date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    log_date: Mapped[datetime] = mapped_column(UTCDateTime, default=ordered_now)  # commit-ordered: store.clock
 
 
-class Address(Timestamps, Base):
+class Address(ExportedTimestamps, Base):
     """Quarantine state of one push token (Campaign's non-deliverable addresses)."""
 
     __tablename__ = "address"

@@ -55,10 +55,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.errors import ConfigError, ExternalError, PermanentError
+from store.clock import Horizon, horizon
 from store.models import SyncState
 from store.types import utcnow
 from sync import state
-from sync.export_sources import SETTLE, SOURCES, Source
+from sync.export_sources import SOURCES, Source
 from sync.governance import ENV_VAR, load_sync_config
 from sync.platform.batch import FAILED_STATES, SUCCESS, BatchIngestion, JsonLinesFiles
 from sync.platform.client import Platform
@@ -260,10 +261,14 @@ def export_stream(
         resumed = resolve_batch(context, platform, stream)
         if resumed:
             details["resumed_batch"] = resumed
-        cutoff = utcnow() - SETTLE
+        seconds = settings.sync_export_settle_seconds
+        settle = None if seconds is None else timedelta(seconds=seconds)
         with context.sessions() as session:
+            limit = horizon(session.connection(), settle)
+            cutoff = limit.until
             after = state.get_value(session, f"export:{stream}")
             backlog = int(session.scalar(source.count(after, cutoff)) or 0)
+            details.update(waiting_rows(session, source, after, limit))
         mode = "batch" if backlog > settings.sync_export_batch_threshold else "streaming"
         details["mode"], details["backlog"] = mode, backlog
         job = Export(context, platform, stream, source, target, config, after, cutoff, stats)
@@ -285,6 +290,19 @@ def export_stream(
         reason=stats.failure,
         details=details,
     )
+
+
+def waiting_rows(session: Session, source: Source, after: str | None, limit: Horizon) -> dict[str, Any]:
+    """What this run leaves for a later one because it is newer than the horizon: ``waiting``
+    (rows), ``waiting_for`` (what holds them back) and, when that is a fixed delay,
+    ``waiting_until`` (when the newest of them may go). Empty when no row waits."""
+    count, newest = session.execute(source.waiting(after, limit.until)).one()
+    if not count:
+        return {}
+    found: dict[str, Any] = {"waiting": int(count), "waiting_for": limit.held_by or "stamped after this run began"}
+    if newest is not None and limit.delay:
+        found["waiting_until"] = _z(newest + limit.delay)
+    return found
 
 
 @dataclass
@@ -345,10 +363,7 @@ class Export:
                 self.source.query(self.after, self.cutoff), execution_options={"yield_per": READ_CHUNK}
             )
             for raw in result.partitions():
-                for row in self.source.rows(session, raw):
-                    if self.source.stop(row, self.cutoff):
-                        return
-                    yield row
+                yield from self.source.rows(session, raw)
 
     def mapped(self) -> Generator[tuple[Item, bytes | None]]:
         """Each row as an Item and its serialised record (None when it is not to be sent)."""

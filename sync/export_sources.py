@@ -9,7 +9,7 @@ stream        rows                                   order and watermark
 ============  =====================================  ============================================
 broadlog      final rows: Sent, Failed, Ignored,     ``(event_date, id)``; ``event_date`` is when
               Cancelled (never Pending)              the row reached its final status
-trackinglog   every row (rows never change)          ``id``
+trackinglog   every row (rows never change)          ``(log_date, id)``
 quarantine    every address row (its current state)  ``(updated_at, id)``
 preferences   every profile (its current consent)    ``(updated_at, id)``
 ============  =====================================  ============================================
@@ -22,32 +22,33 @@ order, without a schema change. A row re-appears only if it changes after it was
 final broadLog rows do not; quarantine and profile rows do, and each change is exported as a new
 record (its own ``_id``).
 
-Commit order: a row is only read once its timestamp is :data:`SETTLE` old, so that a transaction
-that stamped a row and has not committed yet (a long analysis insert, a busy database) is not
-overtaken by the watermark. trackingLog is read by id and stops at the first row younger than
-that, for the same reason.
+Commit order: every one of these timestamps is taken with :func:`store.clock.stamp` (or the
+models' :func:`store.clock.ordered_now` default), and a run reads only rows stamped before
+:func:`store.clock.horizon`: on SQLite that is now (writers are serialised and stamp under the
+write lock, so a row still to come can never be older than one already read); on PostgreSQL it
+is the start of the oldest open transaction. ``PUSHGATE_SYNC_EXPORT_SETTLE_SECONDS`` adds a
+margin. trackingLog used to be read by id; ids come from a sequence on PostgreSQL, which is not
+commit order, so it is read by time like the others (migration 0004 converted its watermark).
 
-Cost: broadLog, address and profile have no index on their timestamp, so each run reads its
-stream with one ordered query (one scan and sort, streamed); an index on ``broadlog(event_date,
-id)`` would make that a range read on a large table.
+Cost: broadLog, trackingLog, address and profile have no index on their timestamp, so each run
+reads its stream with one ordered query (one scan and sort, streamed); an index on
+``broadlog(event_date, id)`` would make that a range read on a large table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Row, Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from store.codes import BroadLogStatus
 from store.models import Address, BroadLog, Delivery, Profile, Subscription, TrackingLog
 from sync.xdm import records
 from sync.xdm.records import AddressRow, BroadLogRow, ProfileRow, TrackingRow
 
-#: Rows stamped less than this long ago wait for the next run (see the module docstring).
-SETTLE = timedelta(minutes=15)
 FINAL = (
     int(BroadLogStatus.SENT),
     int(BroadLogStatus.FAILED),
@@ -61,17 +62,18 @@ Query = Select[*tuple[Any, ...]]
 RawRow = Row[*tuple[Any, ...]]
 
 
-def _time_key(moment: datetime, row_id: int) -> str:
+def time_key(moment: datetime, row_id: int) -> str:
+    """The watermark of a row: its timestamp and id."""
     return f"{moment.isoformat()}|{row_id}"
 
 
-def _parse_time_key(value: str) -> tuple[datetime, int]:
+def parse_time_key(value: str) -> tuple[datetime, int]:
     moment, _, row_id = value.rpartition("|")
     return datetime.fromisoformat(moment), int(row_id)
 
 
 class Source(Protocol):
-    """One stream's reading side."""
+    """One stream's reading side: rows stamped before ``cutoff`` and after the watermark ``after``."""
 
     name: str
 
@@ -79,24 +81,58 @@ class Source(Protocol):
 
     def count(self, after: str | None, cutoff: datetime) -> Query: ...
 
-    def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]: ...
+    def waiting(self, after: str | None, cutoff: datetime) -> Query: ...
 
-    def stop(self, row: Any, cutoff: datetime) -> bool: ...
+    def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]: ...
 
     def key(self, row: Any) -> str: ...
 
     def record(self, row: Any, tenant_key: str, namespace: str) -> dict[str, Any]: ...
 
 
-class BroadLogSource:
-    name = "broadlog"
+class TimeOrdered:
+    """A stream read in ``(stamp, id)`` order: the conditions, counts and watermark all share."""
 
-    def _where(self, after: str | None, cutoff: datetime) -> list[Any]:
-        where: list[Any] = [BroadLog.status.in_(FINAL), BroadLog.event_date <= cutoff]
-        if after:
-            moment, row_id = _parse_time_key(after)
-            where.append(or_(BroadLog.event_date > moment, and_(BroadLog.event_date == moment, BroadLog.id > row_id)))
-        return where
+    def __init__(self, name: str, stamp: InstrumentedAttribute[datetime], row_id: InstrumentedAttribute[int]) -> None:
+        self.name, self.stamp, self.id = name, stamp, row_id
+
+    def scope(self) -> list[ColumnElement[bool]]:
+        """Conditions on the stream's table besides time (none by default)."""
+        return []
+
+    def _after(self, after: str | None) -> list[ColumnElement[bool]]:
+        if not after:
+            return []
+        moment, row_id = parse_time_key(after)
+        return [or_(self.stamp > moment, and_(self.stamp == moment, self.id > row_id))]
+
+    def where(self, after: str | None, cutoff: datetime) -> list[ColumnElement[bool]]:
+        return [*self.scope(), *self._after(after), self.stamp < cutoff]
+
+    def count(self, after: str | None, cutoff: datetime) -> Query:
+        return select(func.count()).select_from(self.stamp.class_).where(*self.where(after, cutoff))
+
+    def waiting(self, after: str | None, cutoff: datetime) -> Query:
+        """How many rows after the watermark are stamped at or after ``cutoff``, and the newest stamp."""
+        return (
+            select(func.count(), func.max(self.stamp))
+            .select_from(self.stamp.class_)
+            .where(*self.scope(), *self._after(after), self.stamp >= cutoff)
+        )
+
+    def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]:
+        return list(raw)
+
+    def key(self, row: Any) -> str:
+        return time_key(getattr(row, self.stamp.key), row.id)
+
+
+class BroadLogSource(TimeOrdered):
+    def __init__(self) -> None:
+        super().__init__("broadlog", BroadLog.event_date, BroadLog.id)
+
+    def scope(self) -> list[ColumnElement[bool]]:
+        return [BroadLog.status.in_(FINAL)]
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
         return (
@@ -125,31 +161,20 @@ class BroadLogSource:
             .join(Delivery, Delivery.id == BroadLog.delivery_id)
             .outerjoin(Subscription, Subscription.id == BroadLog.subscription_id)
             .outerjoin(Profile, Profile.id == BroadLog.profile_id)
-            .where(*self._where(after, cutoff))
+            .where(*self.where(after, cutoff))
             .order_by(BroadLog.event_date, BroadLog.id)
         )
 
-    def count(self, after: str | None, cutoff: datetime) -> Query:
-        return select(func.count()).select_from(BroadLog).where(*self._where(after, cutoff))
-
     def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]:
         return [BroadLogRow._make(r) for r in raw]
-
-    def stop(self, row: Any, cutoff: datetime) -> bool:
-        return False
-
-    def key(self, row: Any) -> str:
-        return _time_key(row.event_date, row.id)
 
     def record(self, row: Any, tenant_key: str, namespace: str) -> dict[str, Any]:
         return records.broadlog(row, tenant_key, namespace)
 
 
-class TrackingSource:
-    name = "trackinglog"
-
-    def _where(self, after: str | None) -> list[Any]:
-        return [TrackingLog.id > int(after)] if after else []
+class TrackingSource(TimeOrdered):
+    def __init__(self) -> None:
+        super().__init__("trackinglog", TrackingLog.log_date, TrackingLog.id)
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
         return (
@@ -177,36 +202,20 @@ class TrackingSource:
             .outerjoin(BroadLog, BroadLog.id == TrackingLog.broadlog_id)
             .outerjoin(Subscription, Subscription.id == BroadLog.subscription_id)
             .outerjoin(Profile, Profile.id == TrackingLog.profile_id)
-            .where(*self._where(after))
-            .order_by(TrackingLog.id)
+            .where(*self.where(after, cutoff))
+            .order_by(TrackingLog.log_date, TrackingLog.id)
         )
-
-    def count(self, after: str | None, cutoff: datetime) -> Query:
-        where = [*self._where(after), TrackingLog.log_date <= cutoff]
-        return select(func.count()).select_from(TrackingLog).where(*where)
 
     def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]:
         return [TrackingRow._make(r) for r in raw]
-
-    def stop(self, row: Any, cutoff: datetime) -> bool:
-        return bool(row.log_date > cutoff)
-
-    def key(self, row: Any) -> str:
-        return str(row.id)
 
     def record(self, row: Any, tenant_key: str, namespace: str) -> dict[str, Any]:
         return records.trackinglog(row, tenant_key, namespace)
 
 
-class AddressSource:
-    name = "quarantine"
-
-    def _where(self, after: str | None, cutoff: datetime) -> list[Any]:
-        where: list[Any] = [Address.updated_at <= cutoff]
-        if after:
-            moment, row_id = _parse_time_key(after)
-            where.append(or_(Address.updated_at > moment, and_(Address.updated_at == moment, Address.id > row_id)))
-        return where
+class AddressSource(TimeOrdered):
+    def __init__(self) -> None:
+        super().__init__("quarantine", Address.updated_at, Address.id)
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
         return (
@@ -229,45 +238,27 @@ class AddressSource:
             .select_from(Address)
             .outerjoin(Subscription, and_(Subscription.app_id == Address.app_id, Subscription.token == Address.address))
             .outerjoin(Profile, Profile.id == Subscription.profile_id)
-            .where(*self._where(after, cutoff))
+            .where(*self.where(after, cutoff))
             .order_by(Address.updated_at, Address.id)
         )
 
-    def count(self, after: str | None, cutoff: datetime) -> Query:
-        return select(func.count()).select_from(Address).where(*self._where(after, cutoff))
-
     def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]:
         return [AddressRow._make(r) for r in raw]
-
-    def stop(self, row: Any, cutoff: datetime) -> bool:
-        return False
-
-    def key(self, row: Any) -> str:
-        return _time_key(row.updated_at, row.id)
 
     def record(self, row: Any, tenant_key: str, namespace: str) -> dict[str, Any]:
         return records.quarantine(row, tenant_key, namespace)
 
 
-class ProfileSource:
-    name = "preferences"
-
-    def _where(self, after: str | None, cutoff: datetime) -> list[Any]:
-        where: list[Any] = [Profile.updated_at <= cutoff]
-        if after:
-            moment, row_id = _parse_time_key(after)
-            where.append(or_(Profile.updated_at > moment, and_(Profile.updated_at == moment, Profile.id > row_id)))
-        return where
+class ProfileSource(TimeOrdered):
+    def __init__(self) -> None:
+        super().__init__("preferences", Profile.updated_at, Profile.id)
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
         return (
             select(Profile.id, Profile.external_id, Profile.push_consent, Profile.updated_at)
-            .where(*self._where(after, cutoff))
+            .where(*self.where(after, cutoff))
             .order_by(Profile.updated_at, Profile.id)
         )
-
-    def count(self, after: str | None, cutoff: datetime) -> Query:
-        return select(func.count()).select_from(Profile).where(*self._where(after, cutoff))
 
     def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]:
         """Profile rows with the ECIDs of their enabled subscriptions, newest registration first."""
@@ -285,12 +276,6 @@ class ProfileSource:
                 if profile_id is not None and ecid:
                     ecids.setdefault(profile_id, []).append(ecid)
         return [ProfileRow(r[0], r[1], r[2], r[3], tuple(ecids.get(r[0], ()))) for r in raw]
-
-    def stop(self, row: Any, cutoff: datetime) -> bool:
-        return False
-
-    def key(self, row: Any) -> str:
-        return _time_key(row.updated_at, row.id)
 
     def record(self, row: Any, tenant_key: str, namespace: str) -> dict[str, Any]:
         return records.preferences(row, tenant_key, namespace)

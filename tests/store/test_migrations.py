@@ -1,0 +1,79 @@
+"""Data migrations, run on a SQLite file of their own: upgrade and downgrade keep what they convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from store import db as store_db
+
+ROWS = [  # trackingLog id, log_date: id order is not time order (ids from a sequence, PostgreSQL)
+    (1, "2026-12-07 10:00:00.000000"),
+    (2, "2026-12-07 10:00:05.000000"),
+    (3, "2026-12-07 10:00:02.000000"),
+    (4, "2026-12-07 10:00:09.000000"),
+]
+
+
+def _database(tmp_path: Path, watermark: str | None) -> str:
+    url = f"sqlite:///{tmp_path / 'migrate.db'}"
+    store_db.upgrade(url, "0003")
+    engine = store_db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO app (id, name, created_at, updated_at) VALUES (1, 'Shop', :t, :t)"), {"t": ROWS[0][1]}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO delivery (id, app_id, name, message, target, platforms, status, validity_seconds, "
+                "created_at, updated_at) VALUES (1, 1, 'Sale', '{}', '{}', '[]', 'completed', 86400, :t, :t)"
+            ),
+            {"t": ROWS[0][1]},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO broadlog (id, delivery_id, channel, status, attempts, resent_after_crash, created_at, "
+                "event_date) VALUES (1, 1, 42, 1, 1, 0, :t, :t)"
+            ),
+            {"t": ROWS[0][1]},
+        )
+        for row_id, moment in ROWS:
+            conn.execute(
+                text(
+                    "INSERT INTO trackinglog (id, broadlog_id, delivery_id, interaction, source, log_date) "
+                    "VALUES (:i, 1, 1, 'opened', 'campaign-classic', :t)"
+                ),
+                {"i": row_id, "t": moment},
+            )
+        conn.execute(
+            text("INSERT INTO sync_state (stream, watermark, updated_at) VALUES ('export:trackinglog', :w, :t)"),
+            {"w": watermark, "t": ROWS[0][1]},
+        )
+    engine.dispose()
+    return url
+
+
+def _watermark(url: str) -> str | None:
+    engine = store_db.make_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(text("SELECT watermark FROM sync_state WHERE stream = 'export:trackinglog'")).scalar()
+    engine.dispose()
+    return value
+
+
+def test_an_id_watermark_becomes_a_time_watermark_that_loses_nothing(tmp_path: Path) -> None:
+    url = _database(tmp_path, "2")  # rows 1 and 2 were exported; 3 (older than 2) and 4 were not
+    store_db.upgrade(url, "0004")
+    # Row 3's time: rows 3 and 4 go, and so does row 2 again (same _id, deduplicated by the Platform).
+    assert _watermark(url) == "2026-12-07T10:00:02+00:00|0"
+    store_db.downgrade(url, "0003")
+    assert _watermark(url) == "1"  # rows 2, 3 and 4 are after that time: back to sending from id 2
+
+
+def test_a_watermark_past_every_row_stays_past_every_row(tmp_path: Path) -> None:
+    url = _database(tmp_path, "4")
+    store_db.upgrade(url, "0004")
+    assert _watermark(url) == "2026-12-07T10:00:09+00:00|4"
+    store_db.downgrade(url, "0003")
+    assert _watermark(url) == "4"
