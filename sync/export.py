@@ -35,6 +35,16 @@ Streaming requests whose messages still fail after the sender's attempts stop th
 watermark stays before the first record not taken (records after it in the same request that the
 Platform did take are sent again by the next run, with the same ``_id``).
 
+Only a fault of the record itself makes a rejected row: a row that cannot be mapped or fails the
+shipped schema (step 2), or a record a streaming 207 refuses for its own content (its XDM
+validation; :func:`sync.platform.errors.judge` is the rule). A fault of the set-up stops the stream
+like an outage, without a rejected row: an unknown dataset, a schema that is not the dataset's, a
+wrong org or inlet, even when the Platform reports it per message in a 207 (the dataset and schema
+a restarted or cleaned-up Platform forgot), and any request refused as a whole (400, 401/403, 404,
+413, 5xx after the retries; a batch the Platform refuses or fails). The stream's outcome is
+``failed`` with one line naming the problem and what to fix (``flask --app wsgi sync provision``
+for a dataset or schema), the run fails, the watermark stays, and the next run sends the rows.
+
 Provisioning (:mod:`sync.provision`) must have run: it stores each stream's dataset id and schema
 ``$id`` in ``sync_state`` (``dataset:<stream>``, ``schema:<stream>``).
 """
@@ -455,18 +465,19 @@ class Export:
 
     def send(self, sender: StreamingSender, unit: Unit, stop: threading.Event) -> None:
         """Send one unit, then record its rejects and move the watermark past what was taken."""
-        delivery = sender.send(unit.messages) if unit.messages else Delivery()
+        try:
+            delivery = sender.send(unit.messages) if unit.messages else Delivery()
+        except ExternalError:  # the request refused as a whole: nothing of it was taken
+            self.stats.unsent = len(unit.messages)
+            raise
         self.stats.retried += delivery.retried
         rejects: list[tuple[Item, str]] = []
         key: str | None = None
         done = 0
         for item in unit.items:
-            if item.problem is None and item.index in delivery.unresolved:
-                self.stats.unsent = len(delivery.unresolved)
-                self.stats.failure = (
-                    f"{len(delivery.unresolved)} records not taken after {delivery.attempts} attempts "
-                    f"({delivery.unresolved[item.index]}); the next run sends them again"
-                )
+            if item.problem is None and (item.index in delivery.setup or item.index in delivery.unresolved):
+                self.stats.unsent = len(delivery.setup) + len(delivery.unresolved)
+                self.stats.failure = not_taken(delivery, item.index)
                 stop.set()
                 break
             if item.problem is not None:
@@ -539,6 +550,19 @@ class Export:
             session.execute(update(SyncState).where(SyncState.stream == self.state_key).values(watermark=key))
             state.set_value(session, marker, None)
         self.stats.sent += files.records
+
+
+def not_taken(delivery: Delivery, index: int) -> str:
+    """The stream's failure when the message at ``index`` (the first record of the request the
+    Platform did not take) was refused for the set-up or is still failing."""
+    count = len(delivery.setup) + len(delivery.unresolved)
+    if delivery.setup:
+        reason = delivery.setup.get(index) or next(iter(delivery.setup.values()))
+        return f"{count} records not sent, the Platform refused the stream's set-up, not the records: {reason}"
+    return (
+        f"{count} records not taken after {delivery.attempts} attempts "
+        f"({delivery.unresolved[index]}); the next run sends them again"
+    )
 
 
 def resolve_batch(context: RunContext, platform: Platform, stream: str) -> str | None:

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from core.errors import PermanentError, RetryableError
+from sync.platform import errors
 from sync.platform.client import Platform
 
 #: Largest file uploaded in one PUT (Adobe: small-file upload up to 256 MB).
@@ -105,9 +106,16 @@ class BatchIngestion:
         self.clock = clock
 
     def create(self, dataset_id: str) -> str:
+        """A new batch of ``dataset_id``; PermanentError saying what to fix when the Platform refuses
+        it (an unknown dataset: ``sync provision``)."""
         body = {"datasetId": dataset_id, "inputFormat": {"format": "json"}}
         url = self.platform.api("/data/foundation/import/batches")
-        response = self.platform.retrying(lambda: self.platform.request("POST", url, json=body))
+        call = "POST /data/foundation/import/batches"
+        response = self.platform.retrying(
+            lambda: self.platform.request("POST", url, json=body, ok=(200, 201, 400, 404), call=call)
+        )
+        if response.status_code in (400, 404):
+            raise errors.refused(response, call)
         batch_id = response.json().get("id")
         if not isinstance(batch_id, str) or not batch_id:
             raise PermanentError("POST /data/foundation/import/batches: the answer has no batch id")

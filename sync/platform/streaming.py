@@ -12,9 +12,14 @@ three retries with exponential back-off.
 :class:`StreamingSender` sends one request's worth of messages and keeps at it: messages a 207
 marks failed with 429 or 5xx (or with no result) are sent again, alone, and only them; a whole
 request answered 429/5xx or lost in transit is sent again after ``Retry-After`` or an exponential
-back-off with jitter, at most ``attempts`` times (tenacity). Messages refused with a 4xx are
-final (the message itself is wrong): they come back in :attr:`Delivery.refused`. What still fails
-after the last attempt comes back in :attr:`Delivery.unresolved`, never silently dropped.
+back-off with jitter, at most ``attempts`` times (tenacity). A message refused with a 4xx is final,
+and :func:`sync.platform.errors.judge` says what it is about: the record itself (its XDM
+validation) comes back in :attr:`Delivery.refused`; anything else is the set-up's (unknown dataset,
+a schema that is not the dataset's, wrong org, ...), which Adobe reports per message although every
+message carries the same header: it comes back in :attr:`Delivery.setup`, with what to fix, and
+nothing is sent again. What still fails after the last attempt comes back in
+:attr:`Delivery.unresolved`, never silently dropped. A request refused as a whole (400, 401/403,
+404 unknown inlet, 413) raises PermanentError naming what to fix.
 
 A request lost in transit after the Platform took it is sent again: the Platform may then hold a
 message twice, with the same ``_id``. That is the only way a message is sent twice.
@@ -94,7 +99,8 @@ class Delivery:
     """What became of one request's messages (indexes into the list given to :meth:`send`)."""
 
     accepted: list[int] = field(default_factory=list)
-    refused: dict[int, str] = field(default_factory=dict)  # final: the message is wrong
+    refused: dict[int, str] = field(default_factory=dict)  # final: the record is wrong
+    setup: dict[int, str] = field(default_factory=dict)  # final: the set-up is wrong (what to fix)
     unresolved: dict[int, str] = field(default_factory=dict)  # still failing after the last attempt
     retried: int = 0  # messages sent again
     attempts: int = 0  # requests made
@@ -115,8 +121,9 @@ class StreamingSender:
 
     def send(self, messages: Sequence[bytes]) -> Delivery:
         """Send ``messages`` (one request's worth, see :func:`fits`) until each is taken or refused,
-        or ``attempts`` requests have been made. Raises PermanentError when the request itself is
-        refused (400, 401/403, 404 unknown inlet, 413)."""
+        or ``attempts`` requests have been made, or a message is refused for the set-up (then the
+        messages still to send again come back unresolved). Raises PermanentError when the request
+        itself is refused (400, 401/403, 404 unknown inlet, 413)."""
         if request_size(messages) > MAX_REQUEST_BYTES:
             raise ValueError(f"{request_size(messages)} bytes do not fit one streaming request")
         result = Delivery()
@@ -148,9 +155,11 @@ class StreamingSender:
             self.url,
             content=request_body([messages[i] for i in pending]),
             headers={"Content-Type": "application/json"},
-            ok=(200, 207),
+            ok=(200, 207, 400, 404),
             call=self.call,
         )
+        if response.status_code in (400, 404):  # refused as a whole: say what to fix
+            raise errors.refused(response, self.call)
         try:
             answers = response.json()["responses"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -160,21 +169,38 @@ class StreamingSender:
         still: list[int] = []
         last = ""
         for index, answer in zip(pending, answers, strict=True):
-            status = answer.get("statusCode") if isinstance(answer, dict) else None
+            status = _status(answer.get("statusCode")) if isinstance(answer, dict) else None
             if isinstance(answer, dict) and answer.get("xactionId") and (status is None or status < 300):
                 result.accepted.append(index)
                 continue
             said = " ".join(str(answer.get("message", "")).split())[: errors.DETAIL_CHARS] if answer else ""
             text = f"HTTP {status}" + (f": {said}" if said else "") if status else "no result for the message"
-            if status is None or status in (408, 429) or status >= 500:
+            verdict = errors.judge(status, said)
+            if verdict.about == "transient":
                 still.append(index)
                 last = text
-            else:
+            elif verdict.about == "record":
                 result.refused[index] = text
+            else:
+                result.setup[index] = f"{text}; {verdict.hint}"
         sent = len(pending)
         pending[:] = still
-        if still:
+        if still and result.setup:  # the stream stops: sending these again cannot help it
+            result.unresolved.update(dict.fromkeys(still, f"{self.call}: not sent again after a set-up error ({last})"))
+            pending.clear()
+        elif still:
             raise _StillFailing(
                 f"{self.call}: {len(still)} of {sent} messages failed ({last})",
                 retry_after=errors.retry_after(response),
             )
+
+
+def _status(value: Any) -> int | None:
+    """A message's ``statusCode`` as a number (Adobe sends a number; a string of digits is taken)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None

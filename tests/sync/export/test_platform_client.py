@@ -189,6 +189,14 @@ def test_requests_are_packed_under_one_megabyte() -> None:
     assert max(len(request_body(c)) for c in requests) > MAX_REQUEST_BYTES - 2000  # requests are filled
 
 
+#: A record the Platform's XDM validation refuses, as a 207 reports it (Adobe's DCCS prefix).
+INVALID = (
+    "inletId: [9b0cb233972f3b0092992284c7353f5eead496218e8441a79b25e9421ea127f5] imsOrgId: "
+    "[7BF122A65C5B3FE40A494026@AdobeOrg] Message is invalid: 1 schema violations found: "
+    "#/timestamp: [2026-00-10T22:07:56Z] is not a valid date-time"
+)
+
+
 def test_a_207_resends_only_the_failed_messages(settings: Settings) -> None:
     def first(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         answers: list[dict[str, Any]] = []
@@ -196,7 +204,7 @@ def test_a_207_resends_only_the_failed_messages(settings: Settings) -> None:
             if n in (1, 3):
                 answers.append({"statusCode": 503, "message": "Service Unavailable"})
             elif n == 4:
-                answers.append({"statusCode": 400, "message": "Message has unknown xdm format"})
+                answers.append({"statusCode": 400, "message": INVALID})
             else:
                 answers.append({"xactionId": f"x:{n}"})
         return answers
@@ -206,8 +214,8 @@ def test_a_207_resends_only_the_failed_messages(settings: Settings) -> None:
     with platform_for(settings, adobe, sleeps) as platform:
         result = StreamingSender(platform, "inlet-1").send([message(n) for n in range(6)])
     assert sorted(result.accepted) == [0, 1, 2, 3, 5]
-    assert result.refused == {4: "HTTP 400: Message has unknown xdm format"}
-    assert result.unresolved == {} and result.retried == 2 and result.attempts == 2
+    assert result.refused == {4: f"HTTP 400: {INVALID}"}
+    assert result.setup == {} and result.unresolved == {} and result.retried == 2 and result.attempts == 2
     resent = [m["n"] for m in json.loads(adobe.calls[1].content)["messages"]]
     assert resent == [1, 3]
     assert adobe.calls[0].url.path == "/collection/batch/inlet-1"
@@ -251,6 +259,99 @@ def test_a_request_the_platform_refuses_is_permanent(settings: Settings) -> None
     adobe = Adobe([lambda r: httpx.Response(207, json={"responses": []})])
     with platform_for(settings, adobe) as platform, pytest.raises(PermanentError, match="0 results for 1 messages"):
         StreamingSender(platform, "inlet-1").send([message(1)])
+
+
+INLET = "9b0cb233972f3b0092992284c7353f5eead496218e8441a79b25e9421ea127f5"
+DCCS = f"inletId: [{INLET}] imsOrgId: [7BF122A65C5B3FE40A494026@AdobeOrg] "
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "about", "hint"),
+    [
+        (503, DCCS + "Service is not currently available. Retry later", "transient", ""),
+        (429, "Too many requests", "transient", ""),
+        (None, "", "transient", ""),
+        (400, INVALID, "record", ""),
+        (400, DCCS + "Message is invalid", "record", ""),
+        (400, "DCVS-1104-400 The value of #/commerce/order/priceTotal is not a number", "record", ""),
+        (
+            400,
+            DCCS + "Real-Time Customer Profile would drop this record: the ExperienceEvent is 11000 bytes",
+            "record",
+            "",
+        ),
+        # Adobe's DCCS checks of the envelope's header: the same for every message of a stream.
+        (
+            400,
+            DCCS + "Message has an unknown dataset id [5f3e2a1b9c8d7e6f5a4b3c2d] in the header",
+            "setup",
+            "provision",
+        ),
+        (400, DCCS + "Message has unknown xdm format", "setup", "provision"),
+        (404, DCCS + "Dataset 5f3e2a1b9c8d7e6f5a4b3c2d is not found", "setup", "provision"),
+        (400, DCCS + "Message has an absent or wrong ims org in the header", "setup", "PUSHGATE_AEP_ORG_ID"),
+        (404, f"inletId: [{INLET}] Inlet not found", "setup", "PUSHGATE_AEP_INLET_ID"),
+        (403, f"[{INLET}] Ims service token is invalid", "setup", "PUSHGATE_AEP_CLIENT_SECRET"),
+        (400, DCCS + "Payload header source must be an object with a name", "setup", "PUSHGATE_AEP_*"),
+        (404, DCCS + "Message is invalid", "setup", "PUSHGATE_AEP_*"),  # a 404 is never the record's
+    ],
+)
+def test_only_the_records_own_faults_are_the_records(status: int | None, message: str, about: str, hint: str) -> None:
+    verdict = errors.judge(status, message)
+    assert verdict.about == about
+    if hint == "provision":
+        assert "run `flask --app wsgi sync provision`, then export again" in verdict.hint
+    else:
+        assert hint in verdict.hint
+
+
+def test_a_207_refusing_the_set_up_is_final_and_sends_nothing_again(settings: Settings) -> None:
+    unknown = DCCS + "Message has an unknown dataset id [5f3e2a1b9c8d7e6f5a4b3c2d] in the header"
+
+    def answer(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {"xactionId": "x:0"},
+            {"statusCode": 503, "message": "Service Unavailable"},
+            {"statusCode": 400, "message": unknown},
+            {"statusCode": 400, "message": INVALID},
+        ]
+
+    adobe = Adobe([multi(answer)])
+    with platform_for(settings, adobe) as platform:
+        result = StreamingSender(platform, "inlet-1").send([message(n) for n in range(4)])
+    assert result.accepted == [0] and result.refused == {3: f"HTTP 400: {INVALID}"}
+    assert list(result.setup) == [2] and result.setup[2].startswith(f"HTTP 400: {unknown}; the dataset or schema")
+    assert result.setup[2].endswith("run `flask --app wsgi sync provision`, then export again")
+    assert list(result.unresolved) == [1] and "not sent again after a set-up error" in result.unresolved[1]
+    assert result.attempts == 1 and len(adobe.calls) == 1
+
+
+def test_a_request_refused_as_a_whole_says_what_to_fix(settings: Settings) -> None:
+    problem = "http://ns.adobe.com/adobecloud/problem/data-collection-service/inlet"
+    gone = {
+        "type": problem,
+        "status": 404,
+        "title": "Not Found",
+        "report": {"message": f"inletId: [{INLET}] Inlet not found"},
+    }
+    adobe = Adobe([lambda r: httpx.Response(404, json=gone)])
+    with platform_for(settings, adobe) as platform, pytest.raises(PermanentError) as caught:
+        StreamingSender(platform, "inlet-1").send([message(1)])
+    assert str(caught.value) == (
+        f"POST /collection/batch/{{inlet}}: HTTP 404: inletId: [{INLET}] Inlet not found; "
+        "check PUSHGATE_AEP_INLET_ID (the streaming source's inlet id)"
+    )
+    dataset = {
+        "type": "/placeholder/type/uri",
+        "status": 404,
+        "title": "NotFoundError",
+        "detail": "Dataset 5f3e2a1b9c8d7e6f5a4b3c2d is not found",
+    }
+    adobe = Adobe([lambda r: httpx.Response(404, json=dataset)])
+    with platform_for(settings, adobe) as platform, pytest.raises(PermanentError) as caught:
+        BatchIngestion(platform).create("5f3e2a1b9c8d7e6f5a4b3c2d")
+    assert str(caught.value).startswith("POST /data/foundation/import/batches: HTTP 404: Dataset 5f3e")
+    assert str(caught.value).endswith("run `flask --app wsgi sync provision`, then export again")
 
 
 def test_lost_connections_are_retried(settings: Settings) -> None:
