@@ -65,7 +65,7 @@ class AppPatch(BaseModel):
     ios: IosPatch | None = None
     android: AndroidPatch | None = None
     campaign_standard_pkey: UrlId | None = Field(
-        default=None, description="as Campaign Standard shows it: @ and URL-safe base64, about 120 characters"
+        default=None, description="as Campaign Standard shows it: @ and URL-safe base64 (120 to 199 characters seen)"
     )
     edge_config_id: UrlId | None = Field(default=None, description="the datastream id: a UUID, or {id}:{environment}")
     experience_cloud_org: UrlId | None = Field(default=None, description="the IMS org id, such as …@AdobeOrg")

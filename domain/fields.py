@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, SecretStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from store.models import PUBLIC_ID_MAX
+
 ID_MAX = 2**31 - 1  # ids are 32-bit integers in the store; a larger one cannot exist
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -37,7 +39,7 @@ def storable(value: str, *, multiline: bool = False) -> str:
     return value
 
 
-def lookup_key(value: str | None, max_length: int = 200) -> str | None:
+def lookup_key(value: str | None, max_length: int = PUBLIC_ID_MAX) -> str | None:
     """``value`` when it can name a stored row (non-empty, at most ``max_length`` printable
     characters), else None: public endpoints look such keys up before validating anything else,
     and a NUL byte in a query would otherwise fail inside PostgreSQL's driver."""
@@ -78,8 +80,6 @@ def secret_check(max_length: int) -> AfterValidator:
 
 
 Name = Annotated[str, Field(min_length=1, max_length=200), SINGLE_LINE, NOT_BLANK]
-
-PUBLIC_ID_MAX = 200
 
 #: Characters no public identifier may hold, with why. The SDKs copy identifiers into requests
 #: as they are: a ``/`` would split the path segment a Campaign Standard pkey travels in.
@@ -130,10 +130,10 @@ def _url_id(value: str) -> str:
 
 #: An identifier the SDKs send in a form body or JSON (Campaign Classic integration keys: free
 #: text an operator types in the mobile application service, often a UUID). Any printable text
-#: up to 200 characters, inner spaces included, except ``/``.
+#: up to 255 characters, inner spaces included, except ``/``.
 FormId = Annotated[str, Field(min_length=1, max_length=PUBLIC_ID_MAX), AfterValidator(_form_id)]
 #: An identifier the SDKs put into a URL unescaped: Campaign Standard pkeys (``@`` + URL-safe
-#: base64, ~120 characters), Edge config ids (UUIDs, or ``{id}:{environment}``), Experience
+#: base64, 120 to 199 characters seen), Edge config ids (UUIDs, or ``{id}:{environment}``), Experience
 #: Cloud org ids (``…@AdobeOrg``). Printable, no spaces, none of ``/ ? # % \\``.
 UrlId = Annotated[str, Field(min_length=1, max_length=PUBLIC_ID_MAX), AfterValidator(_url_id)]
 

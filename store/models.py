@@ -36,6 +36,9 @@ NAMING = {
 }
 
 TOKEN_MAX = 1024  # FCM tokens are ~160 characters, APNs 64 hex; room for growth, still indexable
+#: Identifiers apps carry (integration keys, pkeys, Edge config ids, org ids). Campaign Standard
+#: pkeys seen in published app configurations run to 199 characters.
+PUBLIC_ID_MAX = 255
 
 
 class Base(DeclarativeBase):
@@ -74,9 +77,9 @@ class App(Timestamps, Base):
     __tablename__ = "app"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    campaign_standard_pkey: Mapped[str | None] = mapped_column(String(200), unique=True)
-    edge_config_id: Mapped[str | None] = mapped_column(String(200), unique=True)
-    experience_cloud_org: Mapped[str | None] = mapped_column(String(200), index=True)
+    campaign_standard_pkey: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX), unique=True)
+    edge_config_id: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX), unique=True)
+    experience_cloud_org: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX), index=True)
     platforms: Mapped[list[AppPlatform]] = relationship(
         back_populates="app", cascade="all, delete-orphan", order_by="AppPlatform.platform"
     )
@@ -90,7 +93,7 @@ class AppPlatform(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("app.id", ondelete="CASCADE"))
     platform: Mapped[str] = mapped_column(String(8))  # ios | android
-    integration_key: Mapped[str] = mapped_column(String(200), unique=True)
+    integration_key: Mapped[str] = mapped_column(String(PUBLIC_ID_MAX), unique=True)
     app_identifier: Mapped[str] = mapped_column(String(255), index=True)  # bundle id / package name
     credential_kind: Mapped[str | None] = mapped_column(String(32))
     credentials: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet ciphertext, never returned
@@ -168,7 +171,7 @@ class PushIdentity(Base):
 
     __tablename__ = "push_identity"
     ecid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    org_id: Mapped[str | None] = mapped_column(String(200))
+    org_id: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX))
     token: Mapped[str] = mapped_column(String(TOKEN_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

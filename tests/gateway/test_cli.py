@@ -38,4 +38,4 @@ def test_if_none_creates_only_the_first_key(runner: Any) -> None:
 
 def test_db_current(runner: Any) -> None:
     result = runner.invoke(args=["db", "current"])
-    assert result.exit_code == 0 and "current: 0004; newest: 0004" in result.output
+    assert result.exit_code == 0 and "current: 0005; newest: 0005" in result.output
