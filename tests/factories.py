@@ -1,8 +1,13 @@
-"""Test data: apps with real-looking credentials, profiles, subscriptions, inserted directly."""
+"""Test data: apps with real-looking credentials and identifiers (:mod:`tests.values`), profiles,
+subscriptions, inserted directly."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
+import uuid
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -12,6 +17,7 @@ from flask import Flask
 from gateway.runtime import runtime
 from push.emulators.fcm import new_service_account
 from store.models import App, AppPlatform, Profile
+from tests.values import ANDROID_KEY, BUNDLE_ID, EDGE_CONFIG, IOS_KEY, ORG, PACKAGE, PKEY
 
 
 def apns_key_p8() -> str:
@@ -29,55 +35,64 @@ def service_account(
     return new_service_account(project_id, token_uri)
 
 
-IOS_KEY = "ios-integration-key-0001"
-ANDROID_KEY = "android-integration-key-0001"
-PKEY = "acs-pkey-0001"
-EDGE_CONFIG = "edge-config-0001"
-ORG = "ABCDEF0123456789@AdobeOrg"
-BUNDLE_ID = "com.example.shop"
-PACKAGE = "com.example.shop.android"
+def identifiers(suffix: str = "") -> dict[str, str]:
+    """The public identifiers ``make_app(suffix=suffix)`` gives its app: those of :mod:`tests.values`
+    without a suffix; with one, other values of the same real forms, distinct for each suffix: UUIDs
+    derived from it, a pkey whose tail is derived from it, store ids ending in its letters and digits."""
+    if not suffix:
+        return {
+            "ios_key": IOS_KEY,
+            "android_key": ANDROID_KEY,
+            "pkey": PKEY,
+            "edge_config": EDGE_CONFIG,
+            "bundle_id": BUNDLE_ID,
+            "package": PACKAGE,
+        }
+    tail = base64.urlsafe_b64encode(hashlib.sha256(suffix.encode()).digest()).decode()[:22]
+    label = re.sub(r"[^A-Za-z0-9]", "", suffix) or hashlib.sha256(suffix.encode()).hexdigest()[:8]
+    return {
+        "ios_key": str(uuid.uuid5(uuid.UUID(IOS_KEY), suffix)),
+        "android_key": str(uuid.uuid5(uuid.UUID(ANDROID_KEY), suffix)),
+        "pkey": PKEY[: -len(tail)] + tail,
+        "edge_config": str(uuid.uuid5(uuid.UUID(EDGE_CONFIG), suffix)),
+        "bundle_id": BUNDLE_ID + label,
+        "package": PACKAGE + label,
+    }
 
 
 def make_app(
     application: Flask, name: str = "Shop", suffix: str = "", token_uri: str = "https://oauth2.googleapis.com/token"
 ) -> dict[str, Any]:
-    """Insert an app with both platforms; returns its ids and keys."""
+    """Insert an app with both platforms; returns its id and :func:`identifiers`."""
     rt = _runtime(application)
+    ids = identifiers(suffix)
     with rt.sessions.begin() as session:
         app = App(
             name=name + suffix,
-            campaign_standard_pkey=PKEY + suffix,
-            edge_config_id=EDGE_CONFIG + suffix,
+            campaign_standard_pkey=ids["pkey"],
+            edge_config_id=ids["edge_config"],
             experience_cloud_org=ORG,
         )
         app.platforms = [
             AppPlatform(
                 platform="ios",
-                integration_key=IOS_KEY + suffix,
-                app_identifier=BUNDLE_ID + suffix,
+                integration_key=ids["ios_key"],
+                app_identifier=ids["bundle_id"],
                 credential_kind="apns_token",
                 apns_environment="sandbox",
                 credentials=rt.box.seal({"key_p8": apns_key_p8(), "key_id": "ABC123DEFG", "team_id": "DEF123GHIJ"}),
             ),
             AppPlatform(
                 platform="android",
-                integration_key=ANDROID_KEY + suffix,
-                app_identifier=PACKAGE + suffix,
+                integration_key=ids["android_key"],
+                app_identifier=ids["package"],
                 credential_kind="fcm_service_account",
                 credentials=rt.box.seal({"service_account": json.dumps(service_account(token_uri=token_uri))}),
             ),
         ]
         session.add(app)
         session.flush()
-        return {
-            "id": app.id,
-            "ios_key": IOS_KEY + suffix,
-            "android_key": ANDROID_KEY + suffix,
-            "pkey": PKEY + suffix,
-            "edge_config": EDGE_CONFIG + suffix,
-            "bundle_id": BUNDLE_ID + suffix,
-            "package": PACKAGE + suffix,
-        }
+        return {"id": app.id, **ids}
 
 
 def make_profile(application: Flask, external_id: str, **fields: Any) -> int:

@@ -14,7 +14,17 @@ from gateway.api.schemas import AppOut
 from gateway.runtime import runtime
 from store.models import AppPlatform, Subscription
 from tests.api.helpers import apns_certificate, app_body, secrets_of, token_apns, walk
-from tests.factories import make_app, make_sent_message
+from tests.factories import identifiers, make_app, make_sent_message
+from tests.values import (
+    EDGE_CONFIG,
+    EDGE_CONFIG_DEV,
+    FCM_TOKEN,
+    IOS_KEY,
+    IOS_KEY_WORDS,
+    ORG,
+    PKEY,
+    PKEY_2,
+)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -24,9 +34,7 @@ def create(client: FlaskClient, keys: Any, body: dict[str, Any]) -> Any:
 
 
 def test_create_generates_keys_and_shows_only_public_credentials(client: FlaskClient, keys: Any) -> None:
-    body = app_body(
-        campaign_standard_pkey="pkey-1", edge_config_id="edge-1", experience_cloud_org="ABCDEF0123456789@AdobeOrg"
-    )
+    body = app_body(campaign_standard_pkey=PKEY, edge_config_id=EDGE_CONFIG, experience_cloud_org=ORG)
     response = create(client, keys, body)
 
     assert response.status_code == 201, response.json
@@ -45,7 +53,7 @@ def test_create_generates_keys_and_shows_only_public_credentials(client: FlaskCl
         "project_id": "demo-project",
         "client_email": "firebase-adminsdk@demo-project.iam.gserviceaccount.com",
     }
-    assert (app.campaign_standard_pkey, app.edge_config_id) == ("pkey-1", "edge-1")
+    assert (app.campaign_standard_pkey, app.edge_config_id, app.experience_cloud_org) == (PKEY, EDGE_CONFIG, ORG)
     fetched = client.get(f"/api/v1/apps/{app.id}", headers=keys.viewer)
     assert fetched.json == response.json
     for text in (response.get_data(as_text=True), fetched.get_data(as_text=True)):
@@ -90,10 +98,10 @@ def test_malformed_requests_are_4xx(client: FlaskClient, keys: Any) -> None:
     ("change", "code"),
     [
         ({"name": "Existing-e"}, "duplicate_name"),
-        ({"campaign_standard_pkey": "acs-pkey-0001-e"}, "duplicate_campaign_standard_pkey"),
-        ({"edge_config_id": "edge-config-0001-e"}, "duplicate_edge_config_id"),
+        ({"campaign_standard_pkey": identifiers("-e")["pkey"]}, "duplicate_campaign_standard_pkey"),
+        ({"edge_config_id": identifiers("-e")["edge_config"]}, "duplicate_edge_config_id"),
         (
-            {"ios": {"bundle_id": "a.b", "integration_key": "android-integration-key-0001-e"}},
+            {"ios": {"bundle_id": "a.b", "integration_key": identifiers("-e")["android_key"]}},
             "duplicate_integration_key",
         ),
         (
@@ -146,8 +154,8 @@ def test_patch_changes_what_it_names(app: Flask, client: FlaskClient, keys: Any)
     created = create(client, keys, app_body()).json
     app_id, url = created["id"], f"/api/v1/apps/{created['id']}"
 
-    renamed = client.patch(url, json={"name": "Renamed", "edge_config_id": "edge-9"}, headers=keys.admin).json
-    assert (renamed["name"], renamed["edge_config_id"]) == ("Renamed", "edge-9")
+    renamed = client.patch(url, json={"name": "Renamed", "edge_config_id": EDGE_CONFIG_DEV}, headers=keys.admin).json
+    assert (renamed["name"], renamed["edge_config_id"]) == ("Renamed", EDGE_CONFIG_DEV)
     assert renamed["ios"] == created["ios"] and renamed["android"] == created["android"]
 
     cert, key = apns_certificate()
@@ -189,7 +197,7 @@ def test_patch_changes_what_it_names(app: Flask, client: FlaskClient, keys: Any)
 
 def test_delete_removes_the_app_and_its_subscriptions(app: Flask, client: FlaskClient, keys: Any) -> None:
     ids = make_app(app)
-    registered = client.post("/api/v1/subscriptions", json={"integration_key": ids["android_key"], "token": "t-1"})
+    registered = client.post("/api/v1/subscriptions", json={"integration_key": ids["android_key"], "token": FCM_TOKEN})
     assert registered.status_code == 201
     assert client.delete(f"/api/v1/apps/{ids['id']}", headers=keys.admin).status_code == 204
     assert client.get(f"/api/v1/apps/{ids['id']}", headers=keys.viewer).status_code == 404
@@ -208,22 +216,18 @@ def test_delete_is_refused_while_deliveries_reference_the_app(app: Flask, client
     assert client.get(f"/api/v1/apps/{ids['id']}", headers=keys.viewer).status_code == 200
 
 
-# What Adobe's products really generate (or operators really type), each of which must be accepted.
-REAL_PKEY = (
-    "@zkJm-iptHCFypEcQT40HL2XSUIWED61QCwsdAXp3k-379QpKt2lh4YiIVzGZmMpPpDhHqbTotpvGMgGxfaQuGmWbFFt-lJY7QveKCbarWSnHpGAPW"
-    "NcQ5iP7"
-)
-
-
+# What Adobe's products really generate (or operators really type), each of which must be accepted
+# (tests/functional/test_real_values.py takes them through the SDK endpoints too).
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("campaign_standard_pkey", REAL_PKEY),
-        ("edge_config_id", "3f1e0f4c-9b9e-4d7a-8f0e-5c2d4b6a7e81"),
-        ("edge_config_id", "3f1e0f4c-9b9e-4d7a-8f0e-5c2d4b6a7e81:dev"),
-        ("experience_cloud_org", "6D9DF9D05A9F8D8A0A495FD1@AdobeOrg"),
-        ("ios.integration_key", "9c1f3e8a-4b7d-4e2a-b6c5-0d8f7a9e1b23"),
-        ("ios.integration_key", "Shop app iOS (prod)"),
+        ("campaign_standard_pkey", PKEY),
+        ("campaign_standard_pkey", PKEY_2),
+        ("edge_config_id", EDGE_CONFIG),
+        ("edge_config_id", EDGE_CONFIG_DEV),
+        ("experience_cloud_org", ORG),
+        ("ios.integration_key", IOS_KEY),
+        ("ios.integration_key", IOS_KEY_WORDS),
     ],
 )
 def test_real_identifiers_are_accepted_and_kept(client: FlaskClient, keys: Any, field: str, value: str) -> None:

@@ -14,6 +14,7 @@ from gateway.runtime import runtime
 from store.models import Audience, AudienceMember, BroadLog, Profile, Subscription, TrackingLog
 from tests.api.helpers import walk
 from tests.factories import make_app, make_profile, make_sent_message
+from tests.values import FCM_TOKEN, fcm_token
 
 FULL = {
     "email": "ada@example.com",
@@ -123,7 +124,7 @@ def test_unknown_profiles_are_404(client: FlaskClient, keys: Any) -> None:
 
 def test_upsert_links_earlier_subscriptions(app: Flask, client: FlaskClient, keys: Any) -> None:
     ids = make_app(app)
-    registration = {"integration_key": ids["android_key"], "token": "fcm-token-1", "user_key": "cust-7"}
+    registration = {"integration_key": ids["android_key"], "token": FCM_TOKEN, "user_key": "cust-7"}
     sub = client.post("/api/v1/subscriptions", json=registration).json
     assert sub["profile"] is None
 
@@ -157,11 +158,11 @@ def test_erasure_removes_the_person_and_keeps_anonymous_history(app: Flask, clie
     put(client, keys, "keep-me", {"email": "k@example.com"})
     mine = client.post(
         "/api/v1/subscriptions",
-        json={"integration_key": ids["android_key"], "token": "tok-mine", "user_key": "erase-me"},
+        json={"integration_key": ids["android_key"], "token": fcm_token("mine"), "user_key": "erase-me"},
     ).json
     theirs = client.post(
         "/api/v1/subscriptions",
-        json={"integration_key": ids["android_key"], "token": "tok-theirs", "user_key": "keep-me"},
+        json={"integration_key": ids["android_key"], "token": fcm_token("theirs"), "user_key": "keep-me"},
     ).json
     broadlog_id, delivery_id = make_sent_message(app, ids["id"], subscription_id=mine["id"])
     other_broadlog, _ = make_sent_message(app, ids["id"], subscription_id=theirs["id"])
@@ -200,7 +201,7 @@ def test_erasure_removes_the_person_and_keeps_anonymous_history(app: Flask, clie
 
     assert client.get("/api/v1/profiles/erase-me", headers=keys.viewer).status_code == 404
     unlinked = client.get(f"/api/v1/subscriptions/{mine['id']}", headers=keys.viewer).json
-    assert unlinked["profile"] is None and unlinked["user_key"] is None and unlinked["token"] == "tok-mine"
+    assert unlinked["profile"] is None and unlinked["user_key"] is None and unlinked["token"] == fcm_token("mine")
     kept = client.get(f"/api/v1/subscriptions/{theirs['id']}", headers=keys.viewer).json
     assert kept["user_key"] == "keep-me" and kept["profile"]["external_id"] == "keep-me"
     with app.app_context(), runtime().sessions() as session:

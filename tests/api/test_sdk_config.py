@@ -14,6 +14,7 @@ from gateway.app import create_app
 from tests.api.helpers import app_body
 from tests.conftest import runtime_of
 from tests.factories import make_app
+from tests.values import EDGE_CONFIG, PKEY
 
 URL = "/api/v1/apps/{}/sdk-config"
 
@@ -24,14 +25,14 @@ def get(client: FlaskClient, headers: dict[str, str], app_id: int, **params: str
 
 @pytest.mark.parametrize("role", ["admin", "marketer"])
 def test_admins_and_marketers_get_the_configuration(app: Flask, client: FlaskClient, keys: Any, role: str) -> None:
-    created = client.post("/api/v1/apps", json=app_body(edge_config_id="edge-1"), headers=keys.admin).json
+    created = client.post("/api/v1/apps", json=app_body(edge_config_id=EDGE_CONFIG), headers=keys.admin).json
     response = get(client, keys(role), created["id"], platform="ios", sdk="edge")
     assert response.status_code == 200, response.json
     document = SdkConfigOut.model_validate(response.json)
     assert document.app_id == created["id"] and document.public_url == "https://push.example.test"
     assert document.configuration is not None
     assert document.configuration["edge.domain"] == "push.example.test"
-    assert document.configuration["edge.configId"] == "edge-1"
+    assert document.configuration["edge.configId"] == EDGE_CONFIG
     assert document.configuration["messaging.useSandbox"] is True  # the body's APNs key is for the sandbox
     assert list(document.snippets) == ["swift"]
 
@@ -82,7 +83,7 @@ def test_an_app_without_what_the_sdk_needs_is_409(app: Flask, client: FlaskClien
         response = get(client, keys.marketer, created["id"], platform="android", sdk=sdk)
         assert response.status_code == 409 and response.json["error"] == "app_not_configured"
         assert f"has no {field}" in response.json["message"]
-    patched = client.patch(f"/api/v1/apps/{created['id']}", json={"campaign_standard_pkey": "pk-1"}, headers=keys.admin)
+    patched = client.patch(f"/api/v1/apps/{created['id']}", json={"campaign_standard_pkey": PKEY}, headers=keys.admin)
     assert patched.status_code == 200, patched.json
     response = get(client, keys.marketer, created["id"], platform="android", sdk="campaign-standard")
     assert response.status_code == 409 and "has no experience_cloud_org" in response.json["message"]

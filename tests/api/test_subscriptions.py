@@ -16,8 +16,7 @@ from gateway.runtime import runtime
 from store.models import Subscription
 from tests.api.helpers import walk
 from tests.factories import make_app, make_profile
-
-APNS_TOKEN = "a1b2c3d4" * 8
+from tests.values import ANDROID_KEY, APNS_TOKEN, FCM_TOKEN, IOS_KEY, apns_token, fcm_token
 
 
 @pytest.fixture
@@ -42,7 +41,7 @@ def registrations(platform: str, outcome: str) -> float:
 def test_native_registration_is_idempotent(app: Flask, client: FlaskClient, ids: dict[str, Any]) -> None:
     body = {
         "integration_key": ids["android_key"],
-        "token": "fcm:token-1_a.b-c",
+        "token": FCM_TOKEN,
         "user_key": "cust-1",
         "device": {
             "imei": "356938035643809",
@@ -66,7 +65,7 @@ def test_native_registration_is_idempotent(app: Flask, client: FlaskClient, ids:
     sub = SubscriptionOut.model_validate(first.json)
     assert second.json["id"] == sub.id
     assert (sub.app_id, sub.platform, sub.sdk, sub.push_provider) == (ids["id"], "android", "native", "fcm")
-    assert (sub.token, sub.user_key, sub.profile) == ("fcm:token-1_a.b-c", "cust-1", None)
+    assert (sub.token, sub.user_key, sub.profile) == (FCM_TOKEN, "cust-1", None)
     assert first.json["device"] == {
         "device_imei": "356938035643809",
         "device_name": "Pixel",
@@ -105,17 +104,19 @@ def test_device_fields_omitted_are_kept_and_user_key_follows_each_call(
         client,
         {
             "integration_key": key,
-            "token": "t",
+            "token": FCM_TOKEN,
             "user_key": "cust-2",
             "device": {"name": "Old", "model": "M1"},
             "params": {"a": 1},
         },
     )
-    again = register(client, {"integration_key": key, "token": "t", "user_key": "cust-2", "device": {"name": "New"}})
+    again = register(
+        client, {"integration_key": key, "token": FCM_TOKEN, "user_key": "cust-2", "device": {"name": "New"}}
+    )
     assert again.json["device"]["device_name"] == "New" and again.json["device"]["device_model"] == "M1"
     assert again.json["additional_params"] == {"a": 1}
     assert again.json["profile"]["external_id"] == "cust-2"
-    logged_out = register(client, {"integration_key": key, "token": "t"})
+    logged_out = register(client, {"integration_key": key, "token": FCM_TOKEN})
     assert logged_out.json["user_key"] is None and logged_out.json["profile"] is None
 
 
@@ -125,42 +126,42 @@ def test_device_fields_omitted_are_kept_and_user_key_follows_each_call(
         ({"integration_key": "no-such-key", "token": "t"}, 404, "unknown_integration_key"),
         ({"integration_key": "not a key / at all", "token": "t"}, 404, "unknown_integration_key"),
         ({"integration_key": "k" * 201, "token": "t"}, 400, "invalid_request"),
-        ({"integration_key": "android-integration-key-0001", "token": "bad token!"}, 400, "invalid_token"),
-        ({"integration_key": "ios-integration-key-0001", "token": "not-hex"}, 400, "invalid_token"),
-        ({"integration_key": "android-integration-key-0001", "token": ""}, 400, "invalid_request"),
-        ({"integration_key": "android-integration-key-0001"}, 400, "invalid_request"),
+        ({"integration_key": ANDROID_KEY, "token": "bad token!"}, 400, "invalid_token"),
+        ({"integration_key": IOS_KEY, "token": "not-hex"}, 400, "invalid_token"),
+        ({"integration_key": ANDROID_KEY, "token": ""}, 400, "invalid_request"),
+        ({"integration_key": ANDROID_KEY}, 400, "invalid_request"),
         (
-            {"integration_key": "android-integration-key-0001", "token": "t", "params": {"a": {"b": 1}}},
+            {"integration_key": ANDROID_KEY, "token": FCM_TOKEN, "params": {"a": {"b": 1}}},
             400,
             "invalid_request",
         ),
         (
-            {"integration_key": "android-integration-key-0001", "token": "t", "params": {"a": None}},
+            {"integration_key": ANDROID_KEY, "token": FCM_TOKEN, "params": {"a": None}},
             400,
             "invalid_request",
         ),
         (
-            {"integration_key": "android-integration-key-0001", "token": "t", "params": {"a": "\u0000"}},
+            {"integration_key": ANDROID_KEY, "token": FCM_TOKEN, "params": {"a": "\u0000"}},
             400,
             "invalid_request",
         ),
         (
-            {"integration_key": "android-integration-key-0001", "token": "t", "user_key": "a\u0000"},
+            {"integration_key": ANDROID_KEY, "token": FCM_TOKEN, "user_key": "a\u0000"},
             400,
             "invalid_request",
         ),
         (
-            {"integration_key": "android-integration-key-0001", "token": "t", "user_key": "u" * 256},
+            {"integration_key": ANDROID_KEY, "token": FCM_TOKEN, "user_key": "u" * 256},
             400,
             "invalid_request",
         ),
         (
-            {"integration_key": "android-integration-key-0001", "token": "t", "device": {"colour": "red"}},
+            {"integration_key": ANDROID_KEY, "token": FCM_TOKEN, "device": {"colour": "red"}},
             400,
             "invalid_request",
         ),
         (
-            {"integration_key": "android-integration-key-0001", "token": "t", "device": {"name": "\ud800"}},
+            {"integration_key": ANDROID_KEY, "token": FCM_TOKEN, "device": {"name": "\ud800"}},
             400,
             "invalid_request",
         ),
@@ -178,7 +179,11 @@ def test_bad_registrations_are_refused(
 
 def test_public_endpoints_use_the_public_body_limit(client: FlaskClient, ids: dict[str, Any]) -> None:
     # ~70 KiB: over the public limit (64 KiB), well under the API limit (1 MiB)
-    body = {"integration_key": ids["android_key"], "token": "t", "params": {f"p{n}": "x" * 1000 for n in range(70)}}
+    body = {
+        "integration_key": ids["android_key"],
+        "token": FCM_TOKEN,
+        "params": {f"p{n}": "x" * 1000 for n in range(70)},
+    }
     for method in ("POST", "DELETE"):
         response = client.open(
             "/api/v1/subscriptions", method=method, data=json.dumps(body), content_type="application/json"
@@ -189,7 +194,7 @@ def test_public_endpoints_use_the_public_body_limit(client: FlaskClient, ids: di
 
 def test_params_limits(client: FlaskClient, ids: dict[str, Any]) -> None:
     many = {f"p{n}": n for n in range(101)}
-    response = register(client, {"integration_key": ids["android_key"], "token": "t", "params": many})
+    response = register(client, {"integration_key": ids["android_key"], "token": FCM_TOKEN, "params": many})
     assert response.status_code == 400 and "100" in response.json["message"]
 
 
@@ -205,7 +210,7 @@ def test_unregister(app: Flask, client: FlaskClient, ids: dict[str, Any]) -> Non
 
 
 def test_registration_needs_no_api_key_but_reading_does(client: FlaskClient, keys: Any, ids: dict[str, Any]) -> None:
-    sub = register(client, {"integration_key": ids["android_key"], "token": "t"}).json
+    sub = register(client, {"integration_key": ids["android_key"], "token": FCM_TOKEN}).json
     assert client.get(f"/api/v1/subscriptions/{sub['id']}").status_code == 401
     fetched = client.get(f"/api/v1/subscriptions/{sub['id']}", headers=keys.viewer)
     assert fetched.status_code == 200 and fetched.json == sub
@@ -215,16 +220,17 @@ def test_registration_needs_no_api_key_but_reading_does(client: FlaskClient, key
 
 def test_list_filters_and_pages(app: Flask, client: FlaskClient, keys: Any, ids: dict[str, Any]) -> None:
     other = make_app(app, suffix="-other")
-    register(client, {"integration_key": other["android_key"], "token": "elsewhere"})
+    register(client, {"integration_key": other["android_key"], "token": fcm_token("elsewhere")})
     made = []
     for n in range(5):
         made.append(
             register(
-                client, {"integration_key": ids["android_key"], "token": f"a{n}", "user_key": "u1" if n < 2 else None}
+                client,
+                {"integration_key": ids["android_key"], "token": fcm_token(n), "user_key": "u1" if n < 2 else None},
             ).json["id"]
         )
     for n in range(3):
-        made.append(register(client, {"integration_key": ids["ios_key"], "token": f"{n:02x}" * 32}).json["id"])
+        made.append(register(client, {"integration_key": ids["ios_key"], "token": apns_token(n)}).json["id"])
     with app.app_context(), runtime().sessions.begin() as session:
         session.execute(update(Subscription).where(Subscription.id == made[0]).values(disabled=True))
 
@@ -250,9 +256,10 @@ def test_list_filters_and_pages(app: Flask, client: FlaskClient, keys: Any, ids:
 
 def test_device_names_are_the_same_in_and_out(client: FlaskClient, ids: dict[str, Any]) -> None:
     """A client can send back the device it read; the short names of old clients still work."""
-    token = "fcm:token-2_a.b-c"
+    token = fcm_token("device-2")
     first = register(
-        client, {"integration_key": ids["android_key"], "token": token, "device": {"name": "oriole", "model": "Pixel 6"}}
+        client,
+        {"integration_key": ids["android_key"], "token": token, "device": {"name": "oriole", "model": "Pixel 6"}},
     )
     assert first.status_code == 201
     read = first.json["device"]

@@ -16,8 +16,10 @@ from gateway.runtime import runtime
 from store.models import Subscription
 from store.types import utcnow
 from tests.factories import make_app
+from tests.values import fcm_token
 
 POLICY = quarantine.Policy()
+SOFT, GONE, BAD = fcm_token("soft"), fcm_token("gone"), fcm_token("bad")
 
 
 def sessions(app: Flask) -> Any:
@@ -41,7 +43,7 @@ def disabled(app: Flask, token: str) -> bool:
 
 def test_soft_errors_quarantine_after_five_days_apart_and_reset_after_ten(app: Flask) -> None:
     ids = make_app(app)
-    registered(app, ids["id"], "tok-soft")
+    registered(app, ids["id"], SOFT)
     start = utcnow() - timedelta(days=30)
     with sessions(app).begin() as session:
         for hours in (0, 1, 2):  # the same day: counts once
@@ -49,7 +51,7 @@ def test_soft_errors_quarantine_after_five_days_apart_and_reset_after_ten(app: F
                 session,
                 app_id=ids["id"],
                 platform="android",
-                token="tok-soft",
+                token=SOFT,
                 reason=1,
                 text="x",
                 policy=POLICY,
@@ -60,7 +62,7 @@ def test_soft_errors_quarantine_after_five_days_apart_and_reset_after_ten(app: F
             session,
             app_id=ids["id"],
             platform="android",
-            token="tok-soft",
+            token=SOFT,
             reason=1,
             text="x",
             policy=POLICY,
@@ -72,46 +74,46 @@ def test_soft_errors_quarantine_after_five_days_apart_and_reset_after_ten(app: F
                 session,
                 app_id=ids["id"],
                 platform="android",
-                token="tok-soft",
+                token=SOFT,
                 reason=1,
                 text="x",
                 policy=POLICY,
                 now=start + timedelta(days=day),
             )
         assert (address.status, address.error_count) == ("quarantine", 5)
-    assert disabled(app, "tok-soft")
+    assert disabled(app, SOFT)
 
 
 def test_hard_error_then_later_registration_releases(app: Flask, client: FlaskClient, keys: Any) -> None:
     ids = make_app(app)
-    registered(app, ids["id"], "tok-gone")
+    registered(app, ids["id"], GONE)
     with sessions(app).begin() as session:
         quarantine.record_hard_error(
             session,
             app_id=ids["id"],
             platform="android",
-            token="tok-gone",
+            token=GONE,
             reason=1,
             text="Unregistered",
             unregistered_at=utcnow(),
         )
-    assert disabled(app, "tok-gone")
+    assert disabled(app, GONE)
     listed = client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
-    assert [a["address"] for a in listed] == ["tok-gone"]  # registered before the 410: stays
-    registered(app, ids["id"], "tok-gone")  # the app registers the token again, after the 410
+    assert [a["address"] for a in listed] == [GONE]  # registered before the 410: stays
+    registered(app, ids["id"], GONE)  # the app registers the token again, after the 410
     assert client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"] == []
-    assert not disabled(app, "tok-gone")
+    assert not disabled(app, GONE)
 
 
 def test_operator_release(app: Flask, client: FlaskClient, keys: Any) -> None:
     ids = make_app(app)
-    registered(app, ids["id"], "tok-bad")
+    registered(app, ids["id"], BAD)
     with sessions(app).begin() as session:
         address = quarantine.record_hard_error(
-            session, app_id=ids["id"], platform="android", token="tok-bad", reason=1, text="BadDeviceToken"
+            session, app_id=ids["id"], platform="android", token=BAD, reason=1, text="BadDeviceToken"
         )
         address_id = address.id
     assert client.delete(f"/api/v1/quarantine/{address_id}", headers=keys.viewer).status_code == 403
     assert client.delete(f"/api/v1/quarantine/{address_id}", headers=keys.marketer).status_code == 204
-    assert not disabled(app, "tok-bad")
+    assert not disabled(app, BAD)
     assert client.delete("/api/v1/quarantine/999999", headers=keys.marketer).status_code == 404

@@ -1,7 +1,7 @@
 """Requests built from an SDK configuration the way Adobe's SDKs build them, and a transport that
 plays the DNS entry of pushgate's public host.
 
-Each builder reads only the configuration keys its extension reads (PROTOCOLS §1-3), applies the
+Each builder reads only the configuration keys its extension reads (docs/protocols.md §1-3), applies the
 extension's own defaults (``dpm.demdex.net``, ``edge.adobedc.net``) and its own conditions for
 sending anything at all (privacy opted in, an org, a dataset): a configuration that would leave
 the SDK silent or point it elsewhere fails here, not in production. The bodies are the bytes
@@ -17,8 +17,8 @@ from urllib.parse import quote
 import httpx
 
 from tests.functional.test_sdk_replay import ANDROID, APNS, FCM, FORM, IOS
+from tests.values import ECID
 
-ECID = "34123908813423987120945530139878311234"
 TOKENS = {"android": FCM, "ios": APNS}
 PUSH_DPIDS = {"android": "20919", "ios": "20920"}  # AEPIdentity iOS: MCPNS_DPID = "20920"
 
@@ -86,36 +86,44 @@ def classic_tracking(
 # Campaign Standard (CampaignConstants: PROFILE_URL, TRACKING_URL) and Identity (URL+Identity).
 
 
-def standard_registration(config: dict[str, Any], platform: str) -> httpx.Request:
+def standard_registration(config: dict[str, Any], platform: str, ecid: str = ECID) -> httpx.Request:
     if config.get("global.privacy") == "optedout":
         raise SdkWouldNotSend("global.privacy is optedout")
     server = _required(config, "campaign.server")
     pkey = _required(config, "campaign.pkey")
-    body = {"pushPlatform": "gcm" if platform == "android" else "apns", "marketingCloudId": ECID}
+    body = {"pushPlatform": "gcm" if platform == "android" else "apns", "marketingCloudId": ecid}
     return httpx.Request(
         "POST",
-        f"https://{server}/rest/head/mobileAppV5/{pkey}/subscriptions/{ECID}",
+        f"https://{server}/rest/head/mobileAppV5/{pkey}/subscriptions/{ecid}",
         content=json.dumps(body),
         headers={"Content-Type": "application/json", "Accept": "*/*"},
     )
 
 
-def identity_push_token(config: dict[str, Any], platform: str) -> httpx.Request:
+def identity_push_token(
+    config: dict[str, Any], platform: str, ecid: str = ECID, token: str | None = None
+) -> httpx.Request:
+    """``token`` defaults to :data:`TOKENS`."""
     if config.get("global.privacy") == "optedout":
         raise SdkWouldNotSend("global.privacy is optedout")
     org = _required(config, "experienceCloud.org")
     server = config.get("experienceCloud.server") or "dpm.demdex.net"
+    token = token or TOKENS[platform]
+    if platform == "ios":
+        token = token.upper()  # setPushIdentifier: upper hex
     query = (
-        f"d_rtbd=json&d_ver=2&d_orgid={quote(org, safe='')}&d_mid={ECID}"
-        f"&d_cid={PUSH_DPIDS[platform]}%01{quote(TOKENS[platform], safe='')}"
+        f"d_rtbd=json&d_ver=2&d_orgid={quote(org, safe='')}&d_mid={ecid}"
+        f"&d_cid={PUSH_DPIDS[platform]}%01{quote(token, safe='')}"
     )
     return httpx.Request("GET", f"https://{server}/id?{query}")
 
 
-def standard_tracking(config: dict[str, Any], message_id: int, delivery_id: str, action: str) -> httpx.Request:
+def standard_tracking(
+    config: dict[str, Any], message_id: int, delivery_id: str, action: str, ecid: str = ECID
+) -> httpx.Request:
     _opted_in(config)
     server = _required(config, "campaign.server")
-    return httpx.Request("GET", f"https://{server}/r/?id={message_id},{delivery_id},{action}&mcId={ECID}")
+    return httpx.Request("GET", f"https://{server}/r/?id={message_id},{delivery_id},{action}&mcId={ecid}")
 
 
 # Edge Network with Messaging (EdgeEndpoint: https://{edge.domain}/ee/v1/interact).

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from gateway.runtime import runtime
 from store.models import PushIdentity, StandardRegistration, Subscription, TrackingLog
 from tests.factories import make_app, make_sent_message
+from tests.values import ANDROID_KEY, ECID, IOS_KEY, ORG
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -215,9 +216,9 @@ def test_standard_registration_fuzz(app: Flask, client: FlaskClient, ids, body, 
 )
 def test_id_sync_fuzz(app: Flask, client: FlaskClient, ids, query, good_org, good_ecid, dpid) -> None:
     if good_org:
-        query.append(("d_orgid", "ABCDEF0123456789@AdobeOrg"))
+        query.append(("d_orgid", ORG))
     if good_ecid:
-        query.append(("d_mid", "34123908813423987120945530139878311234"))
+        query.append(("d_mid", ECID))
     query.append(("d_cid", f"{dpid}\x01" + (query[0][1] if query else "")))
     before = snapshot(app)
     response = client.get("/id?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in query))
@@ -240,8 +241,7 @@ def test_tracking_fuzz_always_200(app: Flask, client: FlaskClient, ids, raw, mci
     body=JSON_VALUES
     | st.fixed_dictionaries(
         {
-            "integration_key": st.sampled_from(["android-integration-key-0001", "ios-integration-key-0001"])
-            | JSON_VALUES,
+            "integration_key": st.sampled_from([ANDROID_KEY, IOS_KEY]) | JSON_VALUES,
             "token": st.text(max_size=80) | JSON_VALUES,
         },
         optional={"user_key": JSON_VALUES, "device": JSON_VALUES, "params": JSON_VALUES},
@@ -272,7 +272,7 @@ def test_oversized_bodies_are_413_on_every_public_endpoint(app: Flask, client: F
 def test_unstorable_json_strings_are_refused_everywhere(app: Flask, client: FlaskClient, ids, bad: str) -> None:
     """Lone surrogates and NUL survive json.loads but not the database: they must be 4xx, not 5xx."""
     before = snapshot(app)
-    ecid = "34123908813423987120945530139878311234"
+    ecid = ECID
     detail = '{"appID": "%s", "token": "%s", "platform": "fcm", "identity": {"id": "%s"}}'
     bodies = [
         (

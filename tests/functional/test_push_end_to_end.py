@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,46 +21,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from gateway.runtime import runtime
 from gateway.worker import build_worker
 from push.emulators import runner
 from store.models import Subscription
 from store.types import utcnow
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, runtime_of
 from tests.factories import make_app, make_profile
+from tests.values import apns_token, fcm_token
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def emulators(app: Flask, tmp_path: Path) -> Iterator[runner.RunningEmulators]:
-    rt = runtime_of(app)
-    running = runner.start(runner.StoredCredentials(rt.sessions, rt.box), tmp_path / "tls", slow_delay=1.0)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def pointed(settings_overrides: dict[str, Any], emulators: runner.RunningEmulators) -> dict[str, Any]:
-    """Settings for a gateway that sends to the emulators."""
-    env = emulators.environment()
-    return {
-        **settings_overrides,
-        "apns_endpoint": env["PUSHGATE_APNS_ENDPOINT"],
-        "fcm_endpoint": env["PUSHGATE_FCM_ENDPOINT"],
-        "ca_bundle": Path(env["PUSHGATE_CA_BUNDLE"]),
-        "provider_timeout": 2.0,
-        "worker_lease_seconds": 4.0,
-    }
-
-
-def runtime_of(app: Flask) -> Any:
-    with app.app_context():
-        return runtime()
-
-
-def hex_token(prefix: str, n: int) -> str:
-    return prefix + format(n, "x").rjust(64 - len(prefix), "0")
 
 
 def add_subscriptions(app: Flask, app_id: int, tokens: list[tuple[str, str]], profile_id: int | None = None) -> None:
@@ -93,27 +62,37 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def run_worker_until(pointed: dict[str, Any], done: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Run the worker of a gateway configured with ``pointed`` (sending to the emulators) until ``done()``."""
+    from gateway.app import create_app
+
+    sender = runtime_of(create_app(overrides=pointed))
+    worker = build_worker(sender)
+    worker.start()
+    try:
+        wait_for(done, timeout, what)
+    finally:
+        worker.stop()
+        sender.engine.dispose()
+
+
 def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     app: Flask, client: FlaskClient, keys: Any, emulators: runner.RunningEmulators, pointed: dict[str, Any]
 ) -> None:
     ids = make_app(app, token_uri=emulators.fcm.token_url)
     alice = make_profile(app, "alice", first_name="Alice", attributes={"tier": "gold"})
-    good_ios = [hex_token("0a", n) for n in range(3)]
-    good_android = [f"android-ok-{n}" for n in range(3)]
-    tokens = (
-        [("ios", t) for t in good_ios]
-        + [("android", t) for t in good_android]
-        + [
-            ("ios", hex_token("e4100000", 1)),
-            ("ios", hex_token("e4000000", 1)),  # gone, bad
-            ("ios", hex_token("f5030000", 1)),
-            ("ios", hex_token("f4290000", 1)),  # unavailable, throttled once
-            ("android", "unregistered-1"),
-            ("android", "invalid-1"),
-            ("android", "unavailable-once-1"),
-            ("android", "quota-once-1"),
-        ]
+    good_ios = [apns_token(f"ok-{n}") for n in range(3)]
+    good_android = [fcm_token(f"ok-{n}") for n in range(3)]
+    # Real tokens behind the emulators' prefixes: gone, bad; unavailable, throttled once.
+    ios_gone, ios_bad, ios_unavailable, ios_throttled = (
+        apns_token(prefix, prefix) for prefix in ("e4100000", "e4000000", "f5030000", "f4290000")
     )
+    android_gone, android_bad, android_unavailable, android_throttled = (
+        fcm_token(prefix, prefix) for prefix in ("unregistered-", "invalid-", "unavailable-once-", "quota-once-")
+    )
+    tokens = [("ios", t) for t in (*good_ios, ios_gone, ios_bad, ios_unavailable, ios_throttled)] + [
+        ("android", t) for t in (*good_android, android_gone, android_bad, android_unavailable, android_throttled)
+    ]
     add_subscriptions(app, ids["id"], tokens, alice)
     body = {
         "app_id": ids["id"],
@@ -129,27 +108,15 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     }
     delivery = client.post("/api/v1/deliveries", json=body, headers=keys.marketer).json
 
-    from gateway.app import create_app
+    def done() -> bool:
+        return client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["status"] == "completed"
 
-    sender = runtime_of(create_app(overrides=pointed))
-    worker = build_worker(sender)
-    worker.start()
-    try:
-
-        def done() -> bool:
-            return client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["status"] == "completed"
-
-        wait_for(done, 60, "the delivery to complete")
-    finally:
-        worker.stop()
-        sender.engine.dispose()
+    run_worker_until(pointed, done, "the delivery to complete")
     result = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json
     assert result["counts"]["sent"] == 10 and result["counts"]["failed"] == 4, result["counts"]
     accepted = Counter(r["token"] for r in emulators.inbox.items() if r["status"] == 200)
     assert accepted == Counter(
-        good_ios
-        + good_android
-        + [hex_token("f5030000", 1), hex_token("f4290000", 1), "unavailable-once-1", "quota-once-1"]
+        good_ios + good_android + [ios_unavailable, ios_throttled, android_unavailable, android_throttled]
     )
     ios = next(r for r in emulators.inbox.items("ios") if r["token"] == good_ios[0])
     assert ios["headers"]["apns-topic"] == ids["bundle_id"] and ios["headers"]["apns-push-type"] == "alert"
@@ -161,7 +128,7 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     quarantined = {
         q["address"] for q in client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
     }
-    assert quarantined == {hex_token("e4100000", 1), hex_token("e4000000", 1), "unregistered-1", "invalid-1"}
+    assert quarantined == {ios_gone, ios_bad, android_gone, android_bad}
     # Tracking moves the counts: Classic receive + click for one sent message.
     logs = client.get(f"/api/v1/deliveries/{delivery['id']}/broadlogs?status=sent", headers=keys.viewer).json["items"]
     client.get(f"/r/?id=h{logs[0]['id']:x},{delivery['id']:x},1")
@@ -187,8 +154,8 @@ def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window
 ) -> None:
     ids = make_app(app, token_uri=emulators.fcm.token_url)
     total = 2000
-    tokens = [("ios", hex_token("0b", n)) for n in range(total // 2)] + [
-        ("android", f"crash-test-{n}") for n in range(total // 2)
+    tokens = [("ios", apns_token(f"crash-{n}")) for n in range(total // 2)] + [
+        ("android", fcm_token(f"crash-{n}")) for n in range(total // 2)
     ]
     add_subscriptions(app, ids["id"], tokens)
     body = {

@@ -5,7 +5,6 @@ public host, are accepted, and leave a subscription and a tracking row behind.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,19 +14,11 @@ from flask import Flask
 from tests.factories import make_app, make_sent_message, tracking_rows
 from tests.functional import sdk_wire
 
-PUBLIC_HOST = "push.example.test"  # conftest's public_url
 CASES = [
     (sdk, platform)
     for sdk in ("campaign-classic", "campaign-standard", "edge", "native")
     for platform in ("android", "ios")
 ]
-
-
-@pytest.fixture
-def sdk_http(live_server: str) -> Iterator[httpx.Client]:
-    """What the app on the phone uses: https://push.example.test, resolved to the live server."""
-    with httpx.Client(transport=sdk_wire.PublicHost(PUBLIC_HOST, live_server), timeout=10) as client:
-        yield client
 
 
 def fetch_config(live_server: str, keys: Any, app_id: int, platform: str, sdk: str) -> dict[str, Any]:

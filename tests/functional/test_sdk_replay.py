@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from flask import Flask
 
-from tests.factories import ORG, make_app, make_profile
+from tests.factories import make_app, make_profile
+from tests.values import ECID, ORG, apns_token, fcm_token
 
-ECID = "34123908813423987120945530139878311234"
-FCM = "dQw4w9WgXcQ:APA91bH-x_Yz0123456789abcdef"
-APNS = "c0ffee0123456789abcdef0123456789abcdef0123456789abcdefc0ffee0123"
+FCM = fcm_token("classic-android")
+APNS = apns_token("classic-ios")
+STANDARD_FCM = fcm_token("standard-android")
+EDGE_APNS = apns_token("edge-ios")
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 
 # Exactly what the Android extension sends: fixed field order, upper-case %XX, every non-ASCII byte encoded.
 ANDROID = (
-    "registrationToken=dQw4w9WgXcQ%3AAPA91bH-x_Yz0123456789abcdef&mobileAppUuid={key}"
+    "registrationToken=" + quote(FCM, safe="") + "&mobileAppUuid={key}"
     "&userKey=john.doe%2Btest%40example.com&deviceImei=9774d56d682e549c&deviceName=oriole&deviceModel=Pixel%206"
     "&deviceBrand=google&deviceManufacturer=Google&osName=android&osVersion=Android%2014&osLanguage=en-US"
     "&additionalParams=%3CadditionalParameters%3E%3Cparam%20name%3D%22city%22%20value%3D%22Z%C3%BCrich%22%2F%3E"
@@ -57,7 +60,8 @@ def replay_all(http: httpx.Client, ids: dict[str, Any]) -> None:
     )
     assert r.status_code == 200, r.text
     r = http.get(
-        f"/id?d_ver=2&d_rtbd=json&d_orgid={ORG.replace('@', '%40')}&d_mid={ECID}&d_cid=20919%01std-token%3AAPA91b-0001",
+        f"/id?d_ver=2&d_rtbd=json&d_orgid={ORG.replace('@', '%40')}&d_mid={ECID}"
+        f"&d_cid=20919%01{quote(STANDARD_FCM, safe='')}",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 200 and r.json() == {"d_mid": ECID, "id_sync_ttl": 604800}
@@ -77,7 +81,7 @@ def replay_all(http: httpx.Client, ids: dict[str, Any]) -> None:
                     "pushNotificationDetails": [
                         {
                             "appID": ids["bundle_id"],
-                            "token": "AB" * 32,
+                            "token": EDGE_APNS.upper(),
                             "platform": "apns",
                             "denylisted": False,
                             "identity": {"namespace": {"code": "ECID"}, "id": ECID},
@@ -126,8 +130,8 @@ def test_every_sdk_request_over_real_http(app: Flask, live_server: str, keys) ->
     assert ios["device"]["device_imei"] is None and ios["device"]["os_version"] == "iOS 17.5.1"
     assert ios["additional_params"] == {"city": "Zürich", "loyalty": "1200", "note": "Tom & Jerry's <b>", "vip": "true"}
     standard = by_sdk[("campaign-standard", "android")]
-    assert standard["token"] == "std-token:APA91b-0001" and standard["ecid"] == ECID
+    assert standard["token"] == STANDARD_FCM and standard["ecid"] == ECID
     edge = by_sdk[("edge", "ios")]
-    assert edge["token"] == "ab" * 32 and edge["push_provider"] == "apns" and edge["ecid"] == ECID
+    assert edge["token"] == EDGE_APNS and edge["push_provider"] == "apns" and edge["ecid"] == ECID
     for sub in second:
         assert sub["created_at"] and sub["last_registered_at"] and sub["disabled"] is False

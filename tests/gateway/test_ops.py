@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from gateway.app import create_app
 from tests.factories import make_app
+from tests.values import FCM_TOKEN
 
 
 def test_health_and_ready(client: FlaskClient) -> None:
@@ -43,7 +44,7 @@ def _sample(text: str, prefix: str) -> float:
 def test_metrics_count_requests_registrations_and_tracking(app: Flask, client: FlaskClient) -> None:
     ids = make_app(app)
     before = client.get("/metrics").get_data(as_text=True)
-    body = f"registrationToken=tok-0123456789&mobileAppUuid={ids['android_key']}&userKey=".encode()
+    body = f"registrationToken={FCM_TOKEN}&mobileAppUuid={ids['android_key']}&userKey=".encode()
     client.post("/nms/mobile/1/registerAndroid.jssp", data=body, content_type="application/x-www-form-urlencoded")
     client.get("/r/?id=h1,1,1")
     after = client.get("/metrics").get_data(as_text=True)

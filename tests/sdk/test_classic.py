@@ -1,4 +1,4 @@
-"""Campaign Classic registration, replayed byte for byte as the SDKs build it (PROTOCOLS §1.1)."""
+"""Campaign Classic registration, replayed byte for byte as the SDKs build it (docs/protocols.md §1.1)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.factories import make_app, make_profile
+from tests.values import ANDROID_KEY, APNS_TOKEN, FCM_TOKEN, IOS_KEY
 
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 ANDROID_PARAMS = (
@@ -20,8 +21,6 @@ IOS_PARAMS = (
     '<additionalParams><param name="loyalty" value="gold" /><param name="city" value="Zürich" />'
     '<param name="quote" value="it&#x27;s" /></additionalParams>'
 )
-FCM_TOKEN = "dGVzdC1mY20tdG9rZW4:APA91bH-example_token-0123456789abcdefghijklmnopqrstuvwxyz"
-APNS_TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
 
 
 def android_body(key: str, token: str = FCM_TOKEN, user_key: str = "alice@example.com") -> bytes:
@@ -151,33 +150,33 @@ def test_plus_encoded_spaces_are_accepted(app: Flask, client: FlaskClient, keys)
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        (b"mobileAppUuid=android-integration-key-0001", 400, "missing_field"),
+        (f"mobileAppUuid={ANDROID_KEY}", 400, "missing_field"),
         (b"registrationToken=abc", 400, "missing_field"),
         (f"registrationToken={FCM_TOKEN}&mobileAppUuid=unknown".encode(), 404, "unknown_integration_key"),
         (
-            f"registrationToken={FCM_TOKEN}&mobileAppUuid=ios-integration-key-0001".encode(),
+            f"registrationToken={FCM_TOKEN}&mobileAppUuid={IOS_KEY}".encode(),
             400,
             "wrong_platform",
         ),
         (
-            f"registrationToken={FCM_TOKEN}&mobileAppUuid=android-integration-key-0001&deviceName=%FF".encode(),
+            f"registrationToken={FCM_TOKEN}&mobileAppUuid={ANDROID_KEY}&deviceName=%FF".encode(),
             400,
             "invalid_encoding",
         ),
-        (b"registrationToken=bad%20token!&mobileAppUuid=android-integration-key-0001", 400, "invalid_token"),
+        (f"registrationToken=bad%20token!&mobileAppUuid={ANDROID_KEY}", 400, "invalid_token"),
         (
-            f"registrationToken={FCM_TOKEN}&mobileAppUuid=android-integration-key-0001&additionalParams="
+            f"registrationToken={FCM_TOKEN}&mobileAppUuid={ANDROID_KEY}&additionalParams="
             + quote('<!DOCTYPE x [<!ENTITY a "b">]><additionalParameters/>'),
             400,
             "invalid_params",
         ),
         (
-            f"registrationToken={FCM_TOKEN}&mobileAppUuid=android-integration-key-0001&additionalParams=%3Cx",
+            f"registrationToken={FCM_TOKEN}&mobileAppUuid={ANDROID_KEY}&additionalParams=%3Cx",
             400,
             "invalid_params",
         ),
         (
-            f"registrationToken={FCM_TOKEN}&mobileAppUuid=android-integration-key-0001&deviceName={'x' * 300}",
+            f"registrationToken={FCM_TOKEN}&mobileAppUuid={ANDROID_KEY}&deviceName={'x' * 300}",
             400,
             "field_too_long",
         ),

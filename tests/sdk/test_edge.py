@@ -1,4 +1,4 @@
-"""Edge Network interact: token sync and push tracking, as the Messaging extension sends them (PROTOCOLS §3)."""
+"""Edge Network interact: token sync and push tracking, as the Messaging extension sends them (docs/protocols.md §3)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from flask.testing import FlaskClient
 
 from tests.factories import make_app, make_sent_message, tracking_rows
 from tests.sdk.test_classic import subscriptions
+from tests.values import APNS_TOKEN, BUNDLE_ID, ECID, EDGE_CONFIG, PACKAGE
+from tests.values import FCM_TOKEN as FCM
 
-ECID = "34123908813423987120945530139878311234"
-FCM = "dQw4w9WgXcQ:APA91bH-x_Yz0123456789abcdef"
-APNS_UPPER = "C0FFEE0123456789ABCDEF0123456789ABCDEF0123456789ABCDEFC0FFEE0123"
+APNS_UPPER = APNS_TOKEN.upper()
 STREAMING = {"konductorConfig": {"streaming": {"enabled": True, "recordSeparator": "\u0000", "lineFeed": "\n"}}}
 
 
@@ -155,17 +155,17 @@ def test_refusals_change_nothing(app: Flask, client: FlaskClient, keys) -> None:
 
 def test_one_identifier_on_both_platforms_syncs_each_token(client: FlaskClient, keys) -> None:
     """An iOS bundle id equal to the Android package name (common) still finds each platform's part."""
+    assert BUNDLE_ID == PACKAGE
     body = {
         "name": "Same identifier",
-        "ios": {"bundle_id": "com.example.shop"},
-        "android": {"package_name": "com.example.shop"},
-        "edge_config_id": "3f1e0f4c-9b9e-4d7a-8f0e-5c2d4b6a7e81",
+        "ios": {"bundle_id": BUNDLE_ID},
+        "android": {"package_name": PACKAGE},
+        "edge_config_id": EDGE_CONFIG,
     }
     created = client.post("/api/v1/apps", json=body, headers=keys.admin)
     assert created.status_code == 201
-    config = body["edge_config_id"]
-    android = post(client, config, envelope([token_sync("com.example.shop", FCM, "fcm")]))
-    ios = post(client, config, envelope([token_sync("com.example.shop", APNS_UPPER, "apns")], "ios"))
+    android = post(client, EDGE_CONFIG, envelope([token_sync(PACKAGE, FCM, "fcm")]))
+    ios = post(client, EDGE_CONFIG, envelope([token_sync(BUNDLE_ID, APNS_UPPER, "apns")], "ios"))
     assert (android.status_code, ios.status_code) == (200, 200)
     subs = sorted(subscriptions(client, keys.viewer, created.json["id"]), key=lambda s: s["platform"])
     assert [(s["platform"], s["push_provider"]) for s in subs] == [("android", "fcm"), ("ios", "apns")]

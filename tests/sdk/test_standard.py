@@ -1,4 +1,4 @@
-"""Campaign Standard: mobileAppV5 registration plus the ECID service's /id token call (PROTOCOLS §2)."""
+"""Campaign Standard: mobileAppV5 registration plus the ECID service's /id token call (docs/protocols.md §2)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.factories import ORG, make_app
+from tests.factories import make_app
 from tests.sdk.test_classic import subscriptions
+from tests.values import APNS_TOKEN, ECID, ORG, fcm_token
+from tests.values import FCM_TOKEN as FCM
 
-ECID = "34123908813423987120945530139878311234"
-FCM = "dQw4w9WgXcQ:APA91bH-x_Yz0123456789abcdef"
-APNS_UPPER = "C0FFEE0123456789ABCDEF0123456789ABCDEF0123456789ABCDEFC0FFEE0123"
+APNS_UPPER = APNS_TOKEN.upper()
 
 
 def id_call(client: FlaskClient, dpid: str, token: str, ecid: str = ECID, org: str = ORG):
@@ -64,9 +64,9 @@ def test_rotated_token_replaces_and_null_token_removes(app: Flask, client: Flask
     ids = make_app(app)
     launch(client, ids["pkey"], "gcm")
     id_call(client, "20919", FCM)
-    id_call(client, "20919", "rotated-token-0001")
+    id_call(client, "20919", fcm_token("rotated"))
     [sub] = subscriptions(client, keys.viewer, ids["id"])
-    assert sub["token"] == "rotated-token-0001"
+    assert sub["token"] == fcm_token("rotated")
     id_call(client, "20919", "null")  # Android's setPushIdentifier(null)
     assert subscriptions(client, keys.viewer, ids["id"]) == []
 

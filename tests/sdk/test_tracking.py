@@ -1,4 +1,4 @@
-"""``/r/`` tracking in the Classic and Standard forms (PROTOCOLS §1.2, §2)."""
+"""``/r/`` tracking in the Classic and Standard forms (docs/protocols.md §1.2, §2.3)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.factories import make_app, make_sent_message, tracking_rows
+from tests.values import ECID
 
 
 @pytest.fixture
@@ -32,12 +33,12 @@ def test_classic_receive_and_click_with_android_and_ios_hex(app: Flask, client: 
 def test_standard_actions_with_ecid(app: Flask, client: FlaskClient, sent) -> None:
     broadlog_id, delivery_id = sent
     for action in ("7", "1", "2", "3"):
-        url = f"/r/?id={broadlog_id},{delivery_id:x},{action}&mcId=34123908813423987120945530139878311234"
+        url = f"/r/?id={broadlog_id},{delivery_id:x},{action}&mcId={ECID}"
         assert client.get(url).status_code == 200
     rows = tracking_rows(app)
     assert [r["interaction"] for r in rows] == ["received", "opened", "clicked", "clicked"]
     assert {r["source"] for r in rows} == {"campaign-standard"}
-    assert rows[0]["ecid"] == "34123908813423987120945530139878311234"
+    assert rows[0]["ecid"] == ECID
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ from core.errors import BadRequest, ClientError, Conflict
 from sdk_configs.generator import AppFacts, PlatformPart, PublicUrlNotSet, PublicUrlUnusable, generate
 from sdk_configs.keys import PLATFORMS, READS, REQUIRED, SDKS
 from sdk_configs.snippets import kotlin_literal
+from tests.values import ANDROID_KEY, BUNDLE_ID, EDGE_CONFIG, IOS_KEY, ORG, PACKAGE, PKEY
 
 PUBLIC = "https://push.example.com"
-ORG = "ABCDEF0123456789@AdobeOrg"
+KEYS = {"ios": IOS_KEY, "android": ANDROID_KEY}
 CASES = [(sdk, platform) for sdk in SDKS for platform in PLATFORMS]
 
 
@@ -24,11 +25,11 @@ def shop(**overrides: Any) -> AppFacts:
         "id": 7,
         "name": "Shop",
         "parts": {
-            "ios": PlatformPart("ios-key-1", "com.example.shop", "sandbox"),
-            "android": PlatformPart("android-key-1", "com.example.shop.android"),
+            "ios": PlatformPart(IOS_KEY, BUNDLE_ID, "sandbox"),
+            "android": PlatformPart(ANDROID_KEY, PACKAGE),
         },
-        "campaign_standard_pkey": "pkey-1",
-        "edge_config_id": "edge-config-1",
+        "campaign_standard_pkey": PKEY,
+        "edge_config_id": EDGE_CONFIG,
         "experience_cloud_org": ORG,
     }
     fields.update(overrides)
@@ -78,7 +79,7 @@ def test_the_key_lists_name_what_the_sdk_sources_name() -> None:
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_campaign_classic(platform: str) -> None:
     result = generate(shop(), platform, "campaign-classic", "https://push.example.com:8443/")
-    key = f"{platform}-key-1"
+    key = KEYS[platform]
     assert result.configuration == {
         "global.privacy": "optedin",
         "campaignclassic.marketingServer": "push.example.com:8443",
@@ -101,7 +102,7 @@ def test_campaign_standard(platform: str) -> None:
     assert result.configuration == {
         "global.privacy": "optedin",
         "campaign.server": "push.example.com",
-        "campaign.pkey": "pkey-1",
+        "campaign.pkey": PKEY,
         "campaign.timeout": 5,
         "campaign.registrationDelay": 7,
         "campaign.registrationPaused": False,
@@ -113,11 +114,11 @@ def test_campaign_standard(platform: str) -> None:
 
 @pytest.mark.parametrize(("environment", "sandbox"), [("sandbox", True), ("production", False), (None, False)])
 def test_edge_follows_the_apns_environment_on_ios(environment: str | None, sandbox: bool) -> None:
-    parts = {"ios": PlatformPart("ios-key-1", "com.example.shop", environment)}
+    parts = {"ios": PlatformPart(IOS_KEY, BUNDLE_ID, environment)}
     config = generate(shop(parts=parts), "ios", "edge", PUBLIC).configuration
     assert config == {
         "global.privacy": "optedin",
-        "edge.configId": "edge-config-1",
+        "edge.configId": EDGE_CONFIG,
         "edge.domain": "push.example.com",
         "edge.environment": "prod",
         "messaging.eventDataset": "pushgate-push-tracking",
@@ -133,7 +134,7 @@ def test_native(platform: str) -> None:
     assert result.configuration is None and result.legacy is None
     assert result.native == {
         "base_url": "https://example.com/pushgate",
-        "integration_key": f"{platform}-key-1",
+        "integration_key": KEYS[platform],
         "registration_url": "https://example.com/pushgate/api/v1/subscriptions",
         "tracking_url": "https://example.com/pushgate/r/?id=h{hex _mId},{_dId},{1 received | 2 clicked}",
     }
@@ -172,7 +173,7 @@ def test_warnings_for_plain_http_and_for_a_port_ios_cannot_take() -> None:
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_an_app_without_the_platform_is_refused(sdk: str) -> None:
-    app = shop(parts={"android": PlatformPart("android-key-1", "com.example.shop.android")})
+    app = shop(parts={"android": PlatformPart(ANDROID_KEY, PACKAGE)})
     with pytest.raises(Conflict) as caught:
         generate(app, "ios", sdk, PUBLIC)
     assert caught.value.code == "platform_missing"
@@ -216,7 +217,7 @@ def test_snippets_are_in_the_platform_language_and_carry_the_configuration(sdk: 
         literal = kotlin_literal(value)  # strings, booleans and ints are written alike in both languages
         assert (f'"{key}" to {literal},' if language == "kotlin" else f'"{key}": {literal},') in snippet
     if sdk == "native":
-        assert '"https://push.example.com"' in snippet and f'"{platform}-key-1"' in snippet
+        assert '"https://push.example.com"' in snippet and f'"{KEYS[platform]}"' in snippet
     code = _code_only(snippet)
     for opening, closing in ("()", "{}", "[]"):
         assert code.count(opening) == code.count(closing), (opening, closing)
