@@ -163,12 +163,7 @@ def test_the_api_keeps_every_identifier_and_the_sdk_configurations_carry_it(
 def test_campaign_classic_registers_with_every_form_of_integration_key(
     client: FlaskClient, keys: Any, ios_key: str, android_key: str
 ) -> None:
-    created = create_app(
-        client,
-        keys,
-        ios_key=ios_key,
-        android_key=android_key,
-    )
+    created = create_app(client, keys, ios_key=ios_key, android_key=android_key)
     # The bodies each extension sends (test_sdk_replay), with the key encoded as each encodes it.
     android = ANDROID.format(key=quote(android_key, safe="")).encode()
     ios = IOS.format(key=ios_form(ios_key)).encode()
@@ -188,12 +183,7 @@ def test_campaign_classic_registers_with_every_form_of_integration_key(
 def test_native_registration_takes_every_form_of_integration_key(
     client: FlaskClient, keys: Any, ios_key: str, android_key: str
 ) -> None:
-    created = create_app(
-        client,
-        keys,
-        ios_key=ios_key,
-        android_key=android_key,
-    )
+    created = create_app(client, keys, ios_key=ios_key, android_key=android_key)
     for key, token, platform in ((android_key, FCM_TOKEN, "android"), (ios_key, APNS_TOKEN.upper(), "ios")):
         response = client.post("/api/v1/subscriptions", json={"integration_key": key, "token": token})
         assert response.status_code == 201, response.json

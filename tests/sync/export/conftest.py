@@ -65,3 +65,10 @@ def provisioned(app: Flask, peer: PlatformPeer, sleeps: list[float]) -> SyncRun:
     run = run_job(app, "provision")
     assert run.status == "succeeded", run.error
     return run
+
+
+@pytest.fixture
+def small_threshold(settings_overrides: dict[str, Any]) -> dict[str, Any]:
+    """Batch ingestion for more than 100 rows (ask for it before ``app``)."""
+    settings_overrides["sync_export_batch_threshold"] = 100
+    return settings_overrides

@@ -309,12 +309,6 @@ def test_invalid_records_are_reported_and_never_sent(app: Flask, peer: PlatformP
 # -- batch ingestion ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_threshold(settings_overrides: dict[str, Any]) -> dict[str, Any]:
-    settings_overrides["sync_export_batch_threshold"] = 100
-    return settings_overrides
-
-
 def test_a_large_backlog_goes_through_batch_ingestion(
     small_threshold: dict[str, Any], app: Flask, peer: PlatformPeer, provisioned: Any
 ) -> None:

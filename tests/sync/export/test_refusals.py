@@ -114,12 +114,6 @@ def test_a_platform_that_forgot_its_datasets_fails_the_run_and_the_next_run_send
     assert rejects_of(app, again.id) == []
 
 
-@pytest.fixture
-def small_threshold(settings_overrides: dict[str, Any]) -> dict[str, Any]:
-    settings_overrides["sync_export_batch_threshold"] = 100
-    return settings_overrides
-
-
 def test_batch_ingestion_into_a_forgotten_dataset_fails_the_stream_and_keeps_the_watermark(
     small_threshold: dict[str, Any], app: Flask, peer: PlatformPeer, provisioned: Any
 ) -> None:
