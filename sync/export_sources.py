@@ -72,6 +72,20 @@ def parse_time_key(value: str) -> tuple[datetime, int]:
     return datetime.fromisoformat(moment), int(row_id)
 
 
+def select_list(
+    row_type: type[tuple[Any, ...]], columns: dict[str, Any], *, computed: tuple[str, ...] = ()
+) -> list[Any]:
+    """The columns to select for ``row_type`` (a NamedTuple), each labelled with its field's name
+    and in the order of its fields, so ``row_type._make(row)`` maps by name: reordering either side
+    changes nothing, and a field without a column (or a column without a field) fails at import.
+    ``computed`` names fields the source fills in itself, after the query."""
+    fields: tuple[str, ...] = row_type._fields  # type: ignore[attr-defined]
+    wanted = [name for name in fields if name not in computed]
+    if set(columns) != set(wanted):
+        raise TypeError(f"{row_type.__name__}: columns {sorted(columns)} do not match fields {wanted}")
+    return [columns[name].label(name) for name in wanted]
+
+
 class Source(Protocol):
     """One stream's reading side: rows stamped before ``cutoff`` and after the watermark ``after``."""
 
@@ -127,6 +141,83 @@ class TimeOrdered:
         return time_key(getattr(row, self.stamp.key), row.id)
 
 
+_BROADLOG = select_list(
+    BroadLogRow,
+    {
+        "id": BroadLog.id,
+        "delivery_id": BroadLog.delivery_id,
+        "delivery_name": Delivery.name,
+        "app_id": Delivery.app_id,
+        "subscription_id": BroadLog.subscription_id,
+        "platform": Subscription.platform,
+        "push_provider": Subscription.push_provider,
+        "ecid": Subscription.ecid,
+        "channel": BroadLog.channel,
+        "status": BroadLog.status,
+        "failure_type": BroadLog.failure_type,
+        "failure_reason": BroadLog.failure_reason,
+        "error_message": BroadLog.error_message,
+        "provider_message_id": BroadLog.provider_message_id,
+        "attempts": BroadLog.attempts,
+        "resent_after_crash": BroadLog.resent_after_crash,
+        "created_at": BroadLog.created_at,
+        "event_date": BroadLog.event_date,
+        "external_id": Profile.external_id,
+    },
+)
+_TRACKING = select_list(
+    TrackingRow,
+    {
+        "id": TrackingLog.id,
+        "broadlog_id": TrackingLog.broadlog_id,
+        "delivery_id": TrackingLog.delivery_id,
+        "delivery_name": Delivery.name,
+        "app_id": Delivery.app_id,
+        "interaction": TrackingLog.interaction,
+        "source": TrackingLog.source,
+        "tag": TrackingLog.tag,
+        "action_id": TrackingLog.action_id,
+        "ecid": TrackingLog.ecid,
+        "log_date": TrackingLog.log_date,
+        "external_id": Profile.external_id,
+        "platform": Subscription.platform,
+        "push_provider": Subscription.push_provider,
+        "subscription_ecid": Subscription.ecid,
+        "provider_message_id": BroadLog.provider_message_id,
+        "channel": BroadLog.channel,
+    },
+)
+_ADDRESS = select_list(
+    AddressRow,
+    {
+        "id": Address.id,
+        "app_id": Address.app_id,
+        "platform": Address.platform,
+        "address": Address.address,
+        "status": Address.status,
+        "error_count": Address.error_count,
+        "failure_reason": Address.failure_reason,
+        "error_text": Address.error_text,
+        "first_error_at": Address.first_error_at,
+        "last_error_at": Address.last_error_at,
+        "unregistered_at": Address.unregistered_at,
+        "updated_at": Address.updated_at,
+        "external_id": Profile.external_id,
+        "ecid": Subscription.ecid,
+    },
+)
+_PROFILE = select_list(
+    ProfileRow,
+    {
+        "id": Profile.id,
+        "external_id": Profile.external_id,
+        "push_consent": Profile.push_consent,
+        "updated_at": Profile.updated_at,
+    },
+    computed=("ecids",),
+)
+
+
 class BroadLogSource(TimeOrdered):
     def __init__(self) -> None:
         super().__init__("broadlog", BroadLog.event_date, BroadLog.id)
@@ -136,27 +227,7 @@ class BroadLogSource(TimeOrdered):
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
         return (
-            select(
-                BroadLog.id,
-                BroadLog.delivery_id,
-                Delivery.name,
-                Delivery.app_id,
-                BroadLog.subscription_id,
-                Subscription.platform,
-                Subscription.push_provider,
-                Subscription.ecid,
-                BroadLog.channel,
-                BroadLog.status,
-                BroadLog.failure_type,
-                BroadLog.failure_reason,
-                BroadLog.error_message,
-                BroadLog.provider_message_id,
-                BroadLog.attempts,
-                BroadLog.resent_after_crash,
-                BroadLog.created_at,
-                BroadLog.event_date,
-                Profile.external_id,
-            )
+            select(*_BROADLOG)
             .select_from(BroadLog)
             .join(Delivery, Delivery.id == BroadLog.delivery_id)
             .outerjoin(Subscription, Subscription.id == BroadLog.subscription_id)
@@ -178,25 +249,7 @@ class TrackingSource(TimeOrdered):
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
         return (
-            select(
-                TrackingLog.id,
-                TrackingLog.broadlog_id,
-                TrackingLog.delivery_id,
-                Delivery.name,
-                Delivery.app_id,
-                TrackingLog.interaction,
-                TrackingLog.source,
-                TrackingLog.tag,
-                TrackingLog.action_id,
-                TrackingLog.ecid,
-                TrackingLog.log_date,
-                Profile.external_id,
-                Subscription.platform,
-                Subscription.push_provider,
-                Subscription.ecid,
-                BroadLog.provider_message_id,
-                BroadLog.channel,
-            )
+            select(*_TRACKING)
             .select_from(TrackingLog)
             .join(Delivery, Delivery.id == TrackingLog.delivery_id)
             .outerjoin(BroadLog, BroadLog.id == TrackingLog.broadlog_id)
@@ -219,22 +272,7 @@ class AddressSource(TimeOrdered):
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
         return (
-            select(
-                Address.id,
-                Address.app_id,
-                Address.platform,
-                Address.address,
-                Address.status,
-                Address.error_count,
-                Address.failure_reason,
-                Address.error_text,
-                Address.first_error_at,
-                Address.last_error_at,
-                Address.unregistered_at,
-                Address.updated_at,
-                Profile.external_id,
-                Subscription.ecid,
-            )
+            select(*_ADDRESS)
             .select_from(Address)
             .outerjoin(Subscription, and_(Subscription.app_id == Address.app_id, Subscription.token == Address.address))
             .outerjoin(Profile, Profile.id == Subscription.profile_id)
@@ -254,15 +292,11 @@ class ProfileSource(TimeOrdered):
         super().__init__("preferences", Profile.updated_at, Profile.id)
 
     def query(self, after: str | None, cutoff: datetime) -> Query:
-        return (
-            select(Profile.id, Profile.external_id, Profile.push_consent, Profile.updated_at)
-            .where(*self.where(after, cutoff))
-            .order_by(Profile.updated_at, Profile.id)
-        )
+        return select(*_PROFILE).where(*self.where(after, cutoff)).order_by(Profile.updated_at, Profile.id)
 
     def rows(self, session: Session, raw: Sequence[RawRow]) -> list[Any]:
         """Profile rows with the ECIDs of their enabled subscriptions, newest registration first."""
-        ids = [r[0] for r in raw]
+        ids = [r.id for r in raw]
         ecids: dict[int, list[str]] = {}
         if ids:
             found = session.execute(
@@ -275,7 +309,7 @@ class ProfileSource(TimeOrdered):
             for profile_id, ecid in found:
                 if profile_id is not None and ecid:
                     ecids.setdefault(profile_id, []).append(ecid)
-        return [ProfileRow(r[0], r[1], r[2], r[3], tuple(ecids.get(r[0], ()))) for r in raw]
+        return [ProfileRow._make((*r, tuple(ecids.get(r.id, ())))) for r in raw]
 
     def record(self, row: Any, tenant_key: str, namespace: str) -> dict[str, Any]:
         return records.preferences(row, tenant_key, namespace)
