@@ -117,6 +117,3 @@ def analyse(session: Session, delivery: Delivery) -> int:
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
-
-def has_rows(session: Session, delivery_id: int) -> bool:
-    return bool(session.scalar(select(exists().where(BroadLog.delivery_id == delivery_id))))

@@ -103,13 +103,6 @@ class Registration:
     disabled: bool | None = None
 
 
-def profile_id_for(session: Session, user_key: str | None, reconciliation_field: str) -> int | None:
-    """The profile whose reconciliation field equals ``user_key``; None when there is none."""
-    if not user_key:
-        return None
-    return session.connection().execute(_PROFILE_BY[reconciliation_field], {"key": user_key}).scalar()
-
-
 def register(session: Session, reg: Registration, *, reconciliation_field: str) -> tuple[int, bool]:
     """Create or refresh the subscription for (app, token). Returns (subscription id, created)."""
     now = utcnow()
@@ -192,10 +185,6 @@ def platform_by_integration_key(session: Session, integration_key: str) -> KeyOw
 _BY_INTEGRATION_KEY = select(AppPlatform.app_id, AppPlatform.platform).where(
     AppPlatform.integration_key == bindparam("key")
 )
-_PROFILE_BY = {
-    "external_id": select(Profile.id).where(Profile.external_id == bindparam("key")).limit(1),
-    "email": select(Profile.id).where(Profile.email == bindparam("key")).order_by(Profile.id).limit(1),
-}
 _PROFILE_ID_OF = {
     "external_id": select(Profile.id).where(Profile.external_id == bindparam("b_user_key")).limit(1).scalar_subquery(),
     "email": select(Profile.id)

@@ -50,10 +50,6 @@ class FailureReason(IntEnum):
     CONTROL_GROUP = 127
 
 
-def channel_for(platform: str) -> Channel:
-    return Channel.IOS if platform == "ios" else Channel.ANDROID
-
-
 def readable(code: IntEnum | None) -> str | None:
     """``FailureReason.IN_QUARANTINE`` -> ``in_quarantine``; None stays None."""
     return None if code is None else code.name.lower()

@@ -85,7 +85,7 @@ from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
 from push.providers.hpack_memo import MemoEncoder
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    pass
 
 logger = logging.getLogger(__name__)
 _LEAN_H2 = H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False)
@@ -558,14 +558,6 @@ class ApnsProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cert_file: Path | None = None
         self._closed = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> ApnsProvider:
-        """Endpoint, CA bundle and timeout from :class:`core.config.Settings`; credentials in ``kwargs``."""
-        kwargs.setdefault("endpoint", settings.apns_endpoint)
-        kwargs.setdefault("ca_bundle", settings.ca_bundle)
-        kwargs.setdefault("timeout", settings.provider_timeout)
-        return cls(**kwargs)
 
     # Provider -----------------------------------------------------------------------------------
 

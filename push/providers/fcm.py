@@ -65,7 +65,7 @@ from push.emulators.tls import client_context
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    pass
 
 FCM_ENDPOINT = "https://fcm.googleapis.com"
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
@@ -129,17 +129,6 @@ class FcmProvider:
             )
         elif path != "direct":
             raise ValueError(f"unknown FCM send path {path!r}")
-
-    @classmethod
-    def from_settings(cls, service_account: Mapping[str, Any], settings: Settings, **options: Any) -> FcmProvider:
-        """A provider with the endpoint, CA bundle and timeout of ``settings``."""
-        return cls(
-            service_account,
-            endpoint=settings.fcm_endpoint,
-            ca_bundle=settings.ca_bundle,
-            timeout=settings.provider_timeout,
-            **options,
-        )
 
     async def send(self, messages: Sequence[PushMessage]) -> list[SendResult]:
         results: list[SendResult] = []
