@@ -1,6 +1,6 @@
 """Turning one broadLog row into one :class:`PushMessage`: render the delivery's templates for the
 row's profile and subscription, then build the platform payload. Pure apart from the compiled
-templates it caches per delivery; a row that cannot be built raises ``ValueError``."""
+templates it caches per delivery; a row that cannot be built raises :class:`push.messages.Unsendable`."""
 
 from __future__ import annotations
 

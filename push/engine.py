@@ -35,6 +35,7 @@ from domain.personalisation import LookupTables
 from push import batch_sql
 from push.batch_sql import LoadedProfile, LoadedSubscription
 from push.build import Builder
+from push.messages import Unsendable
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from store.clock import stamp
 from store.codes import BroadLogStatus, FailureReason, FailureType
@@ -320,7 +321,7 @@ class Engine:
         if kind is ErrorKind.PAYLOAD_REJECTED:
             self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
             return "ignored"
-        # Retryable (and auth, which an operator may fix while the delivery is still valid).
+        assert error.retryable, kind  # every final kind is handled above
         delay = self._backoff(attempts, error)
         retry_at = now + timedelta(seconds=delay)
         if attempts < self.settings.max_attempts and retry_at < end and delivery.status == "running":
@@ -373,7 +374,7 @@ def _build(
         message: PushMessage | None = None
         try:
             message = builder.build(broadlog_id, subscription, profile, part)
-        except ValueError as exc:  # rendering produced something unsendable (e.g. over 4096 bytes)
+        except Unsendable as exc:  # this message cannot go (template, size, ids); anything else is a bug
             problem = str(exc)
         if deferring is not None and deferring.deferred != before:
             again.append(row)  # built without a row not read yet: a failure may be for want of it

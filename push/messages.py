@@ -29,6 +29,15 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from domain.fields import NOT_BLANK, SINGLE_LINE, storable
 
 Platform = Literal["ios", "android"]
+
+
+class Unsendable(ValueError):
+    """This message cannot be sent to this subscription as built (a template that fails for the
+    profile, a payload over the size limit, an id the SDKs cannot carry, an app part without its
+    topic). The engine records it as an Ignored / Refused broadLog row; any other exception while
+    building a message is a bug, and is not turned into a row."""
+
+
 Priority = Literal["high", "normal"]
 PLATFORMS: tuple[Platform, ...] = ("ios", "android")
 

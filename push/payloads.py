@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from push.messages import PLATFORMS, Action
+from push.messages import PLATFORMS, Action, Unsendable
 from push.templates import (
     DATA_DYNAMIC_ALLOWANCE,
     ELLIPSIS,
@@ -93,7 +93,7 @@ _WEB_SCHEMES = ("http://", "https://")
 _SEPARATORS = (",", ":")
 
 
-class PayloadTooLarge(ValueError):
+class PayloadTooLarge(Unsendable):
     """A push that cannot fit in ``limit`` bytes even with its text shortened."""
 
     def __init__(self, message: str, *, size: int, platform: str, sdk: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
@@ -120,14 +120,14 @@ def payload_size(payload: dict[str, Any]) -> int:
 def message_id(broadlog_id: int) -> str:
     """``_mId``: the broadLog id in decimal; refused outside 1..2^32-1."""
     if isinstance(broadlog_id, bool) or not 0 < broadlog_id < MESSAGE_ID_LIMIT:
-        raise ValueError(f"broadLog id {broadlog_id} cannot be sent as _mId (it must be between 1 and 2^32-1)")
+        raise Unsendable(f"broadLog id {broadlog_id} cannot be sent as _mId (it must be between 1 and 2^32-1)")
     return str(broadlog_id)
 
 
 def delivery_hex(delivery_id: int) -> str:
     """``_dId``: the delivery id in lower-case hex."""
     if isinstance(delivery_id, bool) or delivery_id <= 0:
-        raise ValueError(f"delivery id {delivery_id} cannot be sent as _dId")
+        raise Unsendable(f"delivery id {delivery_id} cannot be sent as _dId")
     return format(delivery_id, "x")
 
 
@@ -271,7 +271,7 @@ def apns_headers(rendered: RenderedMessage, *, topic: str, expiration_epoch: int
     (the engine passes ``min(now + ttl, delivery validity end)``; see :func:`expiration`).
     """
     if not topic:
-        raise ValueError("an APNs push needs a topic (the app's bundle id)")
+        raise Unsendable("an APNs push needs a topic (the app's bundle id)")
     headers = {
         "apns-topic": topic,
         "apns-push-type": "background" if rendered.silent else "alert",

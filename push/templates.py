@@ -58,7 +58,7 @@ from jinja2.runtime import ChainableUndefined, Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from domain.subscriptions import DEVICE_FIELDS
-from push.messages import PLATFORMS, Message, Platform, ResolvedMessage, resolve
+from push.messages import PLATFORMS, Message, Platform, ResolvedMessage, Unsendable, resolve
 
 #: The names a template may use.
 NAMES = ("profile", "subscription", "tables")
@@ -146,7 +146,7 @@ _UNCLEAN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(Unsendable):
     """A template refused at creation: ``field`` (``title``, ``ios.body``, ``data.offer``) and why."""
 
     def __init__(self, field: str, problem: str) -> None:
@@ -155,7 +155,7 @@ class TemplateProblem(ValueError):
         self.problem = problem
 
 
-class RenderProblem(ValueError):
+class RenderProblem(Unsendable):
     """Rendering one message failed at send time; only that message is affected."""
 
     def __init__(self, field: str, problem: str) -> None:

@@ -32,7 +32,13 @@ class ErrorKind(Enum):
     CONNECTION = "connection"  # connection lost or refused, GOAWAY: retry
 
 
-RETRYABLE = frozenset({ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.CONNECTION})
+#: The kinds the engine sends again (with back-off, while the delivery is valid and attempts
+#: remain). AUTH is among them: the credentials are the app's, not the token's, and an operator
+#: may fix them while the delivery can still go out; when it cannot, the message fails Soft /
+#: Refused. The other kinds are final at once.
+RETRYABLE = frozenset(
+    {ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.AUTH}
+)
 
 
 @dataclass(frozen=True)

@@ -275,7 +275,7 @@ def test_wrong_signing_key_is_an_auth_error(apns_peer: ApnsEmulator, apns_provid
     error = results[1].error
     assert error is not None
     assert (error.kind, error.reason, error.status) == (ErrorKind.AUTH, "InvalidProviderToken", 403)
-    assert not error.retryable
+    assert error.retryable  # the credentials, not the token: sent again while the delivery is valid
     assert apns_peer.inbox.items("ios")[0]["status"] == 403
 
 
