@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from aioapns import APNs, NotificationRequest
@@ -83,9 +83,6 @@ from hpack import NeverIndexedHeaderTuple
 from push.emulators.tls import client_context
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
 from push.providers.hpack_memo import MemoEncoder
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 _LEAN_H2 = H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False)

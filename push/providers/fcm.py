@@ -50,7 +50,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import firebase_admin  # type: ignore[import-untyped]  # firebase-admin ships no type information
 import google.auth.exceptions
@@ -63,9 +63,6 @@ from firebase_admin import messaging
 
 from push.emulators.tls import client_context
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
-
-if TYPE_CHECKING:
-    pass
 
 FCM_ENDPOINT = "https://fcm.googleapis.com"
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
