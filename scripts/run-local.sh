@@ -18,5 +18,19 @@ for _ in $(seq 1 100); do [ -s "$INSTANCE/emulators.env" ] && break; sleep 0.1; 
 set -a; . "$INSTANCE/emulators.env"; set +a
 
 "$BIN/flask" --app wsgi demo
-echo "gateway on http://127.0.0.1:5000 — the welcome push appears at http://127.0.0.1:8440/"
+# `flask run` starts the in-process worker with the first request it serves: this asks for /readyz
+# as soon as the server answers (within 30 s), so the welcome push goes out without waiting for one.
+"$BIN/python" - "http://127.0.0.1:${FLASK_RUN_PORT:-5000}/readyz" <<'PY' &
+import sys, time, urllib.error, urllib.request
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2).close()
+        break
+    except urllib.error.HTTPError:  # served all the same
+        break
+    except OSError:  # not listening yet
+        time.sleep(0.2)
+PY
+echo "gateway on http://127.0.0.1:${FLASK_RUN_PORT:-5000} — the welcome push appears at http://127.0.0.1:8440/"
 "$BIN/flask" --app wsgi run

@@ -143,6 +143,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serve_first_request(process: subprocess.Popen[Any], port: int, timeout: float = 30) -> None:
+    """Wait until the server ``process`` on ``port`` answers a request (stopping it if it never does)."""
+    import httpx
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(answers, timeout, "the server to answer")
+    except BaseException:
+        process.kill()
+        process.wait(10)
+        raise
+
+
 @pytest.mark.slow
 def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window(
     app: Flask,
@@ -178,13 +198,16 @@ def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window
     )
 
     def gateway() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(free_port())],
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        serve_first_request(process, port)  # `flask run` starts its worker with the first request
+        return process
 
     first = gateway()
     try:
