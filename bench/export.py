@@ -70,7 +70,7 @@ from store import db as store_db  # noqa: E402
 from store.models import App, BroadLog, Delivery, Profile, Subscription, SyncState  # noqa: E402
 from sync import service  # noqa: E402
 from sync import state as sync_state  # noqa: E402
-from sync.export_sources import SOURCES  # noqa: E402
+from sync.export.sources import SOURCES  # noqa: E402
 from sync.peers.platform_api.state import PeerConfig  # noqa: E402
 from sync.platform.client import Platform  # noqa: E402
 from sync.platform.streaming import Envelopes, dumps, fits, request_body  # noqa: E402

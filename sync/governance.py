@@ -1,8 +1,9 @@
 """Governance: data usage labels and policies, checked before a segment file is applied.
 
 pushgate enforces Adobe Experience Platform data governance on its own side of the fence. The
-labels and policies live in the sync configuration file (``PUSHGATE_SYNC_CONFIG``), written in the
-Policy Service API's own shape so that they can be copied from Platform::
+labels and policies are the ``governance`` section of the sync configuration file
+(:mod:`sync.config`, ``PUSHGATE_SYNC_CONFIG``), written in the Policy Service API's own shape so
+that they can be copied from Platform::
 
     {
       "governance": {
@@ -21,9 +22,12 @@ Policy Service API's own shape so that they can be copied from Platform::
             "deny": {"operator": "OR", "operands": [{"label": "C4"}, {"operator": "AND", "operands": [...]}]}
           }
         ]
-      },
-      "audiences": {"names": {"<segmentId>": "<audience name>"}}
+      }
     }
+
+This module is the policy engine: the section's model (:class:`Governance`, checked when the file
+is loaded) and its evaluation (:func:`labels_for`, :func:`evaluate`, :func:`check_file`,
+:func:`describe`), which read a loaded configuration and never the file.
 
 The contract, following Adobe's Policy Service documentation (``/policies`` endpoint guide, the
 ``PolicyExpression`` and ``PolicyBody`` schemas of the Policy Service API, the policy evaluation
@@ -62,11 +66,8 @@ The verdict
 
 Policies copied from a Policy Service response may keep their service properties (``id``,
 ``imsOrg``, ``created``, ``_links``, …); they are ignored. Any other unknown key inside
-``governance`` or ``audiences`` is refused, as is any malformed content; unknown top-level
-sections are kept for the modules that own them. :func:`load_sync_config` reports the first
-problem as one line naming ``PUSHGATE_SYNC_CONFIG``, the file and the place, e.g.
-``PUSHGATE_SYNC_CONFIG /etc/pushgate/sync.json: governance.policies[0].deny: unknown operator "XOR"
-(expected AND or OR)``.
+``governance`` is refused, as is any malformed content, when the file is loaded
+(:func:`sync.config.load_sync_config`, one line naming the place).
 
 Sources: https://experienceleague.adobe.com/docs/experience-platform/data-governance/api/policies.html
 (policy shape, ``PolicyExpression``), .../data-governance/api/evaluation.html (only ENABLED policies
@@ -82,16 +83,9 @@ import re
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
-
-from core.errors import ConfigError
-
-#: The setting that names the sync configuration file; every loading error starts with it.
-ENV_VAR = "PUSHGATE_SYNC_CONFIG"
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: pushgate's marketing action: sending push notifications to the members of an audience.
 MARKETING_ACTION = "pushTargeting"
@@ -171,7 +165,8 @@ def _check_one_line(value: str) -> str:
 #: A data usage label name (core or custom).
 Label = Annotated[str, AfterValidator(_check_label)]
 _FieldPath = Annotated[str, AfterValidator(_check_field_path)]
-_Text = Annotated[str, AfterValidator(_check_one_line)]
+#: One line of text, not empty (names in the configuration file).
+OneLine = Annotated[str, AfterValidator(_check_one_line)]
 
 
 def label_sort_key(label: str) -> tuple[int, int, str]:
@@ -253,7 +248,7 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: _Text
+    name: OneLine
     status: Literal["ENABLED", "DRAFT", "DISABLED"]
     marketingActionRefs: list[str]  # the Policy Service's own key
     description: str | None = None
@@ -301,7 +296,7 @@ class GovernanceLabels(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fields: dict[_FieldPath, list[Label]] = Field(default_factory=dict)
-    datasets: dict[_Text, list[Label]] = Field(default_factory=dict)
+    datasets: dict[OneLine, list[Label]] = Field(default_factory=dict)
 
 
 class Governance(BaseModel):
@@ -323,23 +318,6 @@ class Governance(BaseModel):
         return value
 
 
-class Audiences(BaseModel):
-    """The ``audiences`` section: display names of Platform segments, by segment id."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    names: dict[_Text, _Text] = Field(default_factory=dict)
-
-
-class SyncConfig(BaseModel):
-    """The sync configuration file. Unknown top-level sections are kept (``model_extra``) for their owners."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    governance: Governance = Field(default_factory=Governance)
-    audiences: Audiences = Field(default_factory=Audiences)
-
-
 @dataclass(frozen=True, slots=True)
 class Violation:
     """A violated policy: its name, its ``deny`` rendered (``C4 OR (C2 AND S1)``) and the labels evaluated."""
@@ -349,117 +327,11 @@ class Violation:
     labels: list[str]
 
 
-class _DuplicateKey(Exception):
-    pass
+class Configured(Protocol):
+    """What the engine reads: a loaded configuration's ``governance`` section (:class:`sync.config.SyncConfig`)."""
 
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
-_JSON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
-    (bool, "a boolean"),
-    ((int, float), "a number"),
-    (str, "a string"),
-    (list, "an array"),
-    (dict, "an object"),
-)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    for kinds, name in _JSON_TYPES:
-        if isinstance(value, kinds):
-            return name
-    return type(value).__name__
-
-
-_EXPECTED = {
-    "model_type": "an object",
-    "model_attributes_type": "an object",
-    "dict_type": "an object",
-    "list_type": "an array",
-    "string_type": "a string",
-}
-
-
-def _where(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if part == "[key]":
-            continue
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{_quote(part)}]"
-    return out
-
-
-def _describe_error(error: ErrorDetails) -> str:
-    kind = error["type"]
-    loc = error["loc"]
-    if kind == "recursion_depth_exceeded":
-        return f"{_where(loc[:4])}: nested too deeply"
-    if kind == "extra_forbidden":
-        message = "unknown key"
-    elif kind == "missing":
-        message = "required"
-    elif kind in _EXPECTED:
-        message = f"expected {_EXPECTED[kind]}, got {_json_type(error.get('input'))}"
-    elif kind == "literal_error":
-        message = f"{error['msg']}, got {_quote(error.get('input'))}"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-    where = _where(loc)
-    return f"{where}: {message}" if where else message
-
-
-def load_sync_config(path: Path | None) -> SyncConfig:
-    """Read and validate the sync configuration file; ``None`` (no file configured) is an empty config.
-
-    Raises :class:`ConfigError` with one line naming ``PUSHGATE_SYNC_CONFIG``, the file and the first
-    problem: missing or unreadable file, not UTF-8, not JSON (or a key twice in one object), not an
-    object at the top, or malformed ``governance`` / ``audiences`` content.
-    """
-    if path is None:
-        return SyncConfig()
-    prefix = f"{ENV_VAR} {path}"
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{prefix}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{prefix}: is a directory, not a file") from None
-    except OSError as exc:
-        raise ConfigError(f"{prefix}: cannot read the file ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{prefix}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{prefix}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except _DuplicateKey as exc:
-        raise ConfigError(f"{prefix}: not valid JSON: key {_quote(exc.args[0])} twice in one object") from None
-    except RecursionError:
-        raise ConfigError(f"{prefix}: not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix}: expected a JSON object at the top, got {_json_type(data)}")
-    try:
-        return SyncConfig.model_validate(data, strict=True)
-    except ValidationError as exc:
-        errors = exc.errors()
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{prefix}: {_describe_error(errors[0])}{more}") from None
+    @property
+    def governance(self) -> Governance: ...
 
 
 def _paths_from_root(column: str) -> Iterable[str]:
@@ -468,7 +340,7 @@ def _paths_from_root(column: str) -> Iterable[str]:
         yield ".".join(parts[:end])
 
 
-def labels_for(columns: Iterable[str], config: SyncConfig, dataset: str | None = None) -> set[str]:
+def labels_for(columns: Iterable[str], config: Configured, dataset: str | None = None) -> set[str]:
     """The labels that count for a file: the union over every column it contains, plus its dataset's.
 
     A column gets the labels of its exact path, of each parent path (a label on ``person.name``
@@ -490,7 +362,7 @@ def labels_for(columns: Iterable[str], config: SyncConfig, dataset: str | None =
     return found
 
 
-def evaluate(labels: AbstractSet[str], config: SyncConfig, action: str = MARKETING_ACTION) -> list[Violation]:
+def evaluate(labels: AbstractSet[str], config: Configured, action: str = MARKETING_ACTION) -> list[Violation]:
     """The ENABLED policies for ``action`` whose ``deny`` is true for ``labels``, in file order.
 
     An empty list means the action is allowed. Each :class:`Violation` carries every evaluated label,
@@ -505,7 +377,7 @@ def evaluate(labels: AbstractSet[str], config: SyncConfig, action: str = MARKETI
     ]
 
 
-def check_file(columns: Iterable[str], config: SyncConfig, dataset: str | None = None) -> list[Violation]:
+def check_file(columns: Iterable[str], config: Configured, dataset: str | None = None) -> list[Violation]:
     """:func:`evaluate` the labels of a segment file's columns (and dataset) against push targeting."""
     return evaluate(labels_for(columns, config, dataset), config, MARKETING_ACTION)
 

@@ -30,8 +30,8 @@ from typing import Any
 from core.config import Settings
 from core.errors import ConfigError, ExternalError
 from sync import state, xdm
-from sync.export import ExportConfig, check_settings, export_config
-from sync.governance import load_sync_config
+from sync.config import sync_config
+from sync.export.config import ExportConfig, check_settings, export_config
 from sync.platform.client import Platform
 from sync.platform.registry import Outcome, Registry
 from sync.runs import FileOutcome, RunContext, SyncError
@@ -46,8 +46,9 @@ def run(context: RunContext) -> None:
     settings = context.settings
     check_settings(settings, streaming=False)
     try:
-        config = export_config(settings)
-        labels = load_sync_config(settings.sync_config).governance.labels.datasets
+        loaded = sync_config(settings)
+        config = export_config(settings, loaded)
+        labels = loaded.governance.labels.datasets
     except ConfigError as exc:
         raise SyncError(str(exc)) from None
     requested = context.options.get("streams") or xdm.STREAMS

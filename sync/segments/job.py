@@ -43,7 +43,8 @@ from core.errors import ConfigError
 from store.models import Audience, AudienceImport, SyncFile
 from store.types import utcnow
 from store.upsert import upsert
-from sync.governance import SyncConfig, check_file, describe, load_sync_config
+from sync.config import SyncConfig, sync_config
+from sync.governance import check_file, describe
 from sync.runs import FileOutcome, RunContext, SyncError
 from sync.segments.names import Export, ExportFile, group_exports, parse_name
 from sync.segments.reader import STATUS_NAMES, Blocked, FileProblem, PartStats, ReadOptions, Segments, read_part
@@ -131,7 +132,7 @@ def run(context: RunContext, source: BlobSource | None = None) -> None:
             "(e.g. personalEmail.address)"
         )
     try:
-        config = load_sync_config(settings.sync_config)
+        config = sync_config(settings)
     except ConfigError as exc:
         raise SyncError(str(exc)) from None
     if source is None:

@@ -9,16 +9,15 @@ from typing import Any
 import pytest
 
 from core.errors import ConfigError
+from sync.config import SyncConfig, load_sync_config
 from sync.governance import (
     CORE_LABELS,
     MARKETING_ACTION,
-    SyncConfig,
     Violation,
     check_file,
     describe,
     evaluate,
     labels_for,
-    load_sync_config,
     sort_labels,
 )
 

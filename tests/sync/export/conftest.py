@@ -11,7 +11,8 @@ from flask import Flask
 
 from core.config import Settings
 from store.models import SyncRun, SyncState
-from sync import export, provision, service
+from sync import provision, service
+from sync.export import job as export_job
 from sync.peers.platform import PlatformPeer
 from sync.platform.client import Platform
 from tests.conftest import runtime_of
@@ -33,7 +34,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     def platform(settings: Settings) -> Platform:
         return Platform(settings, sleep=asked.append)
 
-    monkeypatch.setattr(export, "make_platform", platform)
+    monkeypatch.setattr(export_job, "make_platform", platform)
     monkeypatch.setattr(provision, "make_platform", platform)
     return asked
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pytest
 
 from store.models import BroadLog, Profile
-from sync.export_sources import SOURCES, select_list
+from sync.export.sources import SOURCES, select_list
 from sync.xdm.records import AddressRow, BroadLogRow, ProfileRow, TrackingRow
 
 ROW_TYPES = {"broadlog": BroadLogRow, "trackinglog": TrackingRow, "quarantine": AddressRow, "preferences": ProfileRow}
