@@ -139,6 +139,7 @@ def run(url: str, app_id: int, template: str, batch_size: int) -> dict[str, Any]
     from sqlalchemy import event
 
     from domain.deliveries import DeliveryCreate, create_delivery
+    from push import payloads
     from push.engine import Engine, EngineSettings
     from store import db as store_db
 
@@ -156,7 +157,7 @@ def run(url: str, app_id: int, template: str, batch_size: int) -> dict[str, Any]
     try:
         with sessions.begin() as session:
             data = {"app_id": app_id, "name": template, "target": {"all": True}, "message": {"title": template}}
-            delivery, _ = create_delivery(session, DeliveryCreate.model_validate(data))
+            delivery, _ = create_delivery(session, DeliveryCreate.model_validate(data), payloads=payloads)
             delivery_id = delivery.id
         delivery_engine.start_due()
 

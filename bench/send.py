@@ -227,6 +227,7 @@ def run_delivery(
     from sqlalchemy import func, select
 
     from domain.deliveries import DeliveryCreate, create_delivery
+    from push import payloads
     from store import db as store_db
     from store.codes import BroadLogStatus
     from store.models import BroadLog, Delivery
@@ -247,7 +248,7 @@ def run_delivery(
         cpu_before, peer_before = gateway.cpu(), emulators.cpu(platform_name)
         started = time.perf_counter()
         with sessions.begin() as session:
-            delivery, _ = create_delivery(session, data)
+            delivery, _ = create_delivery(session, data, payloads=payloads)
             delivery_id = delivery.id
         pending_query = (
             select(BroadLog.id)
@@ -323,6 +324,7 @@ def run_one_delivery_to_all(
     from sqlalchemy import func, select
 
     from domain.deliveries import DeliveryCreate, create_delivery
+    from push import payloads
     from store import db as store_db
     from store.codes import BroadLogStatus
     from store.models import BroadLog, Delivery
@@ -343,7 +345,7 @@ def run_one_delivery_to_all(
         peers_before = {name: emulators.cpu(name) for name in PLATFORMS}
         started = time.perf_counter()
         with sessions.begin() as session:
-            delivery, _ = create_delivery(session, data)
+            delivery, _ = create_delivery(session, data, payloads=payloads)
             delivery_id = delivery.id
         started_after = None
         while len(finished) < len(PLATFORMS):

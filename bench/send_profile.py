@@ -182,6 +182,7 @@ async def drive(
     from gateway.app import create_app
     from gateway.runtime import runtime
     from gateway.worker import build_worker
+    from push import payloads
     from store.codes import BroadLogStatus
     from store.models import BroadLog, Delivery
 
@@ -210,6 +211,7 @@ async def drive(
                         "platforms": [platform_name],
                     }
                 ),
+                payloads=payloads,
             )
             delivery_id = delivery.id
         while True:

@@ -116,4 +116,3 @@ def analyse(session: Session, delivery: Delivery) -> int:
         execution_options={"preserve_rowcount": True},
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
-

@@ -2,14 +2,19 @@
 
 A delivery is created ``scheduled`` (for now or for ``schedule_at``); the worker analyses it into
 broadLog rows when it is due, sends them, and marks it ``completed``. Counts are derived from the
-broadLog and trackingLog rows, never stored twice.
+broadLog and trackingLog rows, never stored twice. Status changes go through
+:mod:`domain.delivery_status`.
+
+Creation and preview measure the pushes a message makes, with the payload encoding the sender
+uses: the caller passes it (:class:`PayloadEncoding`, implemented by :mod:`push.payloads`), so the
+encoding has one home and domain does not import push.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Select, func, select, update
@@ -17,19 +22,41 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, Conflict, NotFound
+from domain import delivery_status
 from domain.fields import ID_MAX, SINGLE_LINE, Name
+from domain.messages import Message, Unsendable
 from domain.personalisation import LookupTables
-from push.messages import Message
-from push.payloads import PayloadTooLarge, apns_request, check_size, fcm_message
-from push.templates import RenderProblem, TemplateProblem, compile_message, make_context, preview_data, render
+from domain.templates.rendering import RenderContext, RenderedMessage, make_context, preview_data, render
+from domain.templates.sandbox import CompiledMessage, compile_message
 from store.clock import stamp
-from store.codes import BroadLogStatus, FailureReason, FailureType, readable
+from store.codes import BroadLogStatus, DeliveryStatus, FailureReason, FailureType, readable
 from store.models import App, Audience, BroadLog, Delivery, Profile, TrackingLog
 from store.types import iso, utcnow
 
 DEFAULT_VALIDITY = 24 * 3600
 MAX_TARGET_IDS = 10_000
-STATUSES = ("scheduled", "running", "completed", "cancelled", "failed")
+STATUSES: tuple[str, ...] = tuple(DeliveryStatus)
+
+
+class PayloadEncoding(Protocol):
+    """How a rendered message becomes the push a provider is sent: :mod:`push.payloads`.
+
+    Every function raises :class:`~domain.messages.Unsendable` (``PayloadTooLarge``, a template's
+    ``RenderProblem``) for a message that cannot be sent."""
+
+    def check_size(self, compiled: CompiledMessage, sample_context: RenderContext | None = None) -> object:
+        """Refuse a message whose push could be too large at send time, for any profile."""
+        ...
+
+    def apns_request(
+        self, rendered: RenderedMessage, *, broadlog_id: int, delivery_id: int, sdk: str, topic: str
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The APNs payload and headers of one iOS push."""
+        ...
+
+    def fcm_message(self, rendered: RenderedMessage, *, broadlog_id: int, delivery_id: int, sdk: str) -> dict[str, Any]:
+        """The FCM ``message`` object of one Android push."""
+        ...
 
 
 class Target(BaseModel):
@@ -76,11 +103,12 @@ class DeliveryCreate(BaseModel):
         return value
 
 
-def create_delivery(session: Session, data: DeliveryCreate) -> tuple[Delivery, bool]:
+def create_delivery(session: Session, data: DeliveryCreate, *, payloads: PayloadEncoding) -> tuple[Delivery, bool]:
     """Create the delivery, or return the one made earlier with the same idempotency key.
 
     Returns ``(delivery, created)``. The message's templates are compiled and its worst-case
-    payload size checked here, so a delivery that cannot be sent is refused now, not at send time.
+    payload size checked here (with ``payloads``, the sender's encoding), so a delivery that
+    cannot be sent is refused now, not at send time.
     """
     if data.idempotency_key is not None:
         existing = session.scalar(select(Delivery).where(Delivery.idempotency_key == data.idempotency_key))
@@ -94,11 +122,15 @@ def create_delivery(session: Session, data: DeliveryCreate) -> tuple[Delivery, b
     if data.target.audience is not None and session.get(Audience, data.target.audience) is None:
         raise BadRequest(f"no audience with id {data.target.audience}", code="unknown_audience")
     try:
-        check_size(compile_message(data.message, platforms))
-    except (TemplateProblem, RenderProblem, PayloadTooLarge) as exc:
+        payloads.check_size(compile_message(data.message, platforms))
+    except Unsendable as exc:  # a template refused, or a push that could be too large
         raise BadRequest(str(exc), code="invalid_message") from None
     delivery = Delivery(
-        app_id=app.id, platforms=platforms, status="scheduled", idempotency_key=data.idempotency_key, **_stored(data)
+        app_id=app.id,
+        platforms=platforms,
+        status=DeliveryStatus.SCHEDULED,
+        idempotency_key=data.idempotency_key,
+        **_stored(data),
     )
     session.add(delivery)
     try:
@@ -196,7 +228,7 @@ class _PreviewSubscription:
             setattr(self, name, None)
 
 
-def preview(session: Session, data: DeliveryPreview) -> dict[str, Any]:
+def preview(session: Session, data: DeliveryPreview, *, payloads: PayloadEncoding) -> dict[str, Any]:
     app = session.get(App, data.app_id)
     if app is None:
         raise BadRequest(f"no app with id {data.app_id}", code="unknown_app")
@@ -214,18 +246,19 @@ def preview(session: Session, data: DeliveryPreview) -> dict[str, Any]:
             context = make_context(profile, _PreviewSubscription(platform, data.sdk), tables)  # type: ignore[arg-type]
             rendered = render(compiled, context, platform)
             if platform == "ios":
-                payload, headers = apns_request(
+                payload, headers = payloads.apns_request(
                     rendered, broadlog_id=1, delivery_id=1, sdk=data.sdk, topic=part.app_identifier
                 )
                 result[platform] = {"rendered": preview_data(rendered), "payload": payload, "headers": headers}
             else:
-                message = fcm_message(rendered, broadlog_id=1, delivery_id=1, sdk=data.sdk)
+                message = payloads.fcm_message(rendered, broadlog_id=1, delivery_id=1, sdk=data.sdk)
                 result[platform] = {"rendered": preview_data(rendered), "payload": message}
             result[platform]["size"] = len(
                 json.dumps(result[platform]["payload"], separators=(",", ":"), ensure_ascii=False).encode()
             )
-        check_size(compiled, make_context(profile, _PreviewSubscription("ios", data.sdk), tables))  # type: ignore[arg-type]
-    except (TemplateProblem, RenderProblem, PayloadTooLarge) as exc:
+        sample = make_context(profile, _PreviewSubscription("ios", data.sdk), tables)  # type: ignore[arg-type]
+        payloads.check_size(compiled, sample)
+    except Unsendable as exc:  # a template refused or failing for this profile, or a push too large
         raise BadRequest(str(exc), code="invalid_message") from None
     return result
 
@@ -239,10 +272,9 @@ def get_delivery(session: Session, delivery_id: int) -> Delivery:
 
 def cancel(session: Session, delivery: Delivery) -> Delivery:
     """Stop a scheduled or running delivery; its Pending messages become Cancelled."""
-    if delivery.status not in ("scheduled", "running"):
-        raise Conflict(f"a {delivery.status} delivery cannot be cancelled", code="not_cancellable")
-    delivery.status = "cancelled"
-    delivery.ended_at = utcnow()
+    if not delivery_status.cancel(session, delivery.id, utcnow()):
+        session.refresh(delivery)  # a worker may have moved it since it was read
+        raise delivery_status.refusal(delivery_status.CANCEL, delivery.status)
     session.execute(
         update(BroadLog)
         .where(BroadLog.delivery_id == delivery.id, BroadLog.status == BroadLogStatus.PENDING)
@@ -338,7 +370,7 @@ def describe_broadlog(row: BroadLog) -> dict[str, Any]:
 
 
 def due(delivery: Delivery, now: datetime) -> bool:
-    return delivery.status == "scheduled" and (delivery.schedule_at is None or delivery.schedule_at <= now)
+    return delivery.status == DeliveryStatus.SCHEDULED and (delivery.schedule_at is None or delivery.schedule_at <= now)
 
 
 def validity_end(delivery: Delivery) -> datetime:

@@ -27,6 +27,7 @@ from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
 from push.emulators import runner
 from push.emulators.fcm import new_service_account
+from store.codes import DeliveryStatus
 from store.models import App, AppPlatform, Delivery, Profile
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def demo_command(fcm_token_url: str) -> None:
             target={"all": True},
             platforms=["android", "ios"],
             message={"title": "Hello {{ profile.first_name }}", "body": "Your first push through pushgate."},
-            status="scheduled",
+            status=DeliveryStatus.SCHEDULED,
             validity_seconds=3600,
         )
         session.add(delivery)

@@ -1,5 +1,7 @@
-"""The push engine: deliveries through FCM and APNs, broadLog, quarantine, local emulators.
+"""The sending machinery: the delivery engine and its worker, the APNs and FCM providers, the
+payload encoding (:mod:`push.payloads`) and the local emulators.
 
-Not built yet (issue 3). The store already holds its tables (delivery, broadlog, trackinglog,
-address) and the gateway already records tracking calls against broadLog rows.
+What a message is, what its templates may read and how a delivery's status may change are domain
+rules (:mod:`domain.messages`, :mod:`domain.templates`, :mod:`domain.delivery_status`): push
+imports domain, never the reverse.
 """

@@ -27,7 +27,7 @@ _BROADLOG = cast(Table, BroadLog.__table__)
 
 @dataclass(slots=True)
 class LoadedSubscription:
-    """The subscription columns a push reads (``push.templates.SubscriptionLike`` plus the token)."""
+    """The subscription columns a push reads (``domain.templates.rendering.SubscriptionLike`` plus the token)."""
 
     token: str
     additional_params: dict[str, Any]
@@ -46,7 +46,7 @@ class LoadedSubscription:
 
 @dataclass(slots=True)
 class LoadedProfile:
-    """The profile columns a template reads (``push.templates.ProfileLike``)."""
+    """The profile columns a template reads (``domain.templates.rendering.ProfileLike``)."""
 
     attributes: dict[str, Any]
     external_id: str

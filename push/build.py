@@ -1,17 +1,18 @@
 """Turning one broadLog row into one :class:`PushMessage`: render the delivery's templates for the
 row's profile and subscription, then build the platform payload. Pure apart from the compiled
-templates it caches per delivery; a row that cannot be built raises :class:`push.messages.Unsendable`."""
+templates it caches per delivery; a row that cannot be built raises :class:`domain.messages.Unsendable`."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from domain.deliveries import validity_end
+from domain.messages import Message
 from domain.personalisation import LookupTables
+from domain.templates.rendering import ProfileLike, SubscriptionLike, make_context, render
+from domain.templates.sandbox import compile_message
 from push import payloads
-from push.messages import Message
 from push.providers.base import PushMessage
-from push.templates import ProfileLike, SubscriptionLike, compile_message, make_context, render
 from store.models import AppPlatform, Delivery
 from store.types import utcnow
 

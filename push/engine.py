@@ -29,16 +29,16 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import MESSAGES, PROVIDER_LATENCY
-from domain import deliveries, quarantine
+from domain import deliveries, delivery_status, quarantine
 from domain.analysis import analyse
+from domain.messages import Unsendable
 from domain.personalisation import LookupTables
 from push import batch_sql
 from push.batch_sql import LoadedProfile, LoadedSubscription
 from push.build import Builder
-from push.messages import Unsendable
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from store.clock import stamp
-from store.codes import BroadLogStatus, FailureReason, FailureType
+from store.codes import BroadLogStatus, DeliveryStatus, FailureReason, FailureType
 from store.models import AppPlatform, BroadLog, Delivery
 from store.types import utcnow
 
@@ -78,17 +78,12 @@ class Engine:
         started = []
         with self.sessions() as session:
             candidates = session.scalars(
-                select(Delivery).where(Delivery.status == "scheduled").order_by(Delivery.id)
+                select(Delivery).where(Delivery.status == DeliveryStatus.SCHEDULED).order_by(Delivery.id)
             ).all()
             for delivery in candidates:
                 if not deliveries.due(delivery, now):
                     continue
-                claimed = session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery.id, Delivery.status == "scheduled")
-                    .values(status="running", started_at=now)
-                )
-                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                if not delivery_status.start(session, delivery.id, now):
                     continue  # another worker took it
                 session.refresh(delivery)
                 targeted = analyse(session, delivery)
@@ -102,7 +97,7 @@ class Engine:
         lookup caches) is dropped for the others: another worker may have finished or cancelled
         them, and a long-lived worker must not keep every delivery it ever sent."""
         with self.sessions() as session:
-            ids = list(session.scalars(select(Delivery.id).where(Delivery.status == "running")))
+            ids = list(session.scalars(select(Delivery.id).where(Delivery.status == DeliveryStatus.RUNNING)))
         return self._keep_only(ids)
 
     def poll(self, now: datetime | None = None) -> list[int]:
@@ -112,10 +107,10 @@ class Engine:
         bind = self.sessions.kw["bind"]
         with bind.connect() as connection:  # a Core connection: an ORM session cost twice the CPU
             rows = connection.execute(_POLL).all()
-        if any(status == "scheduled" for _, status in rows):
+        if any(status == DeliveryStatus.SCHEDULED for _, status in rows):
             self.start_due(now)
             return self.running()
-        return self._keep_only([delivery_id for delivery_id, status in rows if status == "running"])
+        return self._keep_only([delivery_id for delivery_id, status in rows if status == DeliveryStatus.RUNNING])
 
     def _keep_only(self, ids: list[int]) -> list[int]:
         for cache in (self._builders, self._contexts):
@@ -127,7 +122,7 @@ class Engine:
         """Mark the delivery completed when nothing is Pending; True when it is over."""
         with self.sessions.begin() as session:
             delivery = session.get(Delivery, delivery_id)
-            if delivery is None or delivery.status != "running":
+            if delivery is None or delivery.status != DeliveryStatus.RUNNING:
                 return True
             pending = session.scalar(
                 select(BroadLog.id)
@@ -136,7 +131,7 @@ class Engine:
             )
             if pending is not None:
                 return False
-            delivery.status, delivery.ended_at = "completed", utcnow()
+            delivery_status.complete(session, delivery_id, utcnow())
             self._builders.pop(delivery_id, None)
             self._contexts.pop(delivery_id, None)
             log.info("delivery %s completed", delivery_id)
@@ -324,7 +319,7 @@ class Engine:
         assert error.retryable, kind  # every final kind is handled above
         delay = self._backoff(attempts, error)
         retry_at = now + timedelta(seconds=delay)
-        if attempts < self.settings.max_attempts and retry_at < end and delivery.status == "running":
+        if attempts < self.settings.max_attempts and retry_at < end and delivery.status == DeliveryStatus.RUNNING:
             session.connection().execute(
                 update(_BROADLOG)
                 .where(_BROADLOG.c.id == broadlog_id)
@@ -396,5 +391,5 @@ class Row(NamedTuple):
 
 
 #: A worker's tick: the deliveries due to start or running (see Engine.poll).
-_POLL = select(Delivery.id, Delivery.status).where(Delivery.status.in_(("scheduled", "running")))
+_POLL = select(Delivery.id, Delivery.status).where(Delivery.status.in_(delivery_status.ACTIVE))
 _BROADLOG = cast(Table, BroadLog.__table__)

@@ -66,18 +66,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from push.messages import PLATFORMS, Action, Unsendable
-from push.templates import (
-    DATA_DYNAMIC_ALLOWANCE,
-    ELLIPSIS,
-    CompiledMessage,
-    CompiledPlatform,
-    RenderContext,
-    RenderedMessage,
-    RenderProblem,
-    data_limit,
-    render,
-)
+from domain.messages import PLATFORMS, Action, Unsendable
+from domain.templates.rendering import RenderContext, RenderedMessage, RenderProblem, render
+from domain.templates.sandbox import DATA_DYNAMIC_ALLOWANCE, ELLIPSIS, CompiledMessage, CompiledPlatform, data_limit
 
 Sdk = Literal["campaign-classic", "campaign-standard", "edge", "native"]
 SDKS: tuple[Sdk, ...] = ("campaign-classic", "campaign-standard", "edge", "native")
@@ -457,7 +448,7 @@ def check_size(
 
     1. the *floor* -- the push with every text field empty and every data value at the largest
        size its template can render to (static values exactly; templated ones at their literal
-       text plus ``DATA_DYNAMIC_ALLOWANCE`` bytes, the limit :func:`push.templates.render`
+       text plus ``DATA_DYNAMIC_ALLOWANCE`` bytes, the limit :func:`domain.templates.rendering.render`
        enforces) -- must fit 4096 bytes;
     2. the push rendered for ``sample_context`` (the preview profile) must fit without
        shortening any text. Without a sample, an empty profile is used, which leaves the
@@ -466,7 +457,7 @@ def check_size(
     Guarantee when it returns: for those platforms and SDK families, :func:`apns_request` and
     :func:`fcm_message` never raise :class:`PayloadTooLarge` at send time, whatever the profile
     (only text can grow beyond the floor, and text is shortened to fit); and the sample renders
-    in full. A template failing for the given sample raises :class:`push.templates.RenderProblem`.
+    in full. A template failing for the given sample raises :class:`domain.templates.rendering.RenderProblem`.
     Returns the sizes (for the preview endpoint); raises :class:`PayloadTooLarge` otherwise.
     """
     reports = []

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from core.metrics import QUEUE_DEPTH
 from push.engine import Engine
-from store.codes import BroadLogStatus, Channel
+from store.codes import BroadLogStatus, Channel, DeliveryStatus
 from store.models import BroadLog, Delivery
 
 log = logging.getLogger("pushgate.worker")
@@ -138,7 +138,7 @@ class Worker:
                     select(func.count())
                     .select_from(BroadLog)
                     .join(Delivery, Delivery.id == BroadLog.delivery_id)
-                    .where(Delivery.status == "running", BroadLog.status == BroadLogStatus.PENDING)
+                    .where(Delivery.status == DeliveryStatus.RUNNING, BroadLog.status == BroadLogStatus.PENDING)
                 )
                 or 0
             )

@@ -1,8 +1,9 @@
-"""Campaign's numeric codes (docs/protocols.md §4), with the readable names the API shows."""
+"""Campaign's numeric codes (docs/protocols.md §4), with the readable names the API shows, and the
+statuses of a delivery (stored and shown as their string values)."""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 
 class Channel(IntEnum):
@@ -19,6 +20,17 @@ class BroadLogStatus(IntEnum):
     FAILED = 2
     PENDING = 6
     CANCELLED = 7
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery's ``status`` column and API field. The moves between them are in
+    :mod:`domain.delivery_status`."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 class FailureType(IntEnum):

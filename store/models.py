@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.clock import ordered_now
+from store.codes import DeliveryStatus
 from store.types import JSONType, UTCDateTime, utcnow
 
 NAMING = {
@@ -187,7 +188,7 @@ class Delivery(Timestamps, Base):
     message: Mapped[dict[str, Any]] = mapped_column(JSONType)
     target: Mapped[dict[str, Any]] = mapped_column(JSONType)
     platforms: Mapped[list[str]] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.SCHEDULED.value)
     schedule_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rate_per_second: Mapped[float | None]
     validity_seconds: Mapped[int | None]

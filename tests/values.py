@@ -3,7 +3,8 @@
 Tests and fixtures take their values from here. Made-up short values (``pkey-1``, a 40-character
 FCM token, an org id of 16 hex digits) once hid a bug: a real Campaign Standard pkey was refused by
 the API while every test passed. Whatever a test needs beyond these, it derives here too, with
-:func:`fcm_token`, :func:`apns_token` and :func:`ecid` (deterministic: same seed, same value).
+:func:`fcm_token`, :func:`apns_token`, :func:`ecid` and :func:`crm_id` (deterministic: same seed,
+same value).
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def ecid(seed: object) -> str:
     """Another ECID: two 63-bit numbers, each zero-padded to 19 digits."""
     raw = _digest(seed, "ecid", 16)
     return "".join(f"{int.from_bytes(half) >> 1:019d}" for half in (raw[:8], raw[8:]))
+
+
+def crm_id(number: int) -> str:
+    """A profile's external id as a CRM writes it: ``CRM-`` and six digits (``crm_id(4211)`` is
+    ``CRM-004211``)."""
+    return f"CRM-{number:06d}"
 
 
 FCM_TOKEN = fcm_token("device-1")

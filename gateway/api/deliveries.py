@@ -14,6 +14,7 @@ from gateway.auth import requires
 from gateway.http import json_body, query_choice, query_int
 from gateway.openapi import operation
 from gateway.runtime import db
+from push import payloads
 from store.codes import BroadLogStatus
 from store.models import BroadLog, Delivery
 
@@ -39,7 +40,7 @@ STATUS_NAMES = {s.name.lower(): s for s in BroadLogStatus}
 def create_delivery() -> tuple[Response, int]:
     data = json_body(deliveries.DeliveryCreate)
     session = db()
-    delivery, was_created = deliveries.create_delivery(session, data)
+    delivery, was_created = deliveries.create_delivery(session, data, payloads=payloads)
     session.commit()
     body = deliveries.describe(session, delivery)
     if not was_created:
@@ -61,7 +62,7 @@ def create_delivery() -> tuple[Response, int]:
 )
 @requires("marketer")
 def preview_delivery() -> Response:
-    return jsonify(deliveries.preview(db(), json_body(deliveries.DeliveryPreview)))
+    return jsonify(deliveries.preview(db(), json_body(deliveries.DeliveryPreview), payloads=payloads))
 
 
 @bp.get("/deliveries")

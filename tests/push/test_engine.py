@@ -22,6 +22,7 @@ from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
 from store.models import BroadLog, Delivery, Profile, Subscription
 from store.types import utcnow
 from tests.factories import make_app, make_profile
+from tests.values import crm_id, fcm_token
 
 ANSWERS = {
     "gone": PushError(ErrorKind.TOKEN_GONE, "Unregistered", 410),
@@ -29,6 +30,23 @@ ANSWERS = {
     "mismatch": PushError(ErrorKind.TOKEN_MISMATCH, "SENDER_ID_MISMATCH", 403),
     "payload": PushError(ErrorKind.PAYLOAD_REJECTED, "INVALID_ARGUMENT", 400),
     "busy": PushError(ErrorKind.THROTTLED, "QUOTA_EXCEEDED", 429, retry_after=0),
+}
+
+
+ALICE = crm_id(4211)
+BOB = crm_id(4212)
+
+
+def scripted_token(name: str) -> str:
+    """An FCM registration token of the real form (seeded by ``name``) behind ``name``'s first word
+    and ``-``: the word the ScriptedProvider answers by (``gone-1`` gives ``gone-`` + a token)."""
+    return fcm_token(name, prefix=name.split("-", maxsplit=1)[0] + "-")
+
+
+#: The world's subscriptions by name (what each is for, at a glance): name -> token.
+TOKENS = {
+    name: scripted_token(name)
+    for name in ("ok-1", "ok-2", "gone-1", "bad-1", "mismatch-1", "payload-1", "busy-1", "bobs-token", "off-1")
 }
 
 
@@ -62,21 +80,21 @@ class ScriptedProvider:
 @pytest.fixture
 def world(app: Flask) -> dict[str, Any]:
     ids = make_app(app)
-    alice = make_profile(app, "alice", first_name="Alice")
-    make_profile(app, "bob", first_name="Bob", push_consent="n")
+    alice = make_profile(app, ALICE, first_name="Alice")
+    make_profile(app, BOB, first_name="Bob", push_consent="n")
     rt = runtime_of(app)
-    tokens = ["ok-1", "ok-2", "gone-1", "bad-1", "mismatch-1", "payload-1", "busy-1", "bobs-token"]
+    names = ["ok-1", "ok-2", "gone-1", "bad-1", "mismatch-1", "payload-1", "busy-1", "bobs-token"]
     with rt.sessions.begin() as session:
-        for token in tokens:
+        for name in names:
             register(
                 session,
                 Registration(
                     app_id=ids["id"],
                     platform="android",
-                    token=token,
+                    token=TOKENS[name],
                     sdk="campaign-classic",
                     push_provider="fcm",
-                    user_key="bob" if token == "bobs-token" else "alice",
+                    user_key=BOB if name == "bobs-token" else ALICE,
                     sets_user_key=True,
                 ),
                 reconciliation_field="external_id",
@@ -84,7 +102,12 @@ def world(app: Flask) -> dict[str, Any]:
         register(
             session,
             Registration(
-                app_id=ids["id"], platform="android", token="off-1", sdk="edge", push_provider="fcm", disabled=True
+                app_id=ids["id"],
+                platform="android",
+                token=TOKENS["off-1"],
+                sdk="edge",
+                push_provider="fcm",
+                disabled=True,
             ),
             reconciliation_field="external_id",
         )
@@ -145,8 +168,9 @@ def test_delivery_outcomes_counts_and_quarantine(client: FlaskClient, keys: Any,
         "clicked": 0,
         "resent_after_crash": 0,
     }
+    names = {token: name for name, token in TOKENS.items()}
     logs = {
-        row["address"]: row
+        names[row["address"]]: row
         for row in client.get(f"/api/v1/deliveries/{delivery['id']}/broadlogs?limit=50", headers=keys.viewer).json[
             "items"
         ]
@@ -162,16 +186,16 @@ def test_delivery_outcomes_counts_and_quarantine(client: FlaskClient, keys: Any,
     assert (logs["off-1"]["status"], logs["off-1"]["failure_reason"]) == ("ignored", "in_quarantine")
     assert (logs["bobs-token"]["status"], logs["bobs-token"]["failure_reason"]) == ("ignored", "denylisted")
     assert logs["ok-1"]["provider_message_id"] == f"pm-{logs['ok-1']['id']}"
-    sent = {m.token: m for m in world["providers"]["android"].sent}
+    sent = {names[m.token]: m for m in world["providers"]["android"].sent}
     assert sorted(sent) == ["busy-1", "ok-1", "ok-2"]
     data = sent["ok-1"].payload["data"]
     assert data["_mId"] == str(logs["ok-1"]["id"]) and data["_dId"] == format(delivery["id"], "x")
     assert data["adb_title"] == "Hi Alice"
     quarantined = client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
-    assert sorted(q["address"] for q in quarantined) == ["bad-1", "gone-1"]
+    assert sorted(names[q["address"]] for q in quarantined) == ["bad-1", "gone-1"]
     with world["rt"].sessions() as session:
         disabled = set(session.scalars(select(Subscription.token).where(Subscription.disabled.is_(True))))
-    assert disabled == {"bad-1", "gone-1", "off-1"}
+    assert {names[token] for token in disabled} == {"bad-1", "gone-1", "off-1"}
     # A second delivery skips the quarantined tokens as Ignored / In quarantine.
     second = create(client, keys, world["ids"]["id"], name="Second")
     drive(world["engine"], second["id"])
@@ -183,7 +207,7 @@ def test_in_flight_rows_after_a_crash_are_resent_and_counted(
     client: FlaskClient, keys: Any, world: dict[str, Any]
 ) -> None:
     engine: Engine = world["engine"]
-    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": [ALICE]})
     engine.start_due()
     claimed = engine.claim(delivery["id"], 2)  # a worker took two rows, then died before recording
     assert len(claimed) == 2
@@ -230,7 +254,7 @@ def test_unsendable_messages_are_refused_at_creation(
 def test_preview_renders_for_a_profile(client: FlaskClient, keys: Any, world: dict[str, Any]) -> None:
     body = {
         "app_id": world["ids"]["id"],
-        "profile": "alice",
+        "profile": ALICE,
         "message": {"title": "Hi {{ profile.first_name }}", "body": "b", "data": {"offer": "A1"}},
     }
     response = client.post("/api/v1/deliveries/preview", json=body, headers=keys.marketer)
@@ -246,8 +270,8 @@ def test_the_batch_loader_reads_every_column_templates_and_payloads_use() -> Non
     the builder) must be loaded too, or templates would silently see nothing."""
     from dataclasses import fields
 
+    from domain.templates.sandbox import PROFILE_FIELDS, SUBSCRIPTION_FIELDS
     from push.batch_sql import LoadedProfile, LoadedSubscription
-    from push.templates import PROFILE_FIELDS, SUBSCRIPTION_FIELDS
 
     loaded_subscription = {f.name for f in fields(LoadedSubscription)}
     assert set(SUBSCRIPTION_FIELDS) | {"additional_params", "token"} <= loaded_subscription
@@ -266,7 +290,7 @@ def test_the_batch_loader_reads_what_the_models_hold(client: FlaskClient, keys: 
     with rt.sessions.begin() as session:
         session.execute(
             update(Subscription)
-            .where(Subscription.token == "ok-1")
+            .where(Subscription.token == TOKENS["ok-1"])
             .values(additional_params={"tier": "gold", "n": 3}, device_name="Pixel", os_version="15")
         )
         alice = session.get(Profile, world["alice"])
@@ -276,7 +300,11 @@ def test_the_batch_loader_reads_what_the_models_hold(client: FlaskClient, keys: 
         register(
             session,
             Registration(
-                app_id=world["ids"]["id"], platform="android", token="anon-1", sdk="edge", push_provider="fcm"
+                app_id=world["ids"]["id"],
+                platform="android",
+                token=fcm_token("anon-1"),
+                sdk="edge",
+                push_provider="fcm",
             ),
             reconciliation_field="external_id",
         )
@@ -304,9 +332,10 @@ def test_the_batch_loader_reads_what_the_models_hold(client: FlaskClient, keys: 
             assert isinstance(row.profile, LoadedProfile)
             assert asdict(row.profile) == {f: getattr(profile, f) for f in asdict(row.profile)}
     loaded = {r.subscription.token: r for r in rows}
-    assert loaded["ok-1"].subscription.additional_params == {"tier": "gold", "n": 3}
-    assert loaded["ok-1"].profile is not None
-    assert loaded["ok-1"].profile.attributes == {"city": "Lyon", "points": [1, 2]}
+    ok = loaded[TOKENS["ok-1"]]
+    assert ok.subscription.additional_params == {"tier": "gold", "n": 3}
+    assert ok.profile is not None
+    assert ok.profile.attributes == {"city": "Lyon", "points": [1, 2]}
     assert any(r.profile is None for r in rows)  # an anonymous registration
 
 
@@ -314,7 +343,7 @@ def test_a_claim_can_take_one_platform_only(client: FlaskClient, keys: Any, worl
     """The worker's loops start one platform each for a delivery to both: a claim for a channel
     takes only that channel's rows (this world's subscriptions are all Android, channel 42)."""
     engine: Engine = world["engine"]
-    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": [ALICE]})
     engine.start_due()
     with world["rt"].sessions() as session:
         pending = set(
@@ -332,7 +361,7 @@ def test_what_an_engine_keeps_per_delivery_goes_when_the_delivery_stops_running(
     """Another worker may finish or cancel a delivery: this engine's builder and cached delivery
     for it are dropped at its next look at the running deliveries, not kept for ever."""
     engine: Engine = world["engine"]
-    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": [ALICE]})
     engine.start_due()
     asyncio.run(engine.run_batch(delivery["id"], limit=1))
     assert delivery["id"] in engine._builders and delivery["id"] in engine._contexts
@@ -349,7 +378,7 @@ def test_a_poll_starts_what_is_due_and_names_what_runs(client: FlaskClient, keys
     the engine keeps for a delivery goes once the delivery stops running, as with running()."""
     engine: Engine = world["engine"]
     assert engine.poll() == []
-    now = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    now = create(client, keys, world["ids"]["id"], target={"profiles": [ALICE]})
     later = create(client, keys, world["ids"]["id"], name="Later", schedule_at="2099-01-01T09:00:00Z")
     assert engine.poll() == [now["id"]]
     assert engine.poll() == [now["id"]]  # nothing scheduled is due: one query, the same answer
@@ -367,7 +396,7 @@ def test_sent_rows_carry_their_provider_id_and_a_readable_event_date(
     """Sent rows are written straight to the driver: the stamp must read back through the model
     as the same aware UTC instant (the Platform export's watermark is built on it)."""
     before = utcnow()
-    delivery = create(client, keys, world["ids"]["id"], target={"profiles": ["alice"]})
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": [ALICE]})
     drive(world["engine"], delivery["id"])
     with world["rt"].sessions() as session:
         rows = session.execute(
@@ -398,7 +427,7 @@ def test_starting_a_delivery_counts_every_broadlog_row_it_writes(
     [
         ({"name": "Winter sale (copy)"}, "name"),
         ({"message": {"title": "Another text"}}, "message"),
-        ({"target": {"profiles": ["CRM-0042"]}}, "target"),
+        ({"target": {"profiles": [crm_id(42)]}}, "target"),
         ({"platforms": ["ios"]}, "platforms"),
         ({"rate_per_second": 50}, "rate_per_second"),
         ({"validity_seconds": 3600}, "validity_seconds"),

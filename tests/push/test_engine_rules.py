@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from domain.messages import Unsendable
 from domain.subscriptions import Registration, register
 from push.build import Builder
-from push.messages import Unsendable
 from push.providers.base import ErrorKind, PushError
 from tests.push import test_engine
 from tests.values import fcm_token

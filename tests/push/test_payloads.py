@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from domain.messages import Message
+from domain.templates.rendering import RenderContext, RenderedMessage, RenderProblem, render
+from domain.templates.sandbox import DATA_DYNAMIC_ALLOWANCE, ELLIPSIS, compile_message
 from domain.tracking import parse_delivery_id, parse_message_id
-from push.messages import Message
 from push.payloads import (
     MAX_PAYLOAD_BYTES,
     SDKS,
@@ -20,15 +22,6 @@ from push.payloads import (
     fcm_message,
     payload_size,
     xdm,
-)
-from push.templates import (
-    DATA_DYNAMIC_ALLOWANCE,
-    ELLIPSIS,
-    RenderContext,
-    RenderedMessage,
-    RenderProblem,
-    compile_message,
-    render,
 )
 
 BROADLOG_ID = 3_000_000_123  # above 2^31: _mId must still be plain decimal

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, func, insert, select
 
 from domain.analysis import analyse
 from domain.deliveries import DeliveryCreate, create_delivery
+from push import payloads
 from store.models import Audience, AudienceImport, AudienceMember, BroadLog, Profile, Subscription, SyncFile
 from store.types import utcnow
 from sync.segments import stage
@@ -38,9 +39,10 @@ from tests.sync.blob.exports import (
     snapshot,
     upload,
 )
+from tests.values import crm_id, fcm_token
 
 PUSH = "https://platform.adobe.io/data/foundation/dulepolicy/marketingActions/custom/pushTargeting"
-CUSTOMERS = [f"c{n:02d}" for n in range(1, 13)]
+CUSTOMERS = [crm_id(n) for n in range(1, 13)]
 
 
 def sync_config(tmp_path: Path, names: dict[str, str] | None = None, deny_column: str | None = None) -> Path:
@@ -67,12 +69,23 @@ def upload_realistic_export(container: ContainerClient) -> None:
     upload(
         container,
         export_name(SEG_VIP, ext=".csv.gz"),
-        gz(single([("c01", "realized"), ("c02", "existing"), ("zz-unknown", "realized"), ("c03", "existing")])),
+        gz(
+            single(
+                [
+                    ("CRM-000001", "realized"),
+                    ("CRM-000002", "existing"),
+                    ("zz-unknown", "realized"),
+                    ("CRM-000003", "existing"),
+                ]
+            )
+        ),
     )
     upload(
         container,
         export_name(SEG_VIP, part=2, ext=".csv.gz"),
-        gz(single([("c04", "realized"), ("c05", "exited"), ("", "realized"), ("c06", "realized")])),
+        gz(
+            single([("CRM-000004", "realized"), ("CRM-000005", "exited"), ("", "realized"), ("CRM-000006", "realized")])
+        ),
     )
     columns = [
         ID,
@@ -81,11 +94,11 @@ def upload_realistic_export(container: ContainerClient) -> None:
         f"segmentMembership.ups.{SEG_LAPSED}.status",
     ]
     rows = [
-        ("c01", "Ann", "realized", ""),
-        ("c07", "Bob", "existing", "exited"),
-        ("c08", "Cy", "", "realized"),
+        ("CRM-000001", "Ann", "realized", ""),
+        ("CRM-000007", "Bob", "existing", "exited"),
+        ("CRM-000008", "Cy", "", "realized"),
         ("zz-other", "Dee", "realized", ""),
-        ("c09", "Ed", "exited", "existing"),
+        ("CRM-000009", "Ed", "exited", "existing"),
     ]
     upload(container, export_name(SEG_CART), csv_bytes(columns, rows))
     upload(container, "exports/manifest-0123.json", b"{}")
@@ -100,14 +113,14 @@ def test_a_realistic_export_becomes_audiences_once(app: Flask, container: Contai
 
     assert run.status == "succeeded", run.error
     assert members(app, SEG_VIP) == {
-        "c01": "realized",
-        "c02": "existing",
-        "c03": "existing",
-        "c04": "realized",
-        "c06": "realized",
+        "CRM-000001": "realized",
+        "CRM-000002": "existing",
+        "CRM-000003": "existing",
+        "CRM-000004": "realized",
+        "CRM-000006": "realized",
     }
-    assert members(app, SEG_CART) == {"c01": "realized", "c07": "existing"}
-    assert members(app, SEG_LAPSED) == {"c08": "realized", "c09": "existing"}
+    assert members(app, SEG_CART) == {"CRM-000001": "realized", "CRM-000007": "existing"}
+    assert members(app, SEG_LAPSED) == {"CRM-000008": "realized", "CRM-000009": "existing"}
     vip, cart = audience(app, SEG_VIP), audience(app, SEG_CART)
     assert vip is not None and cart is not None
     assert vip.name == "VIP customers" and vip.last_import_at is not None
@@ -149,25 +162,34 @@ def test_a_realistic_export_becomes_audiences_once(app: Flask, container: Contai
 
 def test_incremental_exports_apply_changes(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
-    upload(container, export_name(SEG_VIP), single([("c01", "realized"), ("c02", "realized"), ("c03", "realized")]))
+    upload(
+        container,
+        export_name(SEG_VIP),
+        single([("CRM-000001", "realized"), ("CRM-000002", "realized"), ("CRM-000003", "realized")]),
+    )
     assert run_import(app).status == "succeeded"
     with runtime_of(app).sessions() as session:
         first_entry = session.scalar(select(AudienceMember.entered_at).where(AudienceMember.status == "realized"))
     upload(
         container,
         export_name(SEG_VIP, stamp=LATER),
-        single([("c01", "exited"), ("c02", "existing"), ("c04", "realized")]),
+        single([("CRM-000001", "exited"), ("CRM-000002", "existing"), ("CRM-000004", "realized")]),
     )
     assert run_import(app).status == "succeeded"
     # c03 not named by an incremental export: unchanged
-    assert members(app, SEG_VIP) == {"c01": "exited", "c02": "existing", "c03": "realized", "c04": "realized"}
-    upload(container, export_name(SEG_VIP, stamp="20261203_060000"), single([("c01", "realized")]))
+    assert members(app, SEG_VIP) == {
+        "CRM-000001": "exited",
+        "CRM-000002": "existing",
+        "CRM-000003": "realized",
+        "CRM-000004": "realized",
+    }
+    upload(container, export_name(SEG_VIP, stamp="20261203_060000"), single([("CRM-000001", "realized")]))
     assert run_import(app).status == "succeeded"
     with runtime_of(app).sessions() as session:
         back = session.scalar(
             select(AudienceMember)
             .join(Profile, Profile.id == AudienceMember.profile_id)
-            .where(Profile.external_id == "c01")
+            .where(Profile.external_id == "CRM-000001")
         )
     assert back is not None and back.status == "realized"
     assert first_entry is not None and back.entered_at > first_entry  # came back: entered again
@@ -175,11 +197,22 @@ def test_incremental_exports_apply_changes(app: Flask, container: ContainerClien
 
 def test_full_exports_replace_membership(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
-    upload(container, export_name(SEG_VIP), single([("c01", "realized"), ("c02", "realized"), ("c03", "realized")]))
-    upload(container, export_name(SEG_VIP, stamp=LATER), single([("c02", "existing"), ("c04", "realized")]))
+    upload(
+        container,
+        export_name(SEG_VIP),
+        single([("CRM-000001", "realized"), ("CRM-000002", "realized"), ("CRM-000003", "realized")]),
+    )
+    upload(
+        container, export_name(SEG_VIP, stamp=LATER), single([("CRM-000002", "existing"), ("CRM-000004", "realized")])
+    )
     run = run_import(app, segments_export_mode="full")
     assert run.status == "succeeded"
-    assert members(app, SEG_VIP) == {"c01": "exited", "c02": "existing", "c03": "exited", "c04": "realized"}
+    assert members(app, SEG_VIP) == {
+        "CRM-000001": "exited",
+        "CRM-000002": "existing",
+        "CRM-000003": "exited",
+        "CRM-000004": "realized",
+    }
     later = next(d for d in run.summary["details"] if d["name"] == export_name(SEG_VIP, stamp=LATER))
     assert later["details"]["segments"][SEG_VIP] == {"realized": 1, "existing": 1, "exited": 0, "exited_unnamed": 2}
     upload(container, export_name(SEG_VIP, stamp="20261203_060000"), single([]))  # nobody qualifies any more
@@ -190,12 +223,12 @@ def test_full_exports_replace_membership(app: Flask, container: ContainerClient)
 def test_a_replaced_file_is_a_new_file(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
     name = export_name(SEG_VIP)
-    first = upload(container, name, single([("c01", "realized")]))
+    first = upload(container, name, single([("CRM-000001", "realized")]))
     assert run_import(app).status == "succeeded"
-    second = upload(container, name, single([("c01", "exited"), ("c02", "realized")]))
+    second = upload(container, name, single([("CRM-000001", "exited"), ("CRM-000002", "realized")]))
     assert first != second
     assert run_import(app).status == "succeeded"
-    assert members(app, SEG_VIP) == {"c01": "exited", "c02": "realized"}
+    assert members(app, SEG_VIP) == {"CRM-000001": "exited", "CRM-000002": "realized"}
     with runtime_of(app).sessions() as session:
         assert sorted(session.scalars(select(SyncFile.etag).where(SyncFile.name == name))) == sorted([first, second])
 
@@ -209,7 +242,9 @@ def unchanged_tables(app: Flask) -> dict[str, Any]:
 def test_a_file_without_the_identity_column_fails_and_changes_nothing(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
     name = export_name(SEG_VIP)
-    upload(container, name, csv_bytes(["email", "segmentMembership.status"], [("a@x.com", "realized")]))
+    upload(
+        container, name, csv_bytes(["email", "segmentMembership.status"], [("alice.martin@example.com", "realized")])
+    )
     before = unchanged_tables(app)
     run = run_import(app)
     assert run.status == "failed"
@@ -229,11 +264,13 @@ def test_a_file_without_the_identity_column_fails_and_changes_nothing(app: Flask
 def test_too_many_unreadable_rows_fail_the_file(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
     name = export_name(SEG_VIP)
-    good = [f"c{n:02d},realized" for n in range(1, 9)]
+    good = [f"{crm_id(n)},realized" for n in range(1, 9)]
     upload(
         container,
         name,
-        ("crmId,segmentMembership.status\n" + "\n".join([*good, "c09", "c10,realized,x"]) + "\n").encode(),
+        (
+            "crmId,segmentMembership.status\n" + "\n".join([*good, "CRM-000009", "CRM-000010,realized,x"]) + "\n"
+        ).encode(),
     )
     before = unchanged_tables(app)
     run = run_import(app, sync_max_unreadable_fraction=0.1)
@@ -255,7 +292,7 @@ def test_too_many_unreadable_rows_fail_the_file(app: Flask, container: Container
 
 def test_a_failed_part_holds_back_its_whole_export(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
-    upload(container, export_name(SEG_VIP), single([("c01", "realized")]))
+    upload(container, export_name(SEG_VIP), single([("CRM-000001", "realized")]))
     upload(container, export_name(SEG_VIP, part=2), b"no,header,we,know\n")
     run = run_import(app)
     assert run.status == "failed" and members(app, SEG_VIP) == {}
@@ -267,20 +304,20 @@ def test_a_failed_part_holds_back_its_whole_export(app: Flask, container: Contai
             f"not applied while {export_name(SEG_VIP, part=2)} is failed: replace that file, or retry failed files",
         )
     ]
-    upload(container, export_name(SEG_VIP, part=2), single([("c02", "existing")]))  # the fixed part
+    upload(container, export_name(SEG_VIP, part=2), single([("CRM-000002", "existing")]))  # the fixed part
     assert run_import(app).status == "succeeded"
-    assert members(app, SEG_VIP) == {"c01": "realized", "c02": "existing"}
+    assert members(app, SEG_VIP) == {"CRM-000001": "realized", "CRM-000002": "existing"}
 
 
 def test_an_export_waits_for_its_missing_part(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
-    upload(container, export_name(SEG_VIP, part=2), single([("c02", "realized")]))
+    upload(container, export_name(SEG_VIP, part=2), single([("CRM-000002", "realized")]))
     run = run_import(app)
     assert run.status == "succeeded" and members(app, SEG_VIP) == {}
     assert run.summary["details"][0]["reason"] == f"waiting for part 1 of {export_name(SEG_VIP)}"
-    upload(container, export_name(SEG_VIP), single([("c01", "realized")]))
+    upload(container, export_name(SEG_VIP), single([("CRM-000001", "realized")]))
     assert run_import(app).summary["applied_files"] == 2
-    assert members(app, SEG_VIP) == {"c01": "realized", "c02": "realized"}
+    assert members(app, SEG_VIP) == {"CRM-000001": "realized", "CRM-000002": "realized"}
 
 
 def test_a_governance_deny_blocks_the_file_and_the_audience_stays(
@@ -288,34 +325,36 @@ def test_a_governance_deny_blocks_the_file_and_the_audience_stays(
 ) -> None:
     make_profiles(app, *CUSTOMERS)
     config = sync_config(tmp_path, deny_column="_acme.adNetwork.interestSegments")
-    upload(container, export_name(SEG_VIP), single([("c01", "realized"), ("c02", "realized")]))
+    upload(container, export_name(SEG_VIP), single([("CRM-000001", "realized"), ("CRM-000002", "realized")]))
     assert run_import(app, sync_config=config).status == "succeeded"
     before = unchanged_tables(app)
     name = export_name(SEG_VIP, stamp=LATER)
-    labelled = single([("c01", "exited"), ("c03", "realized")], extra=("_acme.adNetwork.interestSegments",))
+    labelled = single(
+        [("CRM-000001", "exited"), ("CRM-000003", "realized")], extra=("_acme.adNetwork.interestSegments",)
+    )
     upload(container, name, labelled)
     run = run_import(app, sync_config=config)
     reason = 'blocked by policy "No push targeting of C4 data" (deny C4; file labels C4)'
     assert (run.status, run.error) == ("failed", f"{name}: blocked: {reason}")
     assert ledger(app)[name] == ("blocked", reason)
     assert unchanged_tables(app) == before
-    assert members(app, SEG_VIP) == {"c01": "realized", "c02": "realized"}
+    assert members(app, SEG_VIP) == {"CRM-000001": "realized", "CRM-000002": "realized"}
 
 
 def test_matching_on_email_rejects_unknown_and_shared_emails(app: Flask, container: ContainerClient) -> None:
-    make_profiles(app, "p1", email="ann@example.com")
-    make_profiles(app, "p2", "p3", email="shared@example.com")
+    make_profiles(app, crm_id(1), email="ann.lee@example.com")
+    make_profiles(app, crm_id(2), crm_id(3), email="the.lees@example.com")
     column = "personalEmail.address"
     data = csv_bytes(
         [column, "segmentMembership.status"],
-        [("ann@example.com", "realized"), ("shared@example.com", "realized"), ("new@example.com", "realized")],
+        [("ann.lee@example.com", "realized"), ("the.lees@example.com", "realized"), ("new@example.com", "realized")],
     )
     upload(container, export_name(SEG_VIP), data)
     run = run_import(app, reconciliation_field="email", segments_identity_column=column)
     assert run.status == "succeeded"
-    assert members(app, SEG_VIP) == {"p1": "realized"}
+    assert members(app, SEG_VIP) == {crm_id(1): "realized"}
     assert [(line, reason) for _, line, _, reason in rejects(app, run.id)] == [
-        (3, "ambiguous: 2 profiles with email shared@example.com"),
+        (3, "ambiguous: 2 profiles with email the.lees@example.com"),
         (4, "no profile with email new@example.com"),
     ]
     with runtime_of(app).sessions() as session:
@@ -326,26 +365,30 @@ def test_json_lines_export(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
     records = [
         {
-            "crmId": "c01",
+            "crmId": "CRM-000001",
             "segmentMembership": {"ups": {SEG_VIP: {"status": "realized"}, SEG_CART: {"status": "exited"}}},
         },
-        {"crmId": "c02", "segmentMembership": {"ups": {SEG_CART: {"status": "existing"}}}},
+        {"crmId": "CRM-000002", "segmentMembership": {"ups": {SEG_CART: {"status": "existing"}}}},
     ]
     upload(container, export_name(SEG_VIP, ext=".json.gz"), gz(jsonl_bytes(records)))
     assert run_import(app).status == "succeeded"
-    assert members(app, SEG_VIP) == {"c01": "realized"}
-    assert members(app, SEG_CART) == {"c02": "existing"}
+    assert members(app, SEG_VIP) == {"CRM-000001": "realized"}
+    assert members(app, SEG_CART) == {"CRM-000002": "existing"}
 
 
 def test_a_profile_named_twice_takes_the_last_status(app: Flask, container: ContainerClient) -> None:
     make_profiles(app, *CUSTOMERS)
-    upload(container, export_name(SEG_VIP), single([("c01", "existing"), ("c02", "realized"), ("c01", "realized")]))
+    upload(
+        container,
+        export_name(SEG_VIP),
+        single([("CRM-000001", "existing"), ("CRM-000002", "realized"), ("CRM-000001", "realized")]),
+    )
     assert run_import(app).status == "succeeded"
-    assert members(app, SEG_VIP) == {"c01": "realized", "c02": "realized"}
+    assert members(app, SEG_VIP) == {"CRM-000001": "realized", "CRM-000002": "realized"}
 
 
 def test_the_store_stays_writable_while_an_export_is_read(app: Flask, container: ContainerClient) -> None:
-    customers = [f"r{n:05d}" for n in range(12_000)]
+    customers = [crm_id(n) for n in range(12_000)]
     make_profiles(app, *customers)
     upload(container, export_name(SEG_VIP), single([(c, "realized") for c in customers]))
     url = runtime_of(app).settings.database_url
@@ -393,26 +436,30 @@ def test_a_crash_while_applying_leaves_nothing_and_the_next_run_applies(
     assert snapshot(app) == before
     monkeypatch.undo()
     assert run_import(app).summary["applied_files"] == 1
-    assert members(app, SEG_LAPSED) == {"c08": "realized", "c09": "existing"}
+    assert members(app, SEG_LAPSED) == {"CRM-000008": "realized", "CRM-000009": "existing"}
 
 
 def test_a_delivery_to_an_imported_audience_targets_its_members(app: Flask, container: ContainerClient) -> None:
     ids = make_profiles(app, *CUSTOMERS)
     made = make_app(app)
     with runtime_of(app).sessions.begin() as session:
-        for n, external_id in enumerate(CUSTOMERS):
+        for external_id in CUSTOMERS:
             session.add(
                 Subscription(
                     app_id=made["id"],
                     platform="android",
-                    token=f"token-{n}",
+                    token=fcm_token(external_id),
                     sdk="campaign-classic",
                     push_provider="fcm",
                     profile_id=ids[external_id],
                 )
             )
-    upload(container, export_name(SEG_VIP), single([("c01", "realized"), ("c02", "existing"), ("c03", "exited")]))
-    upload(container, export_name(SEG_VIP, stamp=LATER), single([("c02", "exited"), ("c04", "realized")]))
+    upload(
+        container,
+        export_name(SEG_VIP),
+        single([("CRM-000001", "realized"), ("CRM-000002", "existing"), ("CRM-000003", "exited")]),
+    )
+    upload(container, export_name(SEG_VIP, stamp=LATER), single([("CRM-000002", "exited"), ("CRM-000004", "realized")]))
     assert run_import(app).status == "succeeded"
     vip = audience(app, SEG_VIP)
     assert vip is not None
@@ -422,7 +469,8 @@ def test_a_delivery_to_an_imported_audience_targets_its_members(app: Flask, cont
             DeliveryCreate.model_validate(
                 {"app_id": made["id"], "name": "VIP", "message": {"title": "Hi"}, "target": {"audience": vip.id}}
             ),
+            payloads=payloads,
         )
         analyse(session, delivery)
         targeted = session.scalars(select(BroadLog.profile_id).where(BroadLog.delivery_id == delivery.id)).all()
-    assert sorted(targeted) == sorted([ids["c01"], ids["c04"]])
+    assert sorted(targeted) == sorted([ids["CRM-000001"], ids["CRM-000004"]])

@@ -1,55 +1,15 @@
-"""Personalisation: a message's ``title``, ``subtitle``, ``body`` and ``data`` values are templates.
-
-Templates are Jinja2, rendered in a sandbox with no HTML escaping, over three names:
-
-- ``profile``: ``external_id``, ``email``, ``first_name``, ``last_name``, ``locale``, ``timezone``
-  and ``attributes`` (the profile's free-form attributes, nested objects allowed);
-- ``subscription``: ``platform``, ``sdk``, ``push_provider``, ``user_key``, ``device_name``,
-  ``device_model``, ``device_brand``, ``device_manufacturer``, ``os_name``, ``os_version``,
-  ``os_language`` and ``additional_params`` (no token, no device id);
-- ``tables``: the personalisation lookup tables of the sync module, ``tables.offers["K123"].title``.
-
-**What is refused when the delivery is created** (:func:`compile_message` raises
-:class:`TemplateProblem` naming the field): syntax errors; a top-level name other than the three
-above (``{{ frist_name }}`` is a typo, not an empty value); ``for`` loops, macros, ``call``
-blocks, includes, imports and template inheritance; attribute or key names starting with ``_``
-(``{{ ''.__class__ }}``); calling anything but a few harmless string methods (``upper()``,
-``lower()``, ``strip()``, ...); filters outside a small list (:data:`FILTERS`); static text longer
-than the rendered limits below.
-
-**What happens with missing data at send time: it renders as empty.** A missing or null profile
-attribute, table, table row or column is an "undefined" value that prints as ``""``, is false in
-``{% if %}``, takes ``| default("there")``, chains (``tables.offers[k].title`` with no row ``k``
-is empty, not an error), compares false with ``<``/``>``, and stays undefined through
-arithmetic. We chose this over Jinja's ``StrictUndefined`` because profiles are imported from
-files with uneven columns: one profile without ``first_name`` must not make the whole delivery
-fail, and the marketer controls the fallback with ``default``. Names are still checked strictly
-at creation, where a mistake can be fixed. Anything else that fails while rendering one profile
-(``{{ profile.attributes.name + 1 }}`` on a string, a division by zero) raises
-:class:`RenderProblem` for that one message; so does a visible push whose title and body both
-render empty.
-
-**Rendered length is bounded.** Text fields are cut (with ``…``) at :data:`TEXT_LIMITS`
-characters and stripped of surrounding whitespace; a data value may add at most
-:data:`DATA_DYNAMIC_ALLOWANCE` bytes (JSON-encoded) to the literal text of its template, else
-:class:`RenderProblem`. Output is produced as a stream and abandoned past the limit, operators
-that can build huge values (``*``, ``**``, ``%``, ``replace``, ``join``) are checked, and with no
-loops the work per render is bounded by the size of the template and of the data. Control
-characters (other than tab and newline) and lone surrogates are removed from the output.
-
-:func:`render` is the send-time hot path: templates are parsed once (and cached by source), a
-text without ``{{``, ``{%`` or ``{#`` skips Jinja entirely.
-"""
+"""Message templates at creation: the Jinja sandbox, the names and constructs a template may use,
+and :func:`compile_message`, which parses every template of a message once and refuses what is not
+allowed (:class:`TemplateProblem`). The rules are described in :mod:`domain.templates`."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2 import filters as jinja_filters
@@ -57,8 +17,8 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.runtime import ChainableUndefined, Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from domain.messages import PLATFORMS, Message, Platform, ResolvedMessage, Unsendable, resolve
 from domain.subscriptions import DEVICE_FIELDS
-from push.messages import PLATFORMS, Message, Platform, ResolvedMessage, Unsendable, resolve
 
 #: The names a template may use.
 NAMES = ("profile", "subscription", "tables")
@@ -142,21 +102,11 @@ _ALLOWED_STATEMENTS = (
 _JINJA_MARKERS = ("{{", "{%", "{#")
 _SPECIAL_NAMES = frozenset({"self", "loop", "caller", "varargs", "kwargs"})
 _RESOLVED_FIELDS = tuple(f.name for f in dataclasses.fields(ResolvedMessage))
-_UNCLEAN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 class TemplateProblem(Unsendable):
     """A template refused at creation: ``field`` (``title``, ``ios.body``, ``data.offer``) and why."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"message.{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
-
-class RenderProblem(Unsendable):
-    """Rendering one message failed at send time; only that message is affected."""
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"message.{field}: {problem}")
@@ -240,7 +190,7 @@ class _Sandbox(SandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Fast path for the context's records: they have no public attributes, only keys.
-        if type(obj) is _Record and not attribute.startswith("_"):
+        if type(obj) is Record and not attribute.startswith("_"):
             try:
                 return obj[attribute]
             except LookupError:
@@ -248,7 +198,7 @@ class _Sandbox(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        if type(obj) is _Record and not (isinstance(argument, str) and argument.startswith("_")):
+        if type(obj) is Record and not (isinstance(argument, str) and argument.startswith("_")):
             try:
                 return obj[argument]
             except (LookupError, TypeError):
@@ -272,7 +222,52 @@ def _environment() -> _Sandbox:
     return env
 
 
-_ENV = _environment()
+SANDBOX = _environment()
+
+
+class Record:
+    """Read-only view of a mapping for templates: ``x.name`` and ``x["name"]`` read a key; missing
+    and null values are undefined. It has no public attributes, so no key is shadowed by a
+    method (``attributes.items`` is the attribute called "items")."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._data[key]
+        if value is None:
+            raise KeyError(key)
+        return _wrap(value)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    def __str__(self) -> str:
+        return ""
+
+
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def _wrap(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, Mapping):
+        return Record(value)
+    if isinstance(value, list | tuple):
+        return tuple(_wrap(item) for item in value)
+    return value
 
 
 # -- compiling ------------------------------------------------------------------------------------
@@ -318,14 +313,14 @@ class CompiledMessage:
         )
 
 
-def _json_len(text: str) -> int:
+def json_len(text: str) -> int:
     return len(_encode_str(text).encode()) - 2
 
 
 def data_limit(template: CompiledTemplate) -> int:
     """Largest JSON-encoded size (bytes, without quotes) ``template`` may render to as a data value."""
     if template.static is not None:
-        return _json_len(template.static)
+        return json_len(template.static)
     return template.literal_bytes + DATA_DYNAMIC_ALLOWANCE
 
 
@@ -367,16 +362,16 @@ class _Refused(Exception):
 def _compile_source(source: str) -> CompiledTemplate:
     """Parse and check ``source`` once; raises ``_Refused``."""
     if not any(marker in source for marker in _JINJA_MARKERS):
-        return CompiledTemplate(source, source, None, _json_len(source))
+        return CompiledTemplate(source, source, None, json_len(source))
     try:
-        tree = _ENV.parse(source)
+        tree = SANDBOX.parse(source)
         _check_tree(tree)
-        template = _ENV.from_string(tree)
+        template = SANDBOX.from_string(tree)
     except TemplateSyntaxError as exc:
         raise _Refused(exc.message or "syntax error", exc.lineno) from None
     except TemplateError as exc:  # e.g. an unknown filter, found when the code is generated
         raise _Refused(str(exc), None) from None
-    literal = sum(_json_len(node.data) for node in tree.find_all(nodes.TemplateData))
+    literal = sum(json_len(node.data) for node in tree.find_all(nodes.TemplateData))
     return CompiledTemplate(source, None, template, literal, frozenset(meta.find_undeclared_variables(tree)))
 
 
@@ -422,213 +417,3 @@ def compile_message(message: Message, platforms: Iterable[str] | None = None) ->
         dynamic = any(not template.is_static for _, template in (*text, *data))
         compiled[platform] = CompiledPlatform(resolved, tuple(text), tuple(data), dynamic)
     return CompiledMessage(compiled)
-
-
-# -- the render context ---------------------------------------------------------------------------
-
-
-class _Record:
-    """Read-only view of a mapping for templates: ``x.name`` and ``x["name"]`` read a key; missing
-    and null values are undefined. It has no public attributes, so no key is shadowed by a
-    method (``attributes.items`` is the attribute called "items")."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
-
-    def __getitem__(self, key: Any) -> Any:
-        value = self._data[key]
-        if value is None:
-            raise KeyError(key)
-        return _wrap(value)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __bool__(self) -> bool:
-        return bool(self._data)
-
-    def __str__(self) -> str:
-        return ""
-
-
-_SCALARS = frozenset({str, int, float, bool})
-
-
-def _wrap(value: Any) -> Any:
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, Mapping):
-        return _Record(value)
-    if isinstance(value, list | tuple):
-        return tuple(_wrap(item) for item in value)
-    return value
-
-
-class ProfileLike(Protocol):
-    external_id: str
-    email: str | None
-    first_name: str | None
-    last_name: str | None
-    locale: str | None
-    timezone: str | None
-    attributes: dict[str, Any]
-
-
-class SubscriptionLike(Protocol):
-    platform: str
-    sdk: str
-    push_provider: str
-    user_key: str | None
-    device_name: str | None
-    device_model: str | None
-    device_brand: str | None
-    device_manufacturer: str | None
-    os_name: str | None
-    os_version: str | None
-    os_language: str | None
-    additional_params: dict[str, Any]
-
-
-Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
-_NO_TABLES: Tables = {}
-
-
-@dataclass(frozen=True, slots=True)
-class RenderContext:
-    """What a template sees for one message. ``subscription["platform"]`` picks the platform."""
-
-    profile: Mapping[str, Any]
-    subscription: Mapping[str, Any]
-    tables: Tables = field(default_factory=dict)
-
-    @property
-    def platform(self) -> str:
-        return str(self.subscription.get("platform", ""))
-
-
-def profile_context(profile: ProfileLike | None) -> dict[str, Any]:
-    """The ``profile`` mapping for a profile row (or an empty one for an unlinked subscription)."""
-    if profile is None:
-        return {}
-    values: dict[str, Any] = {name: getattr(profile, name) for name in PROFILE_FIELDS}
-    values["attributes"] = profile.attributes or {}
-    return values
-
-
-def subscription_context(subscription: SubscriptionLike) -> dict[str, Any]:
-    values: dict[str, Any] = {name: getattr(subscription, name) for name in SUBSCRIPTION_FIELDS}
-    values["additional_params"] = subscription.additional_params or {}
-    return values
-
-
-def make_context(
-    profile: ProfileLike | None, subscription: SubscriptionLike, tables: Tables | None = None
-) -> RenderContext:
-    """Build a :class:`RenderContext` from store rows (anything with the same attributes)."""
-    return RenderContext(
-        profile_context(profile), subscription_context(subscription), _NO_TABLES if tables is None else tables
-    )
-
-
-# -- rendering ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedMessage(ResolvedMessage):
-    """A resolved message whose title, subtitle, body and data values are rendered text."""
-
-
-def _clean(text: str) -> str:
-    return _UNCLEAN.sub("", text) if _UNCLEAN.search(text) else text
-
-
-def _run(template: CompiledTemplate, context: Context | None, limit: int) -> tuple[str, bool]:
-    """Render, stopping once past ``limit`` characters; returns (text, cut)."""
-    if template.static is not None:
-        text = template.static
-    else:
-        assert template.template is not None and context is not None
-        pieces: list[str] = []
-        size = 0
-        for piece in template.template.root_render_func(context):
-            pieces.append(piece)
-            size += len(piece)
-            if size > limit:
-                break
-        text = "".join(pieces)
-    text = _clean(text)
-    return (text, False) if len(text) <= limit else (text[:limit], True)
-
-
-def _fail(where: str, exc: Exception) -> NoReturn:
-    if isinstance(exc, SecurityError):
-        raise RenderProblem(where, f"refused by the sandbox: {exc}") from None
-    raise RenderProblem(where, f"{type(exc).__name__}: {exc}") from None
-
-
-def render(
-    compiled: CompiledMessage, context: RenderContext, platform: str | None = None, *, require_text: bool = True
-) -> RenderedMessage:
-    """Render ``compiled`` for one message. ``platform`` defaults to the subscription's.
-
-    Raises :class:`RenderProblem` when a template fails for this context, a data value is over
-    its limit, or (unless ``require_text`` is false) a visible push would have neither title nor
-    body.
-    """
-    platform = platform or context.platform
-    part = compiled.platforms.get(platform)
-    if part is None:
-        raise RenderProblem("platforms", f"the message was not compiled for platform {platform!r}")
-    jinja_context: Context | None = None
-    if part.dynamic:
-        # One Jinja context for every field: a name assigned in one template is unknown to the
-        # others (refused at compile time), so sharing it cannot change what they render.
-        variables = {
-            "profile": _Record(context.profile),
-            "subscription": _Record(context.subscription),
-            "tables": _Record(context.tables),
-        }
-        jinja_context = _ENV.context_class(_ENV, variables, "message", {})
-    text: dict[str, str | None] = {"title": None, "subtitle": None, "body": None}
-    for name, template in part.text:
-        limit = TEXT_LIMITS[name]
-        try:
-            value, cut = _run(template, jinja_context, limit * 2)
-        except Exception as exc:  # any template failure affects this message only
-            _fail(name, exc)
-        value = value.strip()
-        if cut or len(value) > limit:
-            value = value[: limit - 1].rstrip() + ELLIPSIS
-        text[name] = value or None
-    if require_text and not part.resolved.silent and not text["title"] and not text["body"]:
-        raise RenderProblem("body", "title and body are both empty once rendered for this profile")
-    data: list[tuple[str, str]] = []
-    for key, template in part.data:
-        limit = data_limit(template)
-        try:
-            value, cut = _run(template, jinja_context, limit)
-        except Exception as exc:
-            _fail(f"data.{key}", exc)
-        if cut or _json_len(value) > limit:
-            raise RenderProblem(f"data.{key}", f"renders to more than {limit} bytes for this profile")
-        data.append((key, value))
-    fields = part.fields()
-    fields.update(text)
-    fields["data"] = tuple(data)
-    return RenderedMessage(**fields)
-
-
-def preview_data(rendered: RenderedMessage) -> dict[str, Any]:
-    """A JSON-ready view of a rendered message (for the preview endpoint)."""
-    values = dataclasses.asdict(rendered)
-    values["data"] = dict(rendered.data)
-    values["actions"] = [action.model_dump(exclude_none=True) for action in rendered.actions]
-    return {key: value for key, value in values.items() if value not in (None, (), [], {})}

@@ -9,20 +9,22 @@ from typing import Any
 
 import pytest
 
-from push.messages import Message
-from push.templates import (
+from domain.messages import Message
+from domain.templates.rendering import (
+    RenderContext,
+    RenderedMessage,
+    RenderProblem,
+    make_context,
+    preview_data,
+    render,
+)
+from domain.templates.sandbox import (
     DATA_DYNAMIC_ALLOWANCE,
     ELLIPSIS,
     TEXT_LIMITS,
     CompiledMessage,
-    RenderContext,
-    RenderedMessage,
-    RenderProblem,
     TemplateProblem,
     compile_message,
-    make_context,
-    preview_data,
-    render,
 )
 
 PROFILE: dict[str, Any] = {

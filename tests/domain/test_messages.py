@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from push.messages import MAX_TTL_SECONDS, Message, ResolvedMessage, resolve
+from domain.messages import MAX_TTL_SECONDS, Message, ResolvedMessage, resolve
 
 
 def problems(data: dict[str, Any]) -> dict[str, str]:

@@ -14,7 +14,7 @@ silent push shows nothing) are checked on each platform's resolved message, and 
 the field where the offending value was written (``ios.title`` or ``title``).
 
 ``title``, ``subtitle``, ``body`` and the ``data`` values are Jinja templates (see
-:mod:`push.templates`); everything else is sent as written.
+:mod:`domain.templates`); everything else is sent as written.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MAX_TTL_SECONDS = 28 * 24 * 3600  # FCM's maximum; APNs keeps a message at most 
 COLLAPSE_ID_MAX_BYTES = 64  # APNs apns-collapse-id limit
 
 #: Source length limits of the templated fields (characters). Rendered lengths are bounded
-#: separately, in :mod:`push.templates`.
+#: separately, in :mod:`domain.templates`.
 TITLE_SOURCE_MAX = 1024
 SUBTITLE_SOURCE_MAX = 1024
 BODY_SOURCE_MAX = 4096
