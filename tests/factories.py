@@ -17,7 +17,7 @@ from flask import Flask
 from gateway.runtime import runtime
 from push.emulators.fcm import new_service_account
 from store.models import App, AppPlatform, Profile
-from tests.values import ANDROID_KEY, BUNDLE_ID, EDGE_CONFIG, IOS_KEY, ORG, PACKAGE, PKEY
+from tests.values import ANDROID_KEY, BUNDLE_ID, EDGE_CONFIG, FCM_TOKEN, IOS_KEY, ORG, PACKAGE, PKEY
 
 
 def apns_key_p8() -> str:
@@ -115,10 +115,12 @@ def make_sent_message(
     provider_message_id: str | None = None,
     status: int = 1,
 ) -> tuple[int, int]:
-    """Insert a delivery with one broadLog row (Sent by default); returns (broadlog id, delivery id)."""
-    from store.models import BroadLog, Delivery
+    """Insert a delivery with one broadLog row (Sent by default) to the subscription's token on its
+    channel (an Android token without a subscription); returns (broadlog id, delivery id)."""
+    from store.models import BroadLog, Delivery, Subscription
 
     with _runtime(application).sessions.begin() as session:
+        subscription = None if subscription_id is None else session.get(Subscription, subscription_id)
         delivery = Delivery(
             app_id=app_id,
             name="test",
@@ -132,8 +134,8 @@ def make_sent_message(
         broadlog = BroadLog(
             delivery_id=delivery.id,
             subscription_id=subscription_id,
-            channel=42,
-            address="token",
+            channel=41 if subscription is not None and subscription.platform == "ios" else 42,
+            address=FCM_TOKEN if subscription is None else subscription.token,
             status=status,
             provider_message_id=provider_message_id,
         )

@@ -116,7 +116,7 @@ def test_a_run_started_over_http_is_polled_to_its_summary_and_rejects(
     assert rejects.status_code == 200 and rejects.mimetype == "text/csv"
     assert rejects.get_data(as_text=True).splitlines() == [
         "file,line,identity,reason",
-        "a.csv,3,u-3,no profile with external_id u-3",
+        "a.csv,3,CRM-000003,no profile with external_id CRM-000003",
         "a.csv,7,,empty identity",
     ]
     listed = SyncRunPage.model_validate(client.get("/api/v1/sync/runs?job=two", headers=keys.admin).json)

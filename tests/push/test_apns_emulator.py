@@ -27,8 +27,9 @@ from push.emulators.apns import TOKEN_PREFIXES, ApnsEmulator
 from push.emulators.inbox import Inbox
 from push.emulators.tls import LocalTLS, client_context, local_tls
 from tests.push.conftest import APNS_TOPIC, ApnsKey, make_apns_key
+from tests.values import apns_token
 
-GOOD_TOKEN = "ab" * 32
+GOOD_TOKEN = apns_token("emulator")
 
 
 class RawClient:
@@ -148,7 +149,7 @@ def test_generated_apns_id_when_the_request_has_none(raw: RawClient, apns_key: A
 
 
 def test_error_is_headers_and_exactly_one_data_frame(raw: RawClient, apns_key: ApnsKey) -> None:
-    status, body, headers, data = post(raw, apns_key, token="e4100000" + "0" * 56)
+    status, body, headers, data = post(raw, apns_key, token=apns_token("gone", prefix="e4100000"))
 
     assert status == 410
     assert headers["content-type"] == "application/json"
@@ -259,7 +260,7 @@ def test_injected_errors_and_fail_once(raw: RawClient, apns_key: ApnsKey) -> Non
     for prefix, injection in TOKEN_PREFIXES.items():
         if injection.behaviour != "error":
             continue
-        token = prefix + "1" * 56
+        token = apns_token(prefix, prefix=prefix)
         status, body, _, _ = post(raw, apns_key, token=token)
         assert (status, body and body["reason"]) == (injection.status, injection.reason), prefix
         again, _, _, _ = post(raw, apns_key, token=token)
@@ -269,7 +270,7 @@ def test_injected_errors_and_fail_once(raw: RawClient, apns_key: ApnsKey) -> Non
 def test_slow_token_is_answered_after_the_delay(apns_peer: ApnsEmulator, raw: RawClient, apns_key: ApnsKey) -> None:
     apns_peer.slow_delay = 0.3
     started = time.monotonic()
-    slow = raw.request("/3/device/d0000000" + "0" * 56, apns_headers(apns_key), b"{}")
+    slow = raw.request(f"/3/device/{apns_token('slow', prefix='d0000000')}", apns_headers(apns_key), b"{}")
     fast = raw.request(f"/3/device/{GOOD_TOKEN}", apns_headers(apns_key), b"{}")
 
     answer(raw, fast)
@@ -284,7 +285,7 @@ def test_slow_token_is_answered_after_the_delay(apns_peer: ApnsEmulator, raw: Ra
 def test_goaway_names_the_last_processed_stream(apns_peer: ApnsEmulator, raw: RawClient, apns_key: ApnsKey) -> None:
     first = raw.request(f"/3/device/{GOOD_TOKEN}", apns_headers(apns_key), b"{}")
     answer(raw, first)
-    raw.request("/3/device/c0000000" + "0" * 56, apns_headers(apns_key), b"{}")
+    raw.request(f"/3/device/{apns_token('goaway', prefix='c0000000')}", apns_headers(apns_key), b"{}")
 
     while not any(isinstance(e, ConnectionTerminated) for e in raw.events) and raw.read():
         pass
@@ -299,7 +300,7 @@ def test_inbox_records_every_request_without_credentials(
     apns_peer: ApnsEmulator, raw: RawClient, apns_key: ApnsKey
 ) -> None:
     post(raw, apns_key, apns_collapse_id="k1")
-    post(raw, apns_key, token="e4000000" + "0" * 56)
+    post(raw, apns_key, token=apns_token("bad", prefix="e4000000"))
     post(raw, apns_key, authorization=None)
 
     records = apns_peer.inbox.items("ios")
@@ -318,13 +319,14 @@ def test_inbox_records_every_request_without_credentials(
 
 def test_inbox_over_http(apns_peer: ApnsEmulator, raw: RawClient, apns_key: ApnsKey) -> None:
     post(raw, apns_key)
-    post(raw, apns_key, token="cd" * 32)
+    other = apns_token("another device")
+    post(raw, apns_key, token=other)
 
     stream_id = raw.request("/_emulator/inbox?limit=1", {}, method="GET")
     headers, data, _ = answer(raw, stream_id)
     listed = json.loads(b"".join(e.data or b"" for e in data))
     assert headers[":status"] == "200"
-    assert [r["token"] for r in listed] == ["cd" * 32]
+    assert [r["token"] for r in listed] == [other]
 
     answer(raw, raw.request("/_emulator/inbox", {}, method="DELETE"))
     assert apns_peer.inbox.count() == 0
@@ -351,10 +353,11 @@ def test_token_prefixes_are_hex_and_documented() -> None:
 
 def test_inbox_is_thread_safe_and_strips_credentials() -> None:
     inbox = Inbox(limit=10_000)
+    tokens = [apns_token(i) for i in range(1000)]
 
     def add(platform: str) -> None:
         for i in range(1000):
-            inbox.add(platform, {"token": str(i), "headers": {"Authorization": "secret", "apns-topic": "t"}})
+            inbox.add(platform, {"token": tokens[i], "headers": {"Authorization": "secret", "apns-topic": "t"}})
 
     threads = [threading.Thread(target=add, args=(p,)) for p in ("ios", "android", "ios")]
     for thread in threads:
@@ -366,7 +369,7 @@ def test_inbox_is_thread_safe_and_strips_credentials() -> None:
     assert all(r["headers"] == {"apns-topic": "t"} and r["received_at"] for r in inbox.items("ios"))
     assert {r["platform"] for r in inbox.items()} == {"ios", "android"}
     inbox.items("ios")[0]["token"] = "changed"  # copies: the inbox is not modified through them
-    assert inbox.items("ios")[0]["token"] == "0"
+    assert inbox.items("ios")[0]["token"] == tokens[0]
     inbox.clear()
     assert inbox.items() == []
 

@@ -26,6 +26,7 @@ from push.providers.apns import (
 )
 from push.providers.base import ErrorKind, PushMessage, SendResult
 from tests.push.conftest import APNS_TOPIC, make_apns_key
+from tests.values import apns_token
 
 Factory = Callable[..., ApnsProvider]
 
@@ -38,7 +39,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def token(number: int, prefix: str = "") -> str:
-    return prefix + format(number, "x").rjust(64 - len(prefix), "0")
+    """Device ``number``'s APNs token; ``prefix`` (see the emulator's ``TOKEN_PREFIXES``) forces an answer."""
+    return apns_token(number, prefix=prefix)
 
 
 def message(key: int, device: str, **headers: str) -> PushMessage:

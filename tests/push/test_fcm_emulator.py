@@ -22,6 +22,7 @@ from push.emulators.fcm import FCM_ERROR_TYPE, TOKEN_PREFIXES, FcmEmulator
 from push.emulators.tls import LocalTLS, client_context
 from push.providers.base import PushMessage
 from push.providers.fcm import FcmProvider
+from tests.values import FCM_TOKEN, fcm_token
 
 if TYPE_CHECKING:  # the fixtures module is loaded by pytest_plugins, not imported (assertion rewriting)
     from tests.push.fcm_fixtures import FcmAccounts, Loop
@@ -30,6 +31,8 @@ pytest_plugins = ["tests.push.fcm_fixtures"]
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: A Firebase installation id (FID): what comes before ``:APA91b`` in a registration token.
+FID = fcm_token("installation").split(":")[0]
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +166,7 @@ def test_token_endpoint_failure_can_be_injected(
 def test_send_over_http2_answers_the_message_name_and_records_it(
     http: httpx.Client, fcm_emulator: FcmEmulator, fcm_accounts: FcmAccounts
 ) -> None:
-    message = {"token": "abc", "data": {"k": "v"}, "android": {"priority": "high", "ttl": "60s"}}
+    message = {"token": FCM_TOKEN, "data": {"k": "v"}, "android": {"priority": "high", "ttl": "60s"}}
 
     response = send(http, fcm_emulator, bearer(http, fcm_emulator, fcm_accounts.good), {"message": message})
 
@@ -171,7 +174,7 @@ def test_send_over_http2_answers_the_message_name_and_records_it(
     name = response.json()["name"]
     assert re.fullmatch(r"projects/demo-project/messages/0:\d+%[0-9a-f]{16}", name)
     [record] = fcm_emulator.inbox.items("android")
-    assert record["token"] == "abc" and record["payload"] == message
+    assert record["token"] == FCM_TOKEN and record["payload"] == message
     assert (record["status"], record["reason"], record["validate_only"]) == (200, None, False)
     assert name.endswith(record["message_id"]) and record["received_at"]
     assert "authorization" not in record["headers"]
@@ -182,21 +185,21 @@ def test_send_accepts_fid_and_validate_only(
 ) -> None:
     headers = bearer(http, fcm_emulator, fcm_accounts.good)
 
-    fid = send(http, fcm_emulator, headers, {"message": {"fid": "installation-1"}})
-    dry = send(http, fcm_emulator, headers, {"message": {"token": "abc"}, "validate_only": True})
+    fid = send(http, fcm_emulator, headers, {"message": {"fid": FID}})
+    dry = send(http, fcm_emulator, headers, {"message": {"token": FCM_TOKEN}, "validate_only": True})
 
     assert fid.status_code == 200
     assert dry.json() == {"name": "projects/demo-project/messages/fake_message_id"}
     assert [(r["token"], r["validate_only"]) for r in fcm_emulator.inbox.items("android")] == [
-        ("installation-1", False),
-        ("abc", True),
+        (FID, False),
+        (FCM_TOKEN, True),
     ]
 
 
 def test_send_needs_a_bearer_token_issued_for_the_project(
     http: httpx.Client, fcm_emulator: FcmEmulator, fcm_accounts: FcmAccounts
 ) -> None:
-    body = {"message": {"token": "abc"}}
+    body = {"message": {"token": FCM_TOKEN}}
     headers = bearer(http, fcm_emulator, fcm_accounts.good)
 
     missing = send(http, fcm_emulator, {}, body)
@@ -215,24 +218,27 @@ def test_send_needs_a_bearer_token_issued_for_the_project(
 def _data_of_size(size: int) -> dict[str, Any]:
     """A message whose payload (the message without its target, compact UTF-8 JSON) is ``size`` bytes."""
     overhead = len(json.dumps({"data": {"k": ""}}, separators=(",", ":")))
-    return {"token": "abc", "data": {"k": "é" * ((size - overhead) // 2) + "x" * ((size - overhead) % 2)}}
+    return {"token": FCM_TOKEN, "data": {"k": "é" * ((size - overhead) // 2) + "x" * ((size - overhead) % 2)}}
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ({"message": {"data": {"k": "v"}}}, "Recipient of the message is not set."),
-        ({"message": {"token": "a", "topic": "news"}}, "oneof field 'target' is already set"),
-        ({"message": {"token": "a", "data": {"k": 1}}}, "Invalid value at 'message.data[0].value' (TYPE_STRING), 1"),
-        ({"message": {"token": "a", "data": {"from": "x"}}}, "Invalid data payload key: from"),
-        ({"message": {"token": "a", "data": {"google.x": "x"}}}, "Invalid data payload key: google.x"),
-        ({"message": {"token": "a", "colour": "red"}}, "Unknown name \"colour\" at 'message'"),
-        ({"message": {"token": "a", "android": {"priority": "urgent"}}}, "message.android.priority"),
-        ({"message": {"token": "a", "android": {"ttl": "1h"}}}, "message.android.ttl"),
-        ({"message": {"token": "a", "android": {"notification": {"visibility": "LOUD"}}}}, "visibility"),
-        ({"message": {"token": "a", "apns": {"payload": {"aps": "x"}}}}, "message.apns.payload.aps"),
-        ({"message": {"token": "a", "webpush": {"fcm_options": {"link": "http://x"}}}}, "HTTPS"),
-        ({"message": {"token": "a"}, "dry_run": True}, 'Unknown name "dry_run"'),
+        ({"message": {"token": FCM_TOKEN, "topic": "news"}}, "oneof field 'target' is already set"),
+        (
+            {"message": {"token": FCM_TOKEN, "data": {"k": 1}}},
+            "Invalid value at 'message.data[0].value' (TYPE_STRING), 1",
+        ),
+        ({"message": {"token": FCM_TOKEN, "data": {"from": "x"}}}, "Invalid data payload key: from"),
+        ({"message": {"token": FCM_TOKEN, "data": {"google.x": "x"}}}, "Invalid data payload key: google.x"),
+        ({"message": {"token": FCM_TOKEN, "colour": "red"}}, "Unknown name \"colour\" at 'message'"),
+        ({"message": {"token": FCM_TOKEN, "android": {"priority": "urgent"}}}, "message.android.priority"),
+        ({"message": {"token": FCM_TOKEN, "android": {"ttl": "1h"}}}, "message.android.ttl"),
+        ({"message": {"token": FCM_TOKEN, "android": {"notification": {"visibility": "LOUD"}}}}, "visibility"),
+        ({"message": {"token": FCM_TOKEN, "apns": {"payload": {"aps": "x"}}}}, "message.apns.payload.aps"),
+        ({"message": {"token": FCM_TOKEN, "webpush": {"fcm_options": {"link": "http://x"}}}}, "HTTPS"),
+        ({"message": {"token": FCM_TOKEN}, "dry_run": True}, 'Unknown name "dry_run"'),
         ({"message": _data_of_size(4097)}, "Message is too big"),
         ({"message": {"token": ""}}, "The registration token is not a valid FCM registration token"),
     ],
@@ -287,8 +293,8 @@ def test_token_prefixes_inject_google_errors(
     status, google_status, error_code, retry_after = EXPECTED[prefix]
     headers = bearer(http, fcm_emulator, fcm_accounts.good)
 
-    first = send(http, fcm_emulator, headers, {"message": {"token": f"{prefix}1"}})
-    again = send(http, fcm_emulator, headers, {"message": {"token": f"{prefix}1"}})
+    first = send(http, fcm_emulator, headers, {"message": {"token": fcm_token(1, prefix=prefix)}})
+    again = send(http, fcm_emulator, headers, {"message": {"token": fcm_token(1, prefix=prefix)}})
 
     for response in (first, again):  # not a fail-once prefix: every request fails
         assert error_of(response)[:3] == (status, google_status, error_code)
@@ -306,7 +312,7 @@ def test_fail_once_prefixes_fail_the_first_request_for_a_token_only(
 
     statuses = [
         send(http, fcm_emulator, headers, {"message": {"token": token}}).status_code
-        for token in (f"{prefix}a", f"{prefix}a", f"{prefix}b", f"{prefix}a")
+        for token in [fcm_token(seed, prefix=prefix) for seed in ("a", "a", "b", "a")]
     ]
 
     failed = TOKEN_PREFIXES[prefix].status
@@ -317,7 +323,7 @@ def test_slow_prefix_answers_late(http: httpx.Client, fcm_emulator: FcmEmulator,
     headers = bearer(http, fcm_emulator, fcm_accounts.good)
 
     started = time.monotonic()
-    response = send(http, fcm_emulator, headers, {"message": {"token": "slow-1"}})
+    response = send(http, fcm_emulator, headers, {"message": {"token": fcm_token(1, prefix="slow-")}})
 
     assert response.status_code == 200
     assert time.monotonic() - started >= fcm_emulator.peer.slow_seconds
@@ -333,13 +339,14 @@ def test_prefix_table_in_the_docstring_matches_the_constant() -> None:
 
 def test_inbox_api_lists_and_clears(http: httpx.Client, fcm_emulator: FcmEmulator, fcm_accounts: FcmAccounts) -> None:
     headers = bearer(http, fcm_emulator, fcm_accounts.good)
-    for token in ("a", "b", "c"):
+    tokens = [fcm_token(seed) for seed in ("a", "b", "c")]
+    for token in tokens:
         send(http, fcm_emulator, headers, {"message": {"token": token}})
 
     listed = http.get(f"{fcm_emulator.base_url}/_emulator/inbox?limit=2").json()
     cleared = http.delete(f"{fcm_emulator.base_url}/_emulator/inbox")
 
-    assert listed["count"] == 3 and [r["token"] for r in listed["items"]] == ["b", "c"]
+    assert listed["count"] == 3 and [r["token"] for r in listed["items"]] == tokens[1:]
     assert cleared.status_code == 200 and fcm_emulator.inbox.count() == 0
 
 
@@ -359,7 +366,7 @@ def test_runs_as_a_process(tmp_path: Path, fcm_loop: Loop) -> None:
         async def deliver() -> bool:
             provider = FcmProvider(account, endpoint=base_url.group(1), ca_bundle=tmp_path / "tls" / "ca.pem")
             try:
-                [result] = await provider.send([PushMessage(1, "abc", {"data": {"k": "v"}})])
+                [result] = await provider.send([PushMessage(1, FCM_TOKEN, {"data": {"k": "v"}})])
                 return result.ok
             finally:
                 await provider.close()
@@ -367,7 +374,7 @@ def test_runs_as_a_process(tmp_path: Path, fcm_loop: Loop) -> None:
         assert fcm_loop.run(deliver())
         with httpx.Client(verify=client_context(tmp_path / "tls" / "ca.pem")) as http:
             inbox = http.get(f"{base_url.group(1)}/_emulator/inbox").json()
-        assert [r["token"] for r in inbox["items"]] == ["abc"]
+        assert [r["token"] for r in inbox["items"]] == [FCM_TOKEN]
     finally:
         process.terminate()
         process.communicate(timeout=10)

@@ -19,6 +19,7 @@ from push.emulators.fcm import FcmEmulator
 from push.providers import fcm as fcm_module
 from push.providers.base import ErrorKind, PushMessage, SendResult
 from push.providers.fcm import FcmProvider, to_message
+from tests.values import FCM_TOKEN, fcm_token
 
 if TYPE_CHECKING:  # the fixtures module is loaded by pytest_plugins, not imported (assertion rewriting)
     from push.emulators.tls import LocalTLS
@@ -56,12 +57,12 @@ def by_key(results: list[SendResult]) -> dict[int, SendResult]:
 def test_success_records_the_exact_message(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
-    [result] = fcm_loop.run(fcm_provider.send([PushMessage(7, "device-token-1", RICH_PAYLOAD)]))
+    [result] = fcm_loop.run(fcm_provider.send([PushMessage(7, FCM_TOKEN, RICH_PAYLOAD)]))
 
     [record] = fcm_emulator.inbox.items("android")
     assert result.ok and result.key == 7
     assert result.provider_message_id == record["message_id"]
-    assert record["payload"] == {**RICH_PAYLOAD, "token": "device-token-1"}
+    assert record["payload"] == {**RICH_PAYLOAD, "token": FCM_TOKEN}
     assert (record["status"], record["reason"], record["project"]) == (200, None, "demo-project")
     assert record["headers"]["x-firebase-client"] == f"fire-admin-python/{firebase_admin.__version__}"
     assert "authorization" not in record["headers"]
@@ -74,7 +75,7 @@ def test_enum_spellings_are_written_the_way_firebase_admin_writes_them(
     # (FCM takes either), so what arrives is firebase-admin's.
     payload = {"android": {"priority": "HIGH", "notification": {"visibility": "PUBLIC", "vibrate_timings": ["0.5s"]}}}
 
-    [result] = fcm_loop.run(fcm_provider.send([PushMessage(1, "t", payload)]))
+    [result] = fcm_loop.run(fcm_provider.send([PushMessage(1, FCM_TOKEN, payload)]))
 
     assert result.ok
     [record] = fcm_emulator.inbox.items("android")
@@ -99,8 +100,11 @@ INJECTED = {
 def test_injected_errors_map_to_error_kinds_without_retries(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
-    messages = [PushMessage(index, f"{prefix}x", {"data": {"n": "1"}}) for index, prefix in enumerate(INJECTED)]
-    messages.append(PushMessage(100, "good-token", {"data": {"n": "1"}}))
+    messages = [
+        PushMessage(index, fcm_token(index, prefix=prefix), {"data": {"n": "1"}})
+        for index, prefix in enumerate(INJECTED)
+    ]
+    messages.append(PushMessage(100, FCM_TOKEN, {"data": {"n": "1"}}))
 
     started = time.monotonic()
     results = by_key(fcm_loop.run(fcm_provider.send(messages)))
@@ -128,7 +132,7 @@ def test_injected_errors_map_to_error_kinds_without_retries(
 def test_fail_once_then_success_on_resend(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider, prefix: str, kind: ErrorKind
 ) -> None:
-    message = PushMessage(1, f"{prefix}abc", {"data": {"n": "1"}})
+    message = PushMessage(1, fcm_token("fail once", prefix=prefix), {"data": {"n": "1"}})
 
     [first] = fcm_loop.run(fcm_provider.send([message]))
     [second] = fcm_loop.run(fcm_provider.send([message]))
@@ -142,7 +146,10 @@ def test_slow_answer_is_a_timeout_and_does_not_hold_up_the_others(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, make_fcm_provider: MakeProvider
 ) -> None:
     provider = make_fcm_provider()
-    messages = [PushMessage(1, "slow-abc", {"data": {"n": "1"}}), PushMessage(2, "good", {"data": {"n": "1"}})]
+    messages = [
+        PushMessage(1, fcm_token(1, prefix="slow-"), {"data": {"n": "1"}}),
+        PushMessage(2, FCM_TOKEN, {"data": {"n": "1"}}),
+    ]
 
     started = time.monotonic()
     results = by_key(fcm_loop.run(provider.send(messages)))
@@ -157,7 +164,9 @@ def test_payload_size_limit_is_4096_bytes(fcm_loop: Loop, fcm_provider: FcmProvi
     fits = {"data": {"k": "x" * (4096 - overhead)}}
     too_big = {"data": {"k": "x" * (4097 - overhead)}}
 
-    results = by_key(fcm_loop.run(fcm_provider.send([PushMessage(1, "a", fits), PushMessage(2, "b", too_big)])))
+    results = by_key(
+        fcm_loop.run(fcm_provider.send([PushMessage(1, fcm_token("a"), fits), PushMessage(2, fcm_token("b"), too_big)]))
+    )
 
     assert results[1].ok
     error = results[2].error
@@ -174,10 +183,10 @@ def test_payload_firebase_admin_refuses_is_rejected_without_a_request(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
     messages = [
-        PushMessage(1, "a", {"data": {"count": 3}}),  # data values must be strings
-        PushMessage(2, "b", {"android": {"priority": "urgent"}}),
-        PushMessage(3, "c", {"android": {"colour": "#ff0000"}}),  # unknown field
-        PushMessage(4, "d", {"data": {"n": "1"}}),
+        PushMessage(1, fcm_token("a"), {"data": {"count": 3}}),  # data values must be strings
+        PushMessage(2, fcm_token("b"), {"android": {"priority": "urgent"}}),
+        PushMessage(3, fcm_token("c"), {"android": {"colour": "#ff0000"}}),  # unknown field
+        PushMessage(4, fcm_token("d"), {"data": {"n": "1"}}),
     ]
 
     results = by_key(fcm_loop.run(fcm_provider.send(messages)))
@@ -186,7 +195,7 @@ def test_payload_firebase_admin_refuses_is_rejected_without_a_request(
         error = results[key].error
         assert error is not None and error.kind is ErrorKind.PAYLOAD_REJECTED and error.status is None
     assert results[4].ok
-    assert [r["token"] for r in fcm_emulator.inbox.items("android")] == ["d"]
+    assert [r["token"] for r in fcm_emulator.inbox.items("android")] == [fcm_token("d")]
 
 
 def test_wrong_key_is_refused_by_the_token_endpoint_and_fails_the_batch_with_auth(
@@ -194,7 +203,7 @@ def test_wrong_key_is_refused_by_the_token_endpoint_and_fails_the_batch_with_aut
 ) -> None:
     provider = make_fcm_provider({**fcm_accounts.wrong_key, "token_uri": fcm_emulator.token_url})
 
-    results = fcm_loop.run(provider.send([PushMessage(i, f"t{i}", {"data": {"n": "1"}}) for i in range(3)]))
+    results = fcm_loop.run(provider.send([PushMessage(i, fcm_token(i), {"data": {"n": "1"}}) for i in range(3)]))
 
     assert len(results) == 3
     for result in results:
@@ -209,7 +218,7 @@ def test_refused_grant_fails_the_batch_with_auth(
     fcm_emulator.fail_token_endpoint(403)
     provider = make_fcm_provider()
 
-    results = fcm_loop.run(provider.send([PushMessage(1, "a", {"data": {"n": "1"}})]))
+    results = fcm_loop.run(provider.send([PushMessage(1, fcm_token("a"), {"data": {"n": "1"}})]))
 
     assert results[0].error is not None and results[0].error.kind is ErrorKind.AUTH
 
@@ -219,7 +228,7 @@ def test_unreachable_token_endpoint_fails_the_batch_as_unavailable(
 ) -> None:
     provider = make_fcm_provider({**fcm_account, "token_uri": f"https://127.0.0.1:{closed_port()}/token"})
 
-    results = fcm_loop.run(provider.send([PushMessage(i, f"t{i}", {"data": {"n": "1"}}) for i in range(2)]))
+    results = fcm_loop.run(provider.send([PushMessage(i, fcm_token(i), {"data": {"n": "1"}}) for i in range(2)]))
 
     for result in results:
         assert result.error is not None
@@ -237,7 +246,7 @@ def test_token_endpoint_outage_fails_the_batch_as_unavailable(
     async def attempt() -> list[SendResult]:
         provider = FcmProvider(fcm_account, endpoint=fcm_emulator.base_url, ca_bundle=fcm_tls.ca_path)
         try:
-            return await provider.send([PushMessage(i, f"t{i}", {"data": {"n": "1"}}) for i in range(2)])
+            return await provider.send([PushMessage(i, fcm_token(i), {"data": {"n": "1"}}) for i in range(2)])
         finally:
             await provider.close()
 
@@ -252,7 +261,7 @@ def test_token_endpoint_outage_fails_the_batch_as_unavailable(
 def test_unreachable_fcm_endpoint_is_a_connection_error(fcm_loop: Loop, make_fcm_provider: MakeProvider) -> None:
     provider = make_fcm_provider(endpoint=f"https://127.0.0.1:{closed_port()}")
 
-    [result] = fcm_loop.run(provider.send([PushMessage(1, "a", {"data": {"n": "1"}})]))
+    [result] = fcm_loop.run(provider.send([PushMessage(1, fcm_token("a"), {"data": {"n": "1"}})]))
 
     assert result.error is not None and result.error.kind is ErrorKind.CONNECTION
 
@@ -260,23 +269,23 @@ def test_unreachable_fcm_endpoint_is_a_connection_error(fcm_loop: Loop, make_fcm
 def test_refused_access_token_is_refreshed_once(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
-    [first] = fcm_loop.run(fcm_provider.send([PushMessage(1, "a", {"data": {"n": "1"}})]))
+    [first] = fcm_loop.run(fcm_provider.send([PushMessage(1, fcm_token("a"), {"data": {"n": "1"}})]))
     fcm_emulator.forget_tokens()  # as after a restart of the peer
 
-    [second] = fcm_loop.run(fcm_provider.send([PushMessage(2, "b", {"data": {"n": "1"}})]))
+    [second] = fcm_loop.run(fcm_provider.send([PushMessage(2, fcm_token("b"), {"data": {"n": "1"}})]))
 
     assert first.ok and second.ok
     assert [(r["token"], r["status"]) for r in fcm_emulator.inbox.items("android")] == [
-        ("a", 200),
-        ("b", 401),
-        ("b", 200),
+        (fcm_token("a"), 200),
+        (fcm_token("b"), 401),
+        (fcm_token("b"), 200),
     ]
 
 
 def test_a_batch_of_1000_arrives_exactly_once(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
-    messages = [PushMessage(i, f"token-{i}", {"data": {"_mId": str(i)}}) for i in range(1000)]
+    messages = [PushMessage(i, fcm_token(i), {"data": {"_mId": str(i)}}) for i in range(1000)]
 
     results = fcm_loop.run(fcm_provider.send(messages))
 
@@ -285,7 +294,7 @@ def test_a_batch_of_1000_arrives_exactly_once(
     assert len({r.provider_message_id for r in results}) == 1000
     records = fcm_emulator.inbox.items("android")
     assert len(records) == 1000
-    assert {r["token"] for r in records} == {f"token-{i}" for i in range(1000)}
+    assert {r["token"] for r in records} == {fcm_token(i) for i in range(1000)}
 
 
 def test_empty_batch(fcm_loop: Loop, fcm_provider: FcmProvider) -> None:
@@ -294,9 +303,9 @@ def test_empty_batch(fcm_loop: Loop, fcm_provider: FcmProvider) -> None:
 
 def test_to_message_keeps_token_on_the_wire_without_a_deprecation_warning() -> None:
     # pytest turns warnings into errors: Message(token=...) would fail here (firebase-admin 7.7).
-    message = to_message({"data": {"a": "b"}}, "device-token")
+    message = to_message({"data": {"a": "b"}}, FCM_TOKEN)
 
-    assert json.loads(str(message)) == {"data": {"a": "b"}, "token": "device-token"}
+    assert json.loads(str(message)) == {"data": {"a": "b"}, "token": FCM_TOKEN}
 
 
 def test_private_firebase_admin_hooks_still_exist(fcm_loop: Loop, fcm_account: dict[str, Any]) -> None:

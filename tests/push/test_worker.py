@@ -17,6 +17,7 @@ import push.worker as worker_module
 from push.providers.base import PushMessage, SendResult
 from push.worker import Worker
 from tests.conftest import runtime_of
+from tests.values import apns_token, fcm_token
 
 
 class CountingEngine:
@@ -95,7 +96,7 @@ def send_to_both_platforms(app: Flask, client: Any, keys: Any, delays: dict[str,
     with rt.sessions.begin() as session:
         for n in range(12):
             for platform, provider in (("ios", "apns"), ("android", "fcm")):
-                token = f"{n:064x}" if platform == "ios" else f"android-{n}"
+                token = apns_token(n) if platform == "ios" else fcm_token(n)
                 registration = Registration(
                     app_id=ids["id"], platform=platform, token=token, sdk="campaign-classic", push_provider=provider
                 )

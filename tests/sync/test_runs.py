@@ -27,7 +27,7 @@ def job_two_files(context: RunContext) -> None:
     """One file applied with two rejected rows; one file whose transaction is rolled back."""
     with context.sessions.begin() as session:
         session.add(Audience(name="kept", segment_id="seg-kept"))
-        context.reject(session, "a.csv", 3, "u-3", "no profile with external_id u-3")
+        context.reject(session, "a.csv", 3, "CRM-000003", "no profile with external_id CRM-000003")
         context.reject(session, "a.csv", 7, None, "empty identity")
         context.flush_rejects(session)
     context.advance(10)
@@ -35,7 +35,7 @@ def job_two_files(context: RunContext) -> None:
     session = context.sessions()
     try:
         session.add(Audience(name="rolled back", segment_id="seg-gone"))
-        context.reject(session, "b.csv", 1, "x", "never stored")
+        context.reject(session, "b.csv", 1, "CRM-000001", "never stored")
         raise ValueError("unreadable")
     except ValueError:
         session.rollback()
@@ -87,7 +87,7 @@ def test_a_run_records_its_files_totals_and_the_rejects_of_committed_files_only(
     with runtime_of(app).sessions() as session:
         rejects = list(runs.iter_rejects(session, run.id, chunk=1))  # chunking must not lose rows
         assert [(r.file, r.line, r.identity, r.reason) for r in rejects] == [
-            ("a.csv", 3, "u-3", "no profile with external_id u-3"),
+            ("a.csv", 3, "CRM-000003", "no profile with external_id CRM-000003"),
             ("a.csv", 7, None, "empty identity"),
         ]
         assert session.scalars(select(Audience.segment_id)).all() == ["seg-kept"]

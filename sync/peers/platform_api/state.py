@@ -34,7 +34,8 @@ class PeerConfig:
 
     client_id: str = "pushgate-local-client"
     client_secret: str = "pushgate-local-secret"
-    org_id: str = "PUSHGATELOCAL0000000000@AdobeOrg"
+    #: An IMS org id of the real form: 24 upper-case hex digits and ``@AdobeOrg``.
+    org_id: str = "F76BA94B5A11C0FF385CEA3A@AdobeOrg"
     tenant_id: str = "pushgatelocal"
     sandbox: str = "prod"
     inlet_id: str = hashlib.sha256(b"pushgate-local-inlet").hexdigest()

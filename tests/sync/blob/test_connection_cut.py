@@ -20,6 +20,7 @@ from flask import Flask
 from sync.peers.azurite import Azurite, connection_string
 from sync.sources.blob import BlobSource
 from tests.sync.blob.exports import SEG_VIP, export_name, make_profiles, members, run_import, single, snapshot, upload
+from tests.values import crm_id
 
 
 class CuttingProxy:
@@ -110,9 +111,9 @@ def proxy(azurite: Azurite) -> Iterator[CuttingProxy]:
 def test_a_connection_cut_mid_file_applies_nothing_and_the_next_run_applies_all(
     app: Flask, container: ContainerClient, proxy: CuttingProxy
 ) -> None:
-    customers = [f"c{n:05d}" for n in range(3000)]
+    customers = [crm_id(n) for n in range(3000)]
     make_profiles(app, *customers)
-    data = single([(c, "realized") for c in customers])  # about 60 KiB
+    data = single([(c, "realized") for c in customers])  # about 70 KB
     name = export_name(SEG_VIP)
     upload(container, name, data)
     client = ContainerClient.from_connection_string(

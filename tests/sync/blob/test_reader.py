@@ -65,30 +65,39 @@ def read(
 
 
 def test_single_segment_csv() -> None:
-    data = b"crmId,person.name.firstName,segmentMembership.status\nc1,Ann,realized\nc2,Bob,existing\nc3,Cy,exited\n"
+    data = (
+        b"crmId,person.name.firstName,segmentMembership.status\n"
+        b"CRM-000001,Ann,realized\n"
+        b"CRM-000002,Bob,existing\n"
+        b"CRM-000003,Cy,exited\n"
+    )
     stats, stage = read(data)
-    assert stage.rows == [("c1", 0, 2, SEG, 1), ("c2", 0, 3, SEG, 2), ("c3", 0, 4, SEG, 3)]
+    assert stage.rows == [("CRM-000001", 0, 2, SEG, 1), ("CRM-000002", 0, 3, SEG, 2), ("CRM-000003", 0, 4, SEG, 3)]
     assert (stats.rows, stats.unreadable, stats.rejected) == (3, 0, 0)
     assert stats.counts == {0: [0, 1, 1, 1]}
     assert stats.columns == ["crmId", "person.name.firstName", "segmentMembership.status"]
 
 
 def test_delimiter_bom_crlf_quotes_and_spaces() -> None:
-    data = '\ufeffcrmId;name;segmentMembership.status\r\n" c1 ";"Ann; ""A""";REALIZED\r\nc2;"multi\nline";existing\r\n'
+    data = (
+        "\ufeffcrmId;name;segmentMembership.status\r\n"
+        '" CRM-000001 ";"Ann; ""A""";REALIZED\r\n'
+        'CRM-000002;"multi\nline";existing\r\n'
+    )
     stats, stage = read(data.encode(), delimiter=";")
-    assert [(r[0], r[4]) for r in stage.rows] == [("c1", 1), ("c2", 2)]
+    assert [(r[0], r[4]) for r in stage.rows] == [("CRM-000001", 1), ("CRM-000002", 2)]
     assert stats.rows == 2
 
 
 def test_gzip_by_extension_and_by_content() -> None:
-    data = gzip.compress(b"crmId,segmentMembership.status\nc1,realized\n")
+    data = gzip.compress(b"crmId,segmentMembership.status\nCRM-000001,realized\n")
     for name in (f"Dest_{SEG}_20261201_060000.csv.gz", f"Dest_{SEG}_20261201_060000.csv"):
         _, stage = read(data, name=name)
-        assert [r[0] for r in stage.rows] == ["c1"]
+        assert [r[0] for r in stage.rows] == ["CRM-000001"]
 
 
 def test_a_truncated_gzip_file_is_a_file_problem() -> None:
-    data = gzip.compress(b"crmId,segmentMembership.status\n" + b"c1,realized\n" * 1000)[:-20]
+    data = gzip.compress(b"crmId,segmentMembership.status\n" + b"CRM-000001,realized\n" * 1000)[:-20]
     with pytest.raises(FileProblem, match="not a readable gzip file"):
         read(data, name=f"Dest_{SEG}_20261201_060000.csv.gz")
 
@@ -96,13 +105,17 @@ def test_a_truncated_gzip_file_is_a_file_problem() -> None:
 def test_per_segment_status_columns() -> None:
     data = (
         b"crmId,segmentMembership.ups.seg-a.status,segmentMembership.ups.seg-b.status\n"
-        b"c1,realized,\n"
-        b"c2,existing,exited\n"
-        b"c3,,\n"
+        b"CRM-000001,realized,\n"
+        b"CRM-000002,existing,exited\n"
+        b"CRM-000003,,\n"
     )
     stats, stage = read(data)
-    assert stage.rows == [("c1", 0, 2, "seg-a", 1), ("c2", 0, 3, "seg-a", 2), ("c2", 0, 3, "seg-b", 3)]
-    assert stats.rows == 3 and not stage.rejects  # c3 is in neither segment: nothing to do
+    assert stage.rows == [
+        ("CRM-000001", 0, 2, "seg-a", 1),
+        ("CRM-000002", 0, 3, "seg-a", 2),
+        ("CRM-000002", 0, 3, "seg-b", 3),
+    ]
+    assert stats.rows == 3 and not stage.rejects  # CRM-000003 is in neither segment: nothing to do
     assert stats.counts == {0: [0, 1, 1, 0], 1: [0, 0, 0, 1]}
 
 
@@ -110,17 +123,17 @@ def test_rejected_and_unreadable_rows() -> None:
     data = (
         b"crmId,name,segmentMembership.status\n"
         b",Ann,realized\n"  # empty identity
-        b"c2,Bob,maybe\n"  # unknown status
-        b"c3,Cy\n"  # too few fields
+        b"CRM-000002,Bob,maybe\n"  # unknown status
+        b"CRM-000003,Cy\n"  # too few fields
         b"\n"  # blank line: skipped
-        b"c4,Di,realized,extra\n"  # too many fields
-        b"c5,Ed,existing\n"
+        b"CRM-000004,Di,realized,extra\n"  # too many fields
+        b"CRM-000005,Ed,existing\n"
     )
     stats, stage = read(data, part=2)
-    assert stage.rows == [("c5", 2, 6, SEG, 2)]
+    assert stage.rows == [("CRM-000005", 2, 6, SEG, 2)]
     assert stage.rejects == [
         (2, None, "empty identity"),
-        (3, "c2", "unknown status 'maybe' (expected realized, existing or exited)"),
+        (3, "CRM-000002", "unknown status 'maybe' (expected realized, existing or exited)"),
         (4, None, "unreadable row: 2 fields, expected 3"),
         (5, None, "unreadable row: 4 fields, expected 3"),
     ]
@@ -132,8 +145,11 @@ def test_rejected_and_unreadable_rows() -> None:
     ("data", "message"),
     [
         (b"", "empty file: no header row"),
-        (b"email,segmentMembership.status\nx,realized\n", "missing identity column 'crmId' (columns: email, segm"),
-        (b"crmId,name\nc1,Ann\n", "no segment status column"),
+        (
+            b"email,segmentMembership.status\nalice.martin@example.com,realized\n",
+            "missing identity column 'crmId' (columns: email, segm",
+        ),
+        (b"crmId,name\nCRM-000001,Ann\n", "no segment status column"),
     ],
 )
 def test_files_that_cannot_be_applied(data: bytes, message: str) -> None:
@@ -149,7 +165,7 @@ def test_columns_are_checked_before_any_row_is_staged() -> None:
         raise Blocked("blocked by policy")
 
     with pytest.raises(Blocked):
-        read(b"crmId,segmentMembership.status\nc1,realized\n", check=check)
+        read(b"crmId,segmentMembership.status\nCRM-000001,realized\n", check=check)
     assert seen == [["crmId", "segmentMembership.status"]]
 
 
@@ -159,35 +175,41 @@ def jsonl(*records: Any) -> bytes:
 
 def test_json_lines_nested_flat_and_identity_map() -> None:
     data = jsonl(
-        {"personalEmail": {"address": "a@x.com"}, "segmentMembership": {"status": "realized"}},
-        {"personalEmail.address": "b@x.com", "segmentMembership.status": "existing"},
+        {"personalEmail": {"address": "ann.lee@example.com"}, "segmentMembership": {"status": "realized"}},
+        {"personalEmail.address": "bob.dupont@example.com", "segmentMembership.status": "existing"},
         {
-            "identityMap": {"email": [{"id": "c@x.com", "primary": True}]},
+            "identityMap": {"email": [{"id": "carla.diaz@example.com", "primary": True}]},
             "segmentMembership": {
                 "ups": {"seg-b": {"status": "exited", "lastQualificationTime": "2026-12-01T06:00:00Z"}}
             },
         },
     )
     stats, stage = read(data, name=f"Dest_{SEG}_20261201_060000.json", identity="personalEmail.address")
-    assert [(r[0], r[2], r[3], r[4]) for r in stage.rows] == [("a@x.com", 1, SEG, 1), ("b@x.com", 2, SEG, 2)]
+    assert [(r[0], r[2], r[3], r[4]) for r in stage.rows] == [
+        ("ann.lee@example.com", 1, SEG, 1),
+        ("bob.dupont@example.com", 2, SEG, 2),
+    ]
     assert stage.rejects == [(3, None, "empty identity")]
     stats, stage = read(data, name=f"Dest_{SEG}_20261201_060000.json", identity="identityMap.email")
-    assert [(r[0], r[3], r[4]) for r in stage.rows] == [("c@x.com", "seg-b", 3)]
+    assert [(r[0], r[3], r[4]) for r in stage.rows] == [("carla.diaz@example.com", "seg-b", 3)]
     assert "segmentMembership.ups.seg-b.lastQualificationTime" in stats.columns
     assert "identityMap.email" in stats.columns
 
 
 def test_json_unreadable_lines_and_missing_identity() -> None:
-    data = jsonl({"crmId": "c1", "segmentMembership": {"status": "realized"}}, "{not json", "[1, 2]")
+    data = jsonl({"crmId": "CRM-000001", "segmentMembership": {"status": "realized"}}, "{not json", "[1, 2]")
     stats, stage = read(data, name=f"Dest_{SEG}_20261201_060000.jsonl")
-    assert stats.unreadable == 2 and [r[0] for r in stage.rows] == ["c1"]
+    assert stats.unreadable == 2 and [r[0] for r in stage.rows] == ["CRM-000001"]
     assert stage.rejects[1] == (3, None, "unreadable row: not a JSON object")
     with pytest.raises(FileProblem, match="missing identity column 'crmId': no record has it"):
-        read(jsonl({"email": "x", "segmentMembership": {"status": "realized"}}), name=f"D_{SEG}_20261201_060000.json")
+        read(
+            jsonl({"email": "alice.martin@example.com", "segmentMembership": {"status": "realized"}}),
+            name=f"D_{SEG}_20261201_060000.json",
+        )
 
 
 def test_streaming_stages_in_chunks() -> None:
-    rows = b"".join(b"c%d,realized\n" % i for i in range(12_345))
+    rows = b"".join(b"CRM-%06d,realized\n" % i for i in range(12_345))
     stats, stage = read(b"crmId,segmentMembership.status\n" + rows)
     assert stats.rows == len(stage.rows) == 12_345
-    assert stage.rows[-1] == ("c12344", 0, 12_346, SEG, 1)
+    assert stage.rows[-1] == ("CRM-012344", 0, 12_346, SEG, 1)

@@ -18,6 +18,7 @@ from sync.peers.platform import PlatformPeer
 from tests.conftest import Keys, runtime_of
 from tests.push import test_engine
 from tests.sync.export.conftest import ids, records, run_job
+from tests.values import fcm_token
 
 world = test_engine.world
 
@@ -93,14 +94,14 @@ def test_a_transaction_still_open_holds_back_what_was_stamped_after_it_began(
         session.add(delivery)
         session.flush()
         delivery_id = delivery.id
-        profile_id = session.scalar(select(Profile.id).where(Profile.external_id == "alice"))
+        profile_id = session.scalar(select(Profile.id).where(Profile.external_id == test_engine.ALICE))
 
     def row(session: Any, n: int) -> BroadLog:
         message = BroadLog(
             delivery_id=delivery_id,
             profile_id=profile_id,
             channel=42,
-            address=f"token-{n}",
+            address=fcm_token(f"open-transaction-{n}"),
             status=int(BroadLogStatus.SENT),
             attempts=1,
             event_date=stamp(session),

@@ -28,6 +28,7 @@ from sync.xdm import records as xdm_records
 from tests.conftest import Keys, runtime_of
 from tests.push import test_engine
 from tests.sync.export.conftest import ids, records, run_job, state
+from tests.values import APNS_TOKEN, ECID, FCM_TOKEN, crm_id, ecid
 
 world = test_engine.world
 STREAMS = list(xdm.STREAMS)
@@ -41,20 +42,20 @@ def seed(app: Flask, count: int, *, anonymous: int = 0) -> list[int]:
         shop = App(name="Shop")
         session.add(shop)
         session.flush()
-        profile = Profile(external_id="cust-1", push_consent="y")
+        profile = Profile(external_id=crm_id(1), push_consent="y")
         session.add(profile)
         session.flush()
         linked = Subscription(
             app_id=shop.id,
             platform="android",
-            token="tok-1",
+            token=FCM_TOKEN,
             sdk="edge",
             push_provider="fcm",
             profile_id=profile.id,
-            ecid="42",
+            ecid=ECID,
         )
         loose = Subscription(
-            app_id=shop.id, platform="ios", token="ab" * 32, sdk="campaign-classic", push_provider="apns"
+            app_id=shop.id, platform="ios", token=APNS_TOKEN, sdk="campaign-classic", push_provider="apns"
         )
         session.add_all([linked, loose])
         session.flush()
@@ -69,7 +70,7 @@ def seed(app: Flask, count: int, *, anonymous: int = 0) -> list[int]:
                 subscription_id=(linked if n < count else loose).id,
                 profile_id=profile.id if n < count else None,
                 channel=42 if n < count else 41,
-                address="tok",
+                address=(linked if n < count else loose).token,
                 status=int(BroadLogStatus.SENT),
                 provider_message_id=f"pm-{n}",
                 attempts=1,
@@ -159,6 +160,7 @@ def test_a_real_delivery_arrives_as_valid_xdm_with_stable_ids(
     delivery = test_engine.create(client, keys, world["ids"]["id"])
     test_engine.drive(world["engine"], delivery["id"])
     rt = world["rt"]
+    opener = ecid("opener")
     with rt.sessions.begin() as session:
         sent = session.scalars(
             select(BroadLog).where(BroadLog.status == BroadLogStatus.SENT).order_by(BroadLog.id)
@@ -166,7 +168,7 @@ def test_a_real_delivery_arrives_as_valid_xdm_with_stable_ids(
         assert sent is not None
         assert record_tracking(
             session,
-            TrackingCall(sent.id, sent.delivery_id, "opened", "edge", "pushTracking.applicationOpened", ecid="6001"),
+            TrackingCall(sent.id, sent.delivery_id, "opened", "edge", "pushTracking.applicationOpened", ecid=opener),
         )
         assert record_tracking(
             session, TrackingCall(sent.id, None, "clicked", "campaign-standard", "2", action_id="buy")
@@ -196,19 +198,17 @@ def test_a_real_delivery_arrives_as_valid_xdm_with_stable_ids(
         "open",
         "click",
     ]
-    assert tracking[0]["identityMap"]["ECID"][0]["id"] == "6001"
+    assert tracking[0]["identityMap"]["ECID"][0]["id"] == opener
     quarantine = records(app, peer, "quarantine")
-    assert sorted(r["_pushgatelocal"]["pushgate"]["address"]["token"] for r in quarantine) == [
-        "bad-1",
-        "gone-1",
-        "mismatch-1",
-    ]
+    assert sorted(r["_pushgatelocal"]["pushgate"]["address"]["token"] for r in quarantine) == sorted(
+        test_engine.TOKENS[name] for name in ("bad-1", "gone-1", "mismatch-1")
+    )
     preferences = records(app, peer, "preferences")
     assert sorted(
         (r["identityMap"]["CRMID"][0]["id"], r["consents"]["marketing"]["push"]["val"]) for r in preferences
     ) == [
-        ("alice", "u"),
-        ("bob", "n"),
+        (test_engine.ALICE, "u"),
+        (test_engine.BOB, "n"),
     ]
     tenant = peer.config.tenant_id
     for stream in STREAMS:

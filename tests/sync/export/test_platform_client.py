@@ -18,6 +18,7 @@ from sync.platform import errors
 from sync.platform.batch import BatchIngestion, BatchStillRunning, JsonLinesFiles
 from sync.platform.client import Platform
 from sync.platform.streaming import MAX_REQUEST_BYTES, Envelopes, StreamingSender, fits, request_body, request_size
+from tests.values import ORG
 
 SECRET = "s3cret-value-never-logged"
 
@@ -31,7 +32,7 @@ def settings() -> Settings:
             "aep_streaming_url": "https://dcs.test",
             "aep_client_id": "client-1",
             "aep_client_secret": SECRET,
-            "aep_org_id": "ORG1@AdobeOrg",
+            "aep_org_id": ORG,
             "aep_sandbox": "dev",
             "aep_tenant_id": "acme",
             "aep_inlet_id": "inlet-1",
@@ -121,7 +122,7 @@ def test_calls_carry_adobes_headers_and_a_401_fetches_a_new_token_once(settings:
     headers = adobe.calls[1].headers
     assert (headers["x-api-key"], headers["x-gw-ims-org-id"], headers["x-sandbox-name"]) == (
         "client-1",
-        "ORG1@AdobeOrg",
+        ORG,
         "dev",
     )
 
@@ -163,10 +164,10 @@ def test_error_translation() -> None:
 
 
 def test_requests_are_packed_under_one_megabyte() -> None:
-    envelopes = Envelopes(schema_id="https://ns.adobe.com/acme/schemas/1", dataset_id="ds1", org_id="ORG1@AdobeOrg")
+    envelopes = Envelopes(schema_id="https://ns.adobe.com/acme/schemas/1", dataset_id="ds1", org_id=ORG)
     wrapped = envelopes.wrap(b'{"_id":"a"}')
     parsed = json.loads(wrapped)
-    assert parsed["header"]["datasetId"] == "ds1" and parsed["header"]["imsOrgId"] == "ORG1@AdobeOrg"
+    assert parsed["header"]["datasetId"] == "ds1" and parsed["header"]["imsOrgId"] == ORG
     assert parsed["header"]["schemaRef"] == parsed["body"]["xdmMeta"]["schemaRef"]
     assert parsed["header"]["schemaRef"]["contentType"] == "application/vnd.adobe.xed-full+json;version=1"
     assert parsed["body"]["xdmEntity"] == {"_id": "a"}

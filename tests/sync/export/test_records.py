@@ -12,10 +12,14 @@ from store.codes import BroadLogStatus, FailureReason, FailureType
 from sync import xdm
 from sync.xdm import records
 from sync.xdm.records import AddressRow, BroadLogRow, NoIdentity, ProfileRow, TrackingRow
+from tests.values import APNS_TOKEN, ECID, crm_id, ecid
 
 WHEN = datetime(2026, 11, 28, 21, 40, 0, 123456, tzinfo=UTC)
 TENANT = "acme"
 KEY = "_acme"
+CRM = crm_id(4211)
+TRACKING_ECID = ecid("tracking call")
+SUBSCRIPTION_ECID = ecid("subscription")
 
 
 def broadlog_row(**changes: object) -> BroadLogRow:
@@ -27,7 +31,7 @@ def broadlog_row(**changes: object) -> BroadLogRow:
         subscription_id=40,
         platform="android",
         push_provider="fcm",
-        ecid="71234567890123456789012345678901234567",
+        ecid=ECID,
         channel=42,
         status=int(BroadLogStatus.SENT),
         failure_type=None,
@@ -38,7 +42,7 @@ def broadlog_row(**changes: object) -> BroadLogRow:
         resent_after_crash=False,
         created_at=WHEN,
         event_date=WHEN,
-        external_id="cust-1",
+        external_id=CRM,
     )
     return row._replace(**changes)
 
@@ -54,12 +58,12 @@ def tracking_row(**changes: object) -> TrackingRow:
         source="edge",
         tag="pushTracking.applicationOpened",
         action_id=None,
-        ecid="7999",
+        ecid=TRACKING_ECID,
         log_date=WHEN,
-        external_id="cust-1",
+        external_id=CRM,
         platform="ios",
         push_provider="apnsSandbox",
-        subscription_ecid="7123",
+        subscription_ecid=SUBSCRIPTION_ECID,
         provider_message_id="apns-id-1",
         channel=41,
     )
@@ -71,7 +75,7 @@ def address_row(**changes: object) -> AddressRow:
         id=9,
         app_id=3,
         platform="ios",
-        address="ab" * 32,
+        address=APNS_TOKEN,
         status="quarantine",
         error_count=1,
         failure_reason=int(FailureReason.USER_UNKNOWN),
@@ -80,7 +84,7 @@ def address_row(**changes: object) -> AddressRow:
         last_error_at=WHEN,
         unregistered_at=None,
         updated_at=WHEN,
-        external_id="cust-1",
+        external_id=CRM,
         ecid=None,
     )
     return row._replace(**changes)
@@ -95,8 +99,8 @@ def test_broadlog_record_is_valid_and_carries_the_campaign_and_feedback_fields()
         "broadlogID": "1001",
         "deliveryID": "7",
         "deliveryName": "Winter sale",
-        "recipientID": "cust-1",
-        "externalID": "cust-1",
+        "recipientID": CRM,
+        "externalID": CRM,
         "channel": "android",
         "status": "sent",
     }
@@ -148,7 +152,7 @@ def test_final_statuses_as_message_delivery_feedback(
 def test_identities_external_id_primary_ecid_secondary_else_ecid_primary_else_refused() -> None:
     both = records.broadlog(broadlog_row(), KEY, "CRMID")["identityMap"]
     assert both == {
-        "CRMID": [{"id": "cust-1", "primary": True, "authenticatedState": "authenticated"}],
+        "CRMID": [{"id": CRM, "primary": True, "authenticatedState": "authenticated"}],
         "ECID": [{"id": broadlog_row().ecid, "primary": False, "authenticatedState": "ambiguous"}],
     }
     anonymous = records.broadlog(broadlog_row(external_id=None), KEY, "CRMID")
@@ -161,7 +165,10 @@ def test_identities_external_id_primary_ecid_secondary_else_ecid_primary_else_re
         records.broadlog(broadlog_row(external_id=None, ecid=None), KEY, "CRMID")
     assert caught.value.record_id == records.record_id("broadlog", 1001, 1)
     tracked = records.trackinglog(tracking_row(), KEY, "Loyalty")["identityMap"]
-    assert list(tracked) == ["Loyalty", "ECID"] and [e["id"] for e in tracked["ECID"]] == ["7999", "7123"]
+    assert list(tracked) == ["Loyalty", "ECID"] and [e["id"] for e in tracked["ECID"]] == [
+        TRACKING_ECID,
+        SUBSCRIPTION_ECID,
+    ]
     for record in (both, tracked):
         assert sum(entry.get("primary", False) for entries in record.values() for entry in entries) == 1
 
@@ -193,7 +200,7 @@ def test_quarantine_and_preference_records() -> None:
     released = records.quarantine(address_row(status="valid", updated_at=WHEN.replace(hour=23)), KEY, "CRMID")
     assert released["_experience"]["campaign"]["quarantine"] is False
     assert released["_id"] != quarantined["_id"]
-    profile = records.preferences(ProfileRow(4, "cust-1", "n", WHEN, ("e1", "e2")), KEY, "CRMID")
+    profile = records.preferences(ProfileRow(4, CRM, "n", WHEN, (ecid(1), ecid(2))), KEY, "CRMID")
     assert xdm.validator("preferences", TENANT).problem(profile) is None
     assert profile["consents"]["marketing"]["push"] == {"val": "n", "time": "2026-11-28T21:40:00.123Z"}
     assert profile["identityMap"]["CRMID"][0]["primary"] is True

@@ -156,7 +156,9 @@ def event(record_id: str, **fields: Any) -> dict[str, Any]:
         "timestamp": "2026-03-01T10:00:00.123Z",
         "eventType": "message.feedback",
         "identityMap": {
-            "Email": [{"id": f"{record_id}@example.com", "primary": True, "authenticatedState": "ambiguous"}]
+            "Email": [
+                {"id": f"alice.martin+{record_id}@example.com", "primary": True, "authenticatedState": "ambiguous"}
+            ]
         },
         **fields,
     }

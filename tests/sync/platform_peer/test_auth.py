@@ -7,6 +7,7 @@ import pytest
 
 from sync.peers.platform import PeerConfig
 from tests.sync.platform_peer.conftest import Aep
+from tests.values import ORG
 
 STATS = "/data/foundation/schemaregistry/stats"
 
@@ -76,7 +77,7 @@ def test_token_expires_after_expires_in(aep: Aep, http: httpx.Client) -> None:
         ("x-api-key", None, 403, "403000"),
         (None, ("x-api-key", "other-client"), 403, "403003"),
         ("x-gw-ims-org-id", None, 400, "400003"),
-        (None, ("x-gw-ims-org-id", "OTHER@AdobeOrg"), 403, "403025"),
+        (None, ("x-gw-ims-org-id", ORG), 403, "403025"),  # another org than the peer's
     ],
 )
 def test_platform_calls_need_adobes_headers(

@@ -10,6 +10,9 @@ import pytest
 
 from sync.peers.platform import PeerConfig
 from tests.sync.platform_peer.conftest import EXPERIENCE_EVENT, Aep, dumps, event
+from tests.values import ECID, ORG, crm_id
+
+EMAIL = "alice.martin@example.com"
 
 
 def test_batch_answers_207_with_one_result_per_message(aep: Aep, events: dict[str, str]) -> None:
@@ -17,7 +20,7 @@ def test_batch_answers_207_with_one_result_per_message(aep: Aep, events: dict[st
     bad_record = aep.envelope(events["schema"], events["dataset"], event("e2", timestamp="2018-00-10T22:07:56Z"))
     no_body = {"header": good["header"]}
     wrong_org = aep.envelope(events["schema"], events["dataset"], event("e3"))
-    wrong_org["header"]["imsOrgId"] = "invalidIMSOrg@AdobeOrg"
+    wrong_org["header"]["imsOrgId"] = ORG  # of the real form, but not the peer's
     unknown_dataset = aep.envelope(events["schema"], "000000000000000000000000", event("e4"))
     response = aep.stream([good, bad_record, no_body, wrong_org, unknown_dataset])
     assert response.status_code == 207
@@ -62,9 +65,12 @@ def test_envelope_must_match_the_datasets_schema(aep: Aep, events: dict[str, str
         ({"timestamp": "2026-03-01 10:00:00"}, "is not a valid date-time"),
         ({"_id": 12}, "expected type: String, found: Long"),
         ({"identityMap": {"Email": [{"primary": True}]}}, "required key [id] not found"),
-        ({"identityMap": {"Email": {"id": "x"}}}, "expected type: JSONArray, found: JSONObject"),
-        ({"identityMap": {"Email": [{"id": "x", "authenticatedState": "maybe"}]}}, "not a valid enum value"),
-        ({"identityMap": {"Email": [{"id": "a", "primary": True}], "ECID": [{"id": "b", "primary": True}]}}, "primary"),
+        ({"identityMap": {"Email": {"id": EMAIL}}}, "expected type: JSONArray, found: JSONObject"),
+        ({"identityMap": {"Email": [{"id": EMAIL, "authenticatedState": "maybe"}]}}, "not a valid enum value"),
+        (
+            {"identityMap": {"Email": [{"id": EMAIL, "primary": True}], "ECID": [{"id": ECID, "primary": True}]}},
+            "primary",
+        ),
         ({"_TENANT": {"push": {"status": "lost"}}}, "not a valid enum value"),
         ({"_TENANT": {"push": {"attempts": -1}}}, "minimum"),
         ({"_TENANT": {"push": {"sentAt": "yesterday"}}}, "is not a valid date-time"),
@@ -193,7 +199,7 @@ def test_unauthenticated_connection_takes_messages_without_a_token(
 def test_profile_drops_are_failures(aep: Aep, profile_events: dict[str, str]) -> None:
     ids = profile_events
     too_big = event("big", producedBy="x" * 10_300)
-    no_primary = event("anon", identityMap={"Email": [{"id": "a@example.com"}]})
+    no_primary = event("anon", identityMap={"Email": [{"id": EMAIL}]})
     results = aep.stream(
         [
             aep.envelope(ids["schema"], ids["dataset"], event("ok")),
@@ -244,7 +250,7 @@ def test_profile_records_need_their_primary_identity(aep: Aep) -> None:
     dataset = aep.dataset("profiles", schema["$id"], profile=True)
     results = aep.stream(
         [
-            aep.envelope(schema["$id"], dataset, {"_id": "p1", aep.tenant: {"crmId": "c1"}}),
+            aep.envelope(schema["$id"], dataset, {"_id": "p1", aep.tenant: {"crmId": crm_id(1)}}),
             aep.envelope(schema["$id"], dataset, {"_id": "p2", aep.tenant: {}}),
         ]
     ).json()["responses"]

@@ -23,6 +23,7 @@ from sync.peers.sftp import SftpPeer
 from tests.conftest import Keys, runtime_of
 from tests.factories import make_app, make_profile
 from tests.sync.sftp.conftest import put, run_profiles
+from tests.values import crm_id, fcm_token
 
 TITLE = "{{ tables.offers[profile.attributes.offer_code].title | default('Our offers') }}"
 
@@ -31,7 +32,7 @@ def test_an_imported_table_renders_in_the_preview(
     app: Flask, client: FlaskClient, keys: Keys, peer: SftpPeer, sftp_root: Path
 ) -> None:
     ids = make_app(app)
-    put(sftp_root, "profiles.csv", "external_id,first_name,offer_code\np-1,Ann,K1\np-2,Bob,K9\n")
+    put(sftp_root, "profiles.csv", "external_id,first_name,offer_code\nCRM-000001,Ann,K1\nCRM-000002,Bob,K9\n")
     put(sftp_root, "data_offers.csv", "code,title,price\nK1,Winter coat,99\n")
     assert run_profiles(app).status == "succeeded"
 
@@ -46,10 +47,10 @@ def test_an_imported_table_renders_in_the_preview(
         rendered: dict[str, Any] = response.get_json()["android"]["rendered"]
         return rendered
 
-    rendered = preview("p-1")
+    rendered = preview(crm_id(1))
     assert (rendered["title"], rendered["body"]) == ("Winter coat", "99 EUR")  # tables.nope...: empty
-    assert preview("p-2")["title"] == "Our offers"  # no row K9: missing, so the default
-    assert preview("p-1", "{{ tables.offers | length }} offer")["title"] == "1 offer"
+    assert preview(crm_id(2))["title"] == "Our offers"  # no row K9: missing, so the default
+    assert preview(crm_id(1), "{{ tables.offers | length }} offer")["title"] == "1 offer"
 
 
 class Recording:
@@ -92,7 +93,7 @@ def _send_to_all(
                 Registration(
                     app_id=ids["id"],
                     platform="android",
-                    token=f"token-{user}",
+                    token=fcm_token(user),
                     sdk="campaign-classic",
                     push_provider="fcm",
                     user_key=user,
@@ -108,19 +109,20 @@ def _send_to_all(
     engine.start_due()
     while asyncio.run(engine.run_batch(delivery["id"])):
         pass
-    return {m.token.removeprefix("token-"): m.payload["data"]["adb_title"] for m in provider.sent}
+    users_by_token = {fcm_token(user): user for user in users}
+    return {users_by_token[m.token]: m.payload["data"]["adb_title"] for m in provider.sent}
 
 
 def test_the_engine_renders_an_imported_table(app: Flask, client: FlaskClient, keys: Keys) -> None:
-    users = {"p-1": {"offer_code": "K1"}, "p-2": {"offer_code": "K2"}}
+    users = {crm_id(1): {"offer_code": "K1"}, crm_id(2): {"offer_code": "K2"}}
     titles = _send_to_all(app, client, keys, {"K1": "Winter coat"}, users, TITLE)
-    assert titles == {"p-1": "Winter coat", "p-2": "Our offers"}
+    assert titles == {crm_id(1): "Winter coat", crm_id(2): "Our offers"}
 
 
 def test_a_batch_reads_its_table_rows_in_one_query(app: Flask, client: FlaskClient, keys: Keys) -> None:
     """A key per profile: one query for the batch's rows, not one per message (each of those ran
     on the engine's event loop), and every message as if rendered one by one."""
-    users = {f"p-{i}": {"offer_code": f"K{i}"} for i in range(30)}
+    users = {crm_id(i): {"offer_code": f"K{i}"} for i in range(30)}
     offers = {f"K{i}": f"Offer {i}" for i in range(0, 30, 2)}  # odd codes have no row
     queries: list[str] = []
 
@@ -134,25 +136,25 @@ def test_a_batch_reads_its_table_rows_in_one_query(app: Flask, client: FlaskClie
         titles = _send_to_all(app, client, keys, offers, users, TITLE)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert titles == {f"p-{i}": f"Offer {i}" if i % 2 == 0 else "Our offers" for i in range(30)}
+    assert titles == {crm_id(i): f"Offer {i}" if i % 2 == 0 else "Our offers" for i in range(30)}
     assert len(queries) == 1, queries
 
 
 def test_a_row_read_through_another_row_is_still_found(app: Flask, client: FlaskClient, keys: Keys) -> None:
     """The second key only exists once the first row is read: its rows are read again, one by one."""
-    users = {"p-1": {"offer_code": "K1"}, "p-2": {"offer_code": "K2"}, "p-3": {"offer_code": "K9"}}
+    users = {crm_id(1): {"offer_code": "K1"}, crm_id(2): {"offer_code": "K2"}, crm_id(3): {"offer_code": "K9"}}
     offers = {"K1": "K2", "K2": "Scarf"}
     chained = "{{ tables.offers[tables.offers[profile.attributes.offer_code].title].title | default('none') }}"
     titles = _send_to_all(app, client, keys, offers, users, chained)
-    assert titles == {"p-1": "Scarf", "p-2": "none", "p-3": "none"}
+    assert titles == {crm_id(1): "Scarf", crm_id(2): "none", crm_id(3): "none"}
 
 
 def test_a_message_empty_for_want_of_a_deferred_row_is_built_again(app: Flask, client: FlaskClient, keys: Keys) -> None:
     """Title from the table, no body: while its row is deferred the push would be empty (a
     failure); once the row is read it is sent."""
     title = "{{ tables.offers[profile.attributes.offer_code].title }}"
-    titles = _send_to_all(app, client, keys, {"K1": "Winter coat"}, {"p-1": {"offer_code": "K1"}}, title, body=None)
-    assert titles == {"p-1": "Winter coat"}
+    titles = _send_to_all(app, client, keys, {"K1": "Winter coat"}, {crm_id(1): {"offer_code": "K1"}}, title, body=None)
+    assert titles == {crm_id(1): "Winter coat"}
 
 
 def test_lookups_are_lazy_cached_and_bounded(app: Flask) -> None:

@@ -19,14 +19,15 @@ from sync.sources import sftp as sftp_source
 from tests.conftest import runtime_of
 from tests.factories import make_app, make_profile
 from tests.sync.sftp.conftest import MTIME, put, run_profiles
+from tests.values import crm_id, fcm_token
 
 PROFILES = (
     "external_id,email,first_name,locale,push_consent,tier,offer_code\n"
-    "p-1,ann@example.com,Ann,en_us,Y,silver,K1\n"
-    "p-2,,Bob,,n,platinum,\n"
-    "p-3,not-an-email,Cy,,y,,\n"
-    ",nobody@example.com,Nobody,,,,\n"
-    "p-4,d@example.com,Di,fr,maybe,,\n"
+    "CRM-000001,ann.lee@example.com,Ann,en_us,Y,silver,K1\n"
+    "CRM-000002,,Bob,,n,platinum,\n"
+    "CRM-000003,not-an-email,Cy,,y,,\n"
+    ",noah.bell@example.com,Noah,,,,\n"
+    "CRM-000004,diane.roy@example.com,Di,fr,maybe,,\n"
 )
 
 
@@ -60,8 +61,10 @@ def test_a_profile_file_becomes_profiles_is_archived_and_its_bad_rows_come_back(
     app: Flask, peer: SftpPeer, sftp_root: Path
 ) -> None:
     ids = make_app(app)
-    make_profile(app, "p-2", email="bob@example.com", attributes={"tier": "gold", "city": "Lyon"}, push_consent="y")
-    _register(app, ids["id"], "token-of-p1", "p-1")  # registered before Campaign sent the profile
+    make_profile(
+        app, crm_id(2), email="bob.dupont@example.com", attributes={"tier": "gold", "city": "Lyon"}, push_consent="y"
+    )
+    _register(app, ids["id"], fcm_token("ann's phone"), crm_id(1))  # registered before Campaign sent the profile
     put(sftp_root, "profiles_0412.csv", PROFILES)
 
     run = run_profiles(app, settings={"sync_max_unreadable_fraction": 0.25})
@@ -72,16 +75,16 @@ def test_a_profile_file_becomes_profiles_is_archived_and_its_bad_rows_come_back(
     assert detail["details"]["created"] == 1 and detail["details"]["updated"] == 1
     assert detail["details"]["linked"] == 1
     profiles = _profiles(app)
-    assert sorted(profiles) == ["p-1", "p-2"]
-    ann = profiles["p-1"]
-    assert (ann.email, ann.first_name, ann.locale, ann.push_consent) == ("ann@example.com", "Ann", "en-US", "y")
+    assert sorted(profiles) == ["CRM-000001", "CRM-000002"]
+    ann = profiles["CRM-000001"]
+    assert (ann.email, ann.first_name, ann.locale, ann.push_consent) == ("ann.lee@example.com", "Ann", "en-US", "y")
     assert ann.attributes == {"tier": "silver", "offer_code": "K1"}
-    bob = profiles["p-2"]
+    bob = profiles["CRM-000002"]
     # An empty cell keeps the stored value; attributes are merged key by key.
-    assert (bob.email, bob.first_name, bob.push_consent) == ("bob@example.com", "Bob", "n")
+    assert (bob.email, bob.first_name, bob.push_consent) == ("bob.dupont@example.com", "Bob", "n")
     assert bob.attributes == {"tier": "platinum", "city": "Lyon"}
     with runtime_of(app).sessions() as session:
-        sub = session.scalars(select(Subscription).where(Subscription.token == "token-of-p1")).one()
+        sub = session.scalars(select(Subscription).where(Subscription.token == fcm_token("ann's phone"))).one()
         assert sub.profile_id == ann.id
         ledger = session.scalars(select(SyncFile)).one()
         assert (ledger.source, ledger.name, ledger.status, ledger.job) == (
@@ -93,7 +96,7 @@ def test_a_profile_file_becomes_profiles_is_archived_and_its_bad_rows_come_back(
         assert (ledger.rows, ledger.applied, ledger.rejected) == (5, 2, 3)
         assert ledger.etag == f"{len(PROFILES)}-{MTIME}"
         rejects = session.scalars(select(SyncReject).order_by(SyncReject.line)).all()
-        assert [(r.line, r.identity) for r in rejects] == [(4, "p-3"), (5, None), (6, "p-4")]
+        assert [(r.line, r.identity) for r in rejects] == [(4, "CRM-000003"), (5, None), (6, "CRM-000004")]
     # Archived, and the refused rows written back as CSV named after the file.
     assert not (sftp_root / "inbox" / "profiles_0412.csv").exists()
     assert (sftp_root / "inbox" / "archive" / "profiles_0412.csv").read_text() == PROFILES
@@ -109,11 +112,11 @@ def test_a_profile_file_becomes_profiles_is_archived_and_its_bad_rows_come_back(
         "offer_code",
         "reason",
     ]
-    assert [row[:2] for row in rows[1:]] == [["4", "p-3"], ["5", ""], ["6", "p-4"]]
+    assert [row[:2] for row in rows[1:]] == [["4", "CRM-000003"], ["5", ""], ["6", "CRM-000004"]]
     assert rows[1][-1].startswith("email: not an e-mail address")
     assert rows[2][-1] == "no external_id (external_id is empty)"
     assert rows[3][-1] == "push_consent: push_consent must be y, n or u"
-    assert rows[1][1:-1] == ["p-3", "not-an-email", "Cy", "", "y", "", ""]  # the original columns
+    assert rows[1][1:-1] == ["CRM-000003", "not-an-email", "Cy", "", "y", "", ""]  # the original columns
     assert detail["details"]["rejects_file"] == "inbox/rejects/profiles_0412.rejects.csv"
     assert detail["details"]["archived_to"] == "inbox/archive/profiles_0412.csv"
     # Nothing left to take.
@@ -122,22 +125,22 @@ def test_a_profile_file_becomes_profiles_is_archived_and_its_bad_rows_come_back(
 
 
 def test_a_file_is_applied_exactly_once_even_when_it_comes_back(app: Flask, peer: SftpPeer, sftp_root: Path) -> None:
-    put(sftp_root, "profiles.csv", "external_id,first_name\np-1,Ann\n")
+    put(sftp_root, "profiles.csv", "external_id,first_name\nCRM-000001,Ann\n")
     assert run_profiles(app).status == "succeeded"
     with runtime_of(app).sessions.begin() as session:
         session.scalars(select(Profile)).one().first_name = "Changed since"
     # The same file (same name, size and mtime) appears again, e.g. an archive step that failed.
-    put(sftp_root, "profiles.csv", "external_id,first_name\np-1,Ann\n")
+    put(sftp_root, "profiles.csv", "external_id,first_name\nCRM-000001,Ann\n")
     run = run_profiles(app)
     assert run.status == "succeeded"
     assert run.summary["details"][0]["status"] == "skipped"
     assert run.summary["details"][0]["reason"].startswith("already applied in run ")
-    assert _profiles(app)["p-1"].first_name == "Changed since"
+    assert _profiles(app)["CRM-000001"].first_name == "Changed since"
     assert not (sftp_root / "inbox" / "profiles.csv").exists()  # archived now
     # A new version of the file (other mtime) is a new file.
-    put(sftp_root, "profiles.csv", "external_id,first_name\np-1,Ann\n", mtime=MTIME + 60)
+    put(sftp_root, "profiles.csv", "external_id,first_name\nCRM-000001,Ann\n", mtime=MTIME + 60)
     assert run_profiles(app).summary["applied"] == 1
-    assert _profiles(app)["p-1"].first_name == "Ann"
+    assert _profiles(app)["CRM-000001"].first_name == "Ann"
     assert (sftp_root / "inbox" / "archive" / "profiles.csv").exists()  # replaced in the archive
 
 
@@ -145,7 +148,7 @@ def test_a_file_applied_but_not_archived_is_archived_by_the_next_run(
     app: Flask, peer: SftpPeer, sftp_root: Path
 ) -> None:
     (sftp_root / "inbox" / "archive").write_text("a file where the archive folder should be")
-    put(sftp_root, "profiles.csv", "external_id,first_name\np-1,Ann\n")
+    put(sftp_root, "profiles.csv", "external_id,first_name\nCRM-000001,Ann\n")
     run = run_profiles(app)
     assert run.status == "succeeded" and run.summary["applied"] == 1
     assert "is a file, not a folder" in run.summary["details"][0]["details"]["archive_error"]
@@ -157,14 +160,18 @@ def test_a_file_applied_but_not_archived_is_archived_by_the_next_run(
     assert run.summary["details"][0]["status"] == "skipped"
     assert run.summary["details"][0]["reason"].endswith("; archived now")
     assert (sftp_root / "inbox" / "archive" / "profiles.csv").exists()
-    assert _profiles(app)["p-1"].first_name == "Changed since"
+    assert _profiles(app)["CRM-000001"].first_name == "Changed since"
 
 
 def test_a_bad_file_changes_nothing_stays_in_the_inbox_and_is_retried_only_when_asked(
     app: Flask, peer: SftpPeer, sftp_root: Path
 ) -> None:
-    make_profile(app, "p-0", first_name="Zoe")
-    text = "external_id,first_name\n" + "".join(f"p-{i},Name {i}\n" for i in range(1, 98)) + "p-98\np-99,a,b\np-0,Z\n"
+    make_profile(app, "CRM-000000", first_name="Zoe")
+    text = (
+        "external_id,first_name\n"
+        + "".join(f"{crm_id(i)},Name {i}\n" for i in range(1, 98))
+        + "CRM-000098\nCRM-000099,a,b\nCRM-000000,Z\n"
+    )
     put(sftp_root, "profiles.csv", text)
     run = run_profiles(app)  # 2 of 100 rows unreadable: more than the default 1%
     assert run.status == "failed"
@@ -173,7 +180,7 @@ def test_a_bad_file_changes_nothing_stays_in_the_inbox_and_is_retried_only_when_
         "line 99: 1 fields where the header has 2",
         "line 100: 3 fields where the header has 2",
     ]
-    assert sorted(_profiles(app)) == ["p-0"] and _profiles(app)["p-0"].first_name == "Zoe"
+    assert sorted(_profiles(app)) == ["CRM-000000"] and _profiles(app)["CRM-000000"].first_name == "Zoe"
     assert (sftp_root / "inbox" / "profiles.csv").exists()
     assert not (sftp_root / "inbox" / "archive").exists() and not (sftp_root / "inbox" / "rejects").exists()
     with runtime_of(app).sessions() as session:
@@ -188,7 +195,7 @@ def test_a_bad_file_changes_nothing_stays_in_the_inbox_and_is_retried_only_when_
     retried = run_profiles(app, settings={"sync_max_unreadable_fraction": 0.05}, retry_failed=True)
     assert retried.status == "succeeded", retried.error
     assert (retried.summary["applied"], retried.summary["rejected"]) == (98, 2)
-    assert _profiles(app)["p-0"].first_name == "Z" and len(_profiles(app)) == 98
+    assert _profiles(app)["CRM-000000"].first_name == "Z" and len(_profiles(app)) == 98
     with runtime_of(app).sessions() as session:
         assert session.scalars(select(SyncFile.status)).all() == ["applied"]
 
@@ -198,12 +205,16 @@ def test_a_bad_file_changes_nothing_stays_in_the_inbox_and_is_retried_only_when_
     [
         (
             "profiles.csv",
-            "id,email\n1,a@example.com\n",
+            "id,email\nCRM-000001,alice.martin@example.com\n",
             "no external_id column (expected a column named 'external_id')",
         ),
         ("profiles.csv", "", "empty file: no header line"),
-        ("profiles.csv", "external_id,email,email\n1,a,b\n", "column 'email' appears twice in the header"),
-        ("profiles.csv.gz", "external_id\np-1\n", None),  # fine: control case
+        (
+            "profiles.csv",
+            "external_id,email,email\nCRM-000001,alice.martin@example.com,alice@example.com\n",
+            "column 'email' appears twice in the header",
+        ),
+        ("profiles.csv.gz", "external_id\nCRM-000001\n", None),  # fine: control case
     ],
 )
 def test_files_that_cannot_be_applied_fail_whole(
@@ -220,29 +231,34 @@ def test_files_that_cannot_be_applied_fail_whole(
 
 
 def test_undecodable_or_corrupt_files_fail(app: Flask, peer: SftpPeer, sftp_root: Path) -> None:
-    (sftp_root / "inbox" / "profiles_a.csv").write_bytes(b"external_id,first_name\np-1,Ren\xe9\n")
+    (sftp_root / "inbox" / "profiles_a.csv").write_bytes(b"external_id,first_name\nCRM-000001,Ren\xe9\n")
     (sftp_root / "inbox" / "profiles_b.csv.gz").write_bytes(b"not gzip at all")
-    (sftp_root / "inbox" / "profiles_c.csv").write_bytes(b"external_id,first_name\np-1,Ann\n")
+    (sftp_root / "inbox" / "profiles_c.csv").write_bytes(b"external_id,first_name\nCRM-000001,Ann\n")
     run = run_profiles(app)
     outcomes = {d["name"]: (d["status"], d["reason"]) for d in run.summary["details"]}
     assert outcomes["profiles_a.csv"] == ("failed", "not UTF-8 text")
     assert outcomes["profiles_b.csv.gz"][0] == "failed"
     assert outcomes["profiles_b.csv.gz"][1].startswith("not a complete gzip file")
     assert outcomes["profiles_c.csv"][0] == "applied"  # one bad file does not stop the others
-    assert list(_profiles(app)) == ["p-1"]
+    assert list(_profiles(app)) == ["CRM-000001"]
 
 
 def test_gzip_semicolons_a_column_mapping_and_duplicate_rows(app: Flask, peer: SftpPeer, sftp_root: Path) -> None:
-    text = "ID;mail;Tier;email;ignored\nc-1;c1@example.com;gold;x;1\nc-2;c2@example.com;;x;2\nc-1;;platinum;x;3\n"
+    text = (
+        "ID;mail;Tier;email;ignored\n"
+        "CRM-000001;carla.diaz@example.com;gold;x;1\n"
+        "CRM-000002;chris.evans@example.com;;x;2\n"
+        "CRM-000001;;platinum;x;3\n"
+    )
     put(sftp_root, "profiles_full.csv.gz", text)
     mapping = {"ID": "external_id", "mail": "email", "Tier": "attributes.loyalty_tier", "ignored": ""}
     run = run_profiles(app, settings={"sftp_profile_mapping": mapping})
     assert run.status == "succeeded", run.error
     profiles = _profiles(app)
     # "email" is not used: the mapping sends another column to the email field.
-    assert profiles["c-1"].email == "c1@example.com"
-    assert profiles["c-1"].attributes == {"loyalty_tier": "platinum"}  # the later row wins
-    assert profiles["c-2"].attributes == {}
+    assert profiles[crm_id(1)].email == "carla.diaz@example.com"
+    assert profiles[crm_id(1)].attributes == {"loyalty_tier": "platinum"}  # the later row wins
+    assert profiles[crm_id(2)].attributes == {}
     assert (sftp_root / "inbox" / "archive" / "profiles_full.csv.gz").exists()
 
 
@@ -258,9 +274,10 @@ def test_subscriptions_are_linked_by_email_when_that_is_the_reconciliation_field
     app: Flask, peer: SftpPeer, sftp_root: Path
 ) -> None:
     ids = make_app(app)
-    _register(app, ids["id"], "token-a", "ann@example.com")
-    _register(app, ids["id"], "token-b", "someone@example.com")
-    put(sftp_root, "profiles.csv", "external_id,email\np-1,ann@example.com\n")
+    ann, someone = fcm_token("ann's phone"), fcm_token("someone's phone")
+    _register(app, ids["id"], ann, "ann.lee@example.com")
+    _register(app, ids["id"], someone, "sam.owens@example.com")
+    put(sftp_root, "profiles.csv", "external_id,email\nCRM-000001,ann.lee@example.com\n")
     run = run_profiles(app, settings={"reconciliation_field": "email"})
     assert run.summary["details"][0]["details"]["linked"] == 1
     with runtime_of(app).sessions() as session:
@@ -268,7 +285,7 @@ def test_subscriptions_are_linked_by_email_when_that_is_the_reconciliation_field
             token: profile_id
             for token, profile_id in session.execute(select(Subscription.token, Subscription.profile_id))
         }
-    assert linked == {"token-a": _profiles(app)["p-1"].id, "token-b": None}
+    assert linked == {ann: _profiles(app)[crm_id(1)].id, someone: None}
 
 
 def test_large_files_stream_in_regions_and_a_failed_read_leaves_the_session_usable(
@@ -276,14 +293,14 @@ def test_large_files_stream_in_regions_and_a_failed_read_leaves_the_session_usab
 ) -> None:
     monkeypatch.setattr(sftp_source, "READ_AHEAD", 64 * 1024)
     rows = 3000
-    text = "external_id,first_name,note\n" + "".join(f"p-{i},Name {i},{'x' * 60}\n" for i in range(rows))
+    text = "external_id,first_name,note\n" + "".join(f"{crm_id(i)},Name {i},{'x' * 60}\n" for i in range(rows))
     put(sftp_root, "profiles_1_big.csv", text)
     # A file that breaks down near its start, with most of it still in flight, comes second...
-    bad = "external_id,first_name\n" + "p-x,\xff\n" + "p-y,ok\n" * 20000
+    bad = "external_id,first_name\n" + "CRM-900001,\xff\n" + "CRM-900002,ok\n" * 20000
     (sftp_root / "inbox" / "profiles_2_bad.csv").write_bytes(bad.encode("latin-1"))
     os.utime(sftp_root / "inbox" / "profiles_2_bad.csv", (MTIME + 1, MTIME + 1))
     # ... and a good file after it must still be read correctly on the same session.
-    put(sftp_root, "profiles_3_after.csv", "external_id\np-after\n", mtime=MTIME + 2)
+    put(sftp_root, "profiles_3_after.csv", "external_id\nCRM-900003\n", mtime=MTIME + 2)
     progress: list[int] = []
     rt = runtime_of(app)
     from sync import service
@@ -299,7 +316,7 @@ def test_large_files_stream_in_regions_and_a_failed_read_leaves_the_session_usab
     assert run.summary["details"][0]["applied"] == rows
     assert sum(progress) >= rows + 1
     profiles = _profiles(app)
-    assert len(profiles) == rows + 1 and profiles["p-2999"].attributes == {"note": "x" * 60}
+    assert len(profiles) == rows + 1 and profiles["CRM-002999"].attributes == {"note": "x" * 60}
 
 
 def test_a_data_file_becomes_a_table_and_replaces_it_whole(app: Flask, peer: SftpPeer, sftp_root: Path) -> None:
@@ -348,8 +365,8 @@ def test_profile_files_are_taken_before_data_files_and_other_names_are_left_alon
     app: Flask, peer: SftpPeer, sftp_root: Path
 ) -> None:
     put(sftp_root, "data_a.csv", "k,v\n1,x\n", mtime=MTIME - 100)
-    put(sftp_root, "profiles_b.csv", "external_id\np-1\n")
-    put(sftp_root, "profiles_c.csv.part", "external_id\np-2\n")
+    put(sftp_root, "profiles_b.csv", "external_id\nCRM-000001\n")
+    put(sftp_root, "profiles_c.csv.part", "external_id\nCRM-000002\n")
     put(sftp_root, "notes.txt", "hello")
     run = run_profiles(app)
     assert [d["name"] for d in run.summary["details"]] == ["profiles_b.csv", "data_a.csv"]
@@ -365,7 +382,7 @@ def test_the_rejects_folder_must_not_be_the_inbox(app: Flask, peer: SftpPeer) ->
 
 
 def test_custom_archive_and_rejects_folders_are_created(app: Flask, peer: SftpPeer, sftp_root: Path) -> None:
-    put(sftp_root, "profiles.csv", "external_id,email\np-1,bad\np-2,ok@example.com\n")
+    put(sftp_root, "profiles.csv", "external_id,email\nCRM-000001,bad\nCRM-000002,olivia.king@example.com\n")
     run = run_profiles(app, settings={"sftp_archive": "done/2026", "sftp_rejects": "/returns"})
     assert run.status == "succeeded", run.error
     assert (sftp_root / "done" / "2026" / "profiles.csv").exists()
@@ -373,10 +390,10 @@ def test_custom_archive_and_rejects_folders_are_created(app: Flask, peer: SftpPe
 
 
 def test_attributes_over_the_limit_once_merged_are_rejected(app: Flask, peer: SftpPeer, sftp_root: Path) -> None:
-    make_profile(app, "p-1", attributes={"big": "x" * 16_000})
-    put(sftp_root, "profiles.csv", f"external_id,more\np-1,{'y' * 1000}\np-2,{'y' * 1000}\n")
+    make_profile(app, "CRM-000001", attributes={"big": "x" * 16_000})
+    put(sftp_root, "profiles.csv", f"external_id,more\nCRM-000001,{'y' * 1000}\nCRM-000002,{'y' * 1000}\n")
     run = run_profiles(app)
     assert (run.summary["applied"], run.summary["rejected"]) == (1, 1)
-    assert _profiles(app)["p-1"].attributes == {"big": "x" * 16_000}
+    assert _profiles(app)["CRM-000001"].attributes == {"big": "x" * 16_000}
     rows = _read_csv(sftp_root / "inbox" / "rejects" / "profiles.rejects.csv")
     assert rows[1][0] == "2" and rows[1][-1].startswith("attributes: attributes once merged is")
