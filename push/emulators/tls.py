@@ -11,8 +11,9 @@ Files in the folder::
     ca-key.pem    the CA private key (mode 0600), kept so client certificates can be issued later
     server.pem    the server's private key, certificate and chain (mode 0600)
 
-:func:`client_context` is what providers use: the default trust store plus an optional extra CA
-file, so one setting serves Apple, Google and a local emulator alike.
+:func:`core.tls.client_context` is what providers use: the default trust store plus an optional
+extra CA file, so one setting serves Apple, Google and a local emulator alike; it lives in core so
+that production code never imports ``trustme``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
+
+from core.tls import client_context
 
 SERVER_IDENTITIES = ("localhost", "127.0.0.1", "::1")
 CA_FILE = "ca.pem"
@@ -98,17 +101,6 @@ def local_tls(folder: Path) -> LocalTLS:
     # ca.pem last: its presence together with the others marks a complete set.
     (folder / CA_FILE).write_bytes(ca.cert_pem.bytes())
     return tls
-
-
-def client_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
-    """The default trust store plus ``ca_bundle`` (PEM, one or more CAs) when given.
-
-    A new context on each call: callers may set ALPN or load a client certificate on it.
-    """
-    context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    return context
 
 
 def _write_private(path: Path, data: bytes) -> None:

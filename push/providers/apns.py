@@ -80,7 +80,7 @@ from h2.events import (
 from h2.exceptions import ProtocolError
 from hpack import NeverIndexedHeaderTuple
 
-from push.emulators.tls import client_context
+from core.tls import client_context
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
 from push.providers.hpack_memo import MemoEncoder
 

@@ -61,7 +61,7 @@ from firebase_admin import credentials as firebase_credentials
 from firebase_admin import exceptions as firebase_exceptions
 from firebase_admin import messaging
 
-from push.emulators.tls import client_context
+from core.tls import client_context
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
 
 FCM_ENDPOINT = "https://fcm.googleapis.com"
