@@ -4,6 +4,6 @@
 Campaign Standard, Edge, or pushgate's native API) into the Experience Platform Mobile SDK
 configuration, the legacy Campaign SDK settings and Kotlin or Swift snippets;
 :mod:`sdk_configs.keys` lists the configuration keys Adobe's extensions read;
-:mod:`sdk_configs.cli` is ``flask --app wsgi sdk-config``. The API route is
+:mod:`gateway.cli.sdk_config` is ``flask --app wsgi sdk-config``. The API route is
 :mod:`gateway.api.sdk_config`.
 """

@@ -25,8 +25,6 @@ from core.config import Settings
 from core.secrets import SecretBox, new_integration_key
 from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
-from push.emulators import runner
-from push.emulators.fcm import new_service_account
 from store.codes import DeliveryStatus
 from store.models import App, AppPlatform, Delivery, Profile
 
@@ -49,6 +47,8 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
     """Run the local APNs, FCM and Experience Platform peers with an inbox page until Ctrl-C."""
     rt = runtime()
     instance = rt.settings.instance_path
+    from gateway.cli import peers as runner  # the peers load only for this command
+
     running = runner.start(
         runner.StoredCredentials(rt.sessions, rt.box),
         instance / "emulators" / "tls",
@@ -151,6 +151,8 @@ def _demo_app(box: SecretBox, token_url: str) -> App:
         .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         .decode()
     )
+    from push.emulators.fcm import new_service_account
+
     account = new_service_account("pushgate-demo", token_url)
     app = App(name=DEMO_APP)
     app.platforms = [

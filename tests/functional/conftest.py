@@ -12,7 +12,7 @@ import httpx
 import pytest
 from flask import Flask
 
-from push.emulators import runner
+from gateway.cli import peers as runner
 from tests.conftest import runtime_of
 from tests.functional import sdk_wire
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from flask import Flask
 
-from push.emulators import runner
+from gateway.cli import peers as runner
 from tests.conftest import TEST_SECRET
 from tests.factories import make_app
 from tests.functional.test_push_end_to_end import add_subscriptions, free_port, serve_first_request, wait_for

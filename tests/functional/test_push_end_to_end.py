@@ -21,8 +21,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
+from gateway.cli import peers as runner
 from gateway.worker import build_worker
-from push.emulators import runner
 from store.models import Subscription
 from store.types import utcnow
 from tests.conftest import TEST_SECRET, runtime_of

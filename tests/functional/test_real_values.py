@@ -25,7 +25,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from push.emulators import runner
+from gateway.cli import peers as runner
 from sdk_configs.snippets import kotlin_literal, swift_literal
 from tests.api.helpers import app_body
 from tests.factories import service_account, tracking_rows

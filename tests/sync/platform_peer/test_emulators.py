@@ -15,7 +15,7 @@ import httpx
 import pytest
 from flask import Flask
 
-from push.emulators import runner
+from gateway.cli import peers as runner
 from sync.peers.platform import PeerConfig
 from tests.conftest import TEST_SECRET, runtime_of
 from tests.sync.platform_peer.conftest import EXPERIENCE_EVENT, Aep, event

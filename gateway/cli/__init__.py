@@ -1,0 +1,35 @@
+"""The command line: ``flask --app wsgi <group> ...``, one module per group.
+
+==============  ==========================================================
+module          commands
+==============  ==========================================================
+``db``          ``db upgrade``, ``db downgrade``, ``db current``
+``keys``        ``keys create``, ``keys list``, ``keys revoke``
+``worker``      ``worker``
+``sync``        ``sync segments|profiles|upload|provision|logs``
+``sdk_config``  ``sdk-config APP --platform --sdk``
+``devtools``    ``emulators``, ``demo`` (local peers and a demo app)
+==============  ==========================================================
+
+Commands call the same domain functions as the API. Errors are printed as one line and exit 1.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_cli(app: Flask) -> None:
+    from gateway.cli.db import db_cli
+    from gateway.cli.devtools import register_devtools
+    from gateway.cli.keys import keys_cli
+    from gateway.cli.sdk_config import sdk_config_command
+    from gateway.cli.sync import sync_cli
+    from gateway.cli.worker import worker_command
+
+    register_devtools(app)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(db_cli)
+    app.cli.add_command(keys_cli)
+    app.cli.add_command(sdk_config_command)
+    app.cli.add_command(sync_cli)
