@@ -3,9 +3,9 @@
 Everything runs as separate processes on 127.0.0.1, started by this script and ended on any exit
 (error, Ctrl-C, SIGTERM):
 
-- the emulators, started once and reused by every phase: ``python -m push.emulators.apns`` (given
+- the emulators, started once and reused by every phase: ``python -m push.peers.apns`` (given
   the benchmark's .p8 key with ``--key``, so it verifies the ES256 provider tokens) and
-  ``python -m push.emulators.fcm`` (``--new-service-account``: it writes a service account whose
+  ``python -m push.peers.fcm`` (``--new-service-account``: it writes a service account whose
   ``token_uri`` is its own ``/token`` and verifies that account's signed assertions); both share
   one TLS folder (one local CA);
 - the gateway side: ``flask --app wsgi worker`` with ``PUSHGATE_*`` pointing at the emulators and at

@@ -128,7 +128,7 @@ def start_emulators(children: Children, workdir: Path, inbox_limit: int) -> Emul
         [
             python,
             "-m",
-            "push.emulators.fcm",
+            "push.peers.fcm",
             "--port",
             "0",
             "--tls-dir",
@@ -148,7 +148,7 @@ def start_emulators(children: Children, workdir: Path, inbox_limit: int) -> Emul
         [
             python,
             "-m",
-            "push.emulators.apns",
+            "push.peers.apns",
             "--port",
             "0",
             "--tls-dir",

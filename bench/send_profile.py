@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:
 
 from bench.common import exit_with, remove_workdir  # noqa: E402
 from bench.send import MESSAGE  # noqa: E402
-from bench.send_fixture import Children, prepare_instance, start_emulators  # noqa: E402
+from bench.send_fixture import Children, Emulators, Instance, check_inbox, prepare_instance, start_emulators  # noqa: E402
 
 
 class Timers:
@@ -229,6 +229,7 @@ async def drive(
                 task.result()
         elapsed = time.perf_counter() - wall
         figures[platform_name] = {
+            "delivery_id": delivery_id,
             "messages": expected[platform_name],
             "elapsed": elapsed,
             "loop_cpu": time.thread_time() - loop_cpu,
@@ -238,6 +239,43 @@ async def drive(
     worker._stopping.set()
     await task
     return figures
+
+
+def verify(instance: Instance, emulators: Emulators, figures: dict[str, Any]) -> int:
+    """Check each platform's delivery (every broadLog row Sent, each token accepted once by its
+    emulator), print the outcome; the exit status: 1 when anything is wrong."""
+    from sqlalchemy import func, select
+
+    from store import db as store_db
+    from store.codes import BroadLogStatus
+    from store.models import BroadLog
+
+    problems = []
+    engine = store_db.make_engine(instance.database_url)
+    try:
+        for platform_name, f in figures.items():
+            with engine.connect() as conn:
+                by_status = dict(
+                    conn.execute(
+                        select(BroadLog.status, func.count())
+                        .where(BroadLog.delivery_id == f["delivery_id"])
+                        .group_by(BroadLog.status)
+                    ).all()
+                )
+            sent, expected = by_status.get(int(BroadLogStatus.SENT), 0), f["messages"]
+            inbox = check_inbox(emulators, platform_name, expected, instance.tokens[platform_name], clear=False)
+            if sent != expected or sum(by_status.values()) != expected or not inbox.exact:
+                problems.append(
+                    f"{platform_name}: {sent}/{expected} Sent, broadLog by status {by_status}; inbox {inbox.records} "
+                    f"requests, {inbox.accepted} accepted, {inbox.distinct} distinct, {inbox.missing} missing"
+                )
+    finally:
+        engine.dispose()
+    if problems:
+        print("\nFAILED verification:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    print("\nverified: every broadLog row Sent, each token accepted exactly once by its emulator")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             stats.sort_stats("tottime").print_stats(args.top)
             stats.sort_stats("cumulative").print_stats(args.top)
             print(stream.getvalue())
-        return 0
+        return verify(instance, emulators, figures)
     finally:
         children.stop_all()
         remove_workdir(workdir)

@@ -10,7 +10,7 @@
     │   ├── Forbidden               403  the key's role may not do this
     │   ├── NotFound                404
     │   ├── Conflict                409  uniqueness, idempotency
-    │   ├── PayloadTooLarge         413
+    │   ├── RequestTooLarge         413  request body over the surface's limit
     │   └── UnsupportedMediaType    415
     └── ExternalError               a remote system (FCM, APNs, Platform, Blob, sFTP) failed
         ├── RetryableError          try again later (429, 5xx, timeouts, lost connections)
@@ -79,7 +79,7 @@ class Conflict(ClientError):
     code = "conflict"
 
 
-class PayloadTooLarge(ClientError):
+class RequestTooLarge(ClientError):
     status = 413
     code = "payload_too_large"
 

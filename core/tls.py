@@ -2,7 +2,7 @@
 
 One setting (``PUSHGATE_CA_BUNDLE``) serves Apple, Google and a local peer alike: the default
 trust store plus the extra CAs of that file. Making certificates for local peers is the peers'
-business (``push/emulators/tls.py``, which needs ``trustme``); production code only trusts them.
+business (``push/peers/tls.py``, which needs ``trustme``); production code only trusts them.
 """
 
 from __future__ import annotations

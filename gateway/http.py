@@ -14,7 +14,7 @@ from flask import request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.errors import BadRequest, RequestTooLarge, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,7 +24,7 @@ def raw_body() -> bytes:
     try:
         return request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise PayloadTooLarge(f"request body is larger than {request.max_content_length} bytes") from None
+        raise RequestTooLarge(f"request body is larger than {request.max_content_length} bytes") from None
 
 
 def _media_type() -> str:

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 
-from gateway.runtime import runtime
-from push.emulators.fcm import new_service_account
+from push.peers.fcm import new_service_account
 from store.models import App, AppPlatform, Profile
+from tests.conftest import runtime_of
 from tests.values import ANDROID_KEY, BUNDLE_ID, EDGE_CONFIG, FCM_TOKEN, IOS_KEY, ORG, PACKAGE, PKEY
 
 
@@ -64,7 +64,7 @@ def make_app(
     application: Flask, name: str = "Shop", suffix: str = "", token_uri: str = "https://oauth2.googleapis.com/token"
 ) -> dict[str, Any]:
     """Insert an app with both platforms; returns its id and :func:`identifiers`."""
-    rt = _runtime(application)
+    rt = runtime_of(application)
     ids = identifiers(suffix)
     with rt.sessions.begin() as session:
         app = App(
@@ -96,16 +96,11 @@ def make_app(
 
 
 def make_profile(application: Flask, external_id: str, **fields: Any) -> int:
-    with _runtime(application).sessions.begin() as session:
+    with runtime_of(application).sessions.begin() as session:
         profile = Profile(external_id=external_id, **fields)
         session.add(profile)
         session.flush()
         return profile.id
-
-
-def _runtime(application: Flask) -> Any:
-    with application.app_context():
-        return runtime()
 
 
 def make_sent_message(
@@ -119,7 +114,7 @@ def make_sent_message(
     channel (an Android token without a subscription); returns (broadlog id, delivery id)."""
     from store.models import BroadLog, Delivery, Subscription
 
-    with _runtime(application).sessions.begin() as session:
+    with runtime_of(application).sessions.begin() as session:
         subscription = None if subscription_id is None else session.get(Subscription, subscription_id)
         delivery = Delivery(
             app_id=app_id,
@@ -149,7 +144,7 @@ def tracking_rows(application: Flask) -> list[dict[str, Any]]:
 
     from store.models import TrackingLog
 
-    with _runtime(application).sessions() as session:
+    with runtime_of(application).sessions() as session:
         return [
             {
                 "broadlog_id": t.broadlog_id,

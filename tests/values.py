@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from push.emulators.apns import injection_for
-from push.emulators.fcm import TOKEN_PREFIXES as FCM_PREFIXES
+from push.peers.apns import injection_for
+from push.peers.fcm import TOKEN_PREFIXES as FCM_PREFIXES
 
 #: A Campaign Standard pkey as the mobile app's page shows it: ``@`` + URL-safe base64, 121 characters.
 PKEY = (

@@ -151,7 +151,7 @@ def _demo_app(box: SecretBox, token_url: str) -> App:
         .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         .decode()
     )
-    from push.emulators.fcm import new_service_account
+    from push.peers.fcm import new_service_account
 
     account = new_service_account("pushgate-demo", token_url)
     app = App(name=DEMO_APP)

@@ -29,10 +29,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from core.secrets import SecretBox
-from push.emulators.apns import ApnsEmulator, EmulatorThread
-from push.emulators.fcm import FcmEmulator
-from push.emulators.inbox import Inbox
-from push.emulators.tls import local_tls
+from push.peers.apns import ApnsEmulator, EmulatorThread
+from push.peers.fcm import FcmEmulator
+from push.peers.inbox import Inbox
+from push.peers.tls import local_tls
 from store.models import AppPlatform
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 :func:`run` is the ``logs`` sync job (see :mod:`sync.export.job`). A stream is claimed by
 :mod:`sync.export.guardrail` (at most every 4 hours), checked for what it needs by
 :mod:`sync.export.config` (the ``export`` section of the sync configuration, the AEP settings, the
-provisioned dataset and schema), its rows are read by :mod:`sync.export.sources` and mapped, sent
+provisioned dataset and schema), its rows are read by :mod:`sync.export.tables` and mapped, sent
 and committed by :mod:`sync.export.stream`. The one package that talks to the Platform is
 :mod:`sync.platform`.
 """

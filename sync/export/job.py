@@ -7,7 +7,7 @@ else all four):
    ``PUSHGATE_SYNC_EXPORT_INTERVAL_HOURS`` (at least 4); the run claims it, or it is refused with
    the time it may run again (``--force`` overrides); when every requested stream is refused the
    run ends ``refused`` and nothing is sent.
-2. **Rows** after the stream's watermark are read in order (:mod:`sync.export.sources`), mapped to
+2. **Rows** after the stream's watermark are read in order (:mod:`sync.export.tables`), mapped to
    XDM and validated; a row that cannot be sent is a rejected row (:mod:`sync.export.stream`).
 3. **Transport.** Up to ``PUSHGATE_SYNC_EXPORT_BATCH_THRESHOLD`` new rows go through streaming
    ingestion, a larger backlog through batch ingestion (:func:`export_stream` chooses;
@@ -48,8 +48,8 @@ from sync import state
 from sync.config import sync_config
 from sync.export.config import ExportConfig, Target, check_settings, export_config, provisioned
 from sync.export.guardrail import claim_streams, iso_z
-from sync.export.sources import SOURCES, Source
 from sync.export.stream import Export, Stats, resolve_batch
+from sync.export.tables import TABLES, ExportTable
 from sync.platform.client import Platform
 from sync.runs import FileOutcome, RunContext, SyncError
 from sync.xdm import STREAMS
@@ -68,7 +68,7 @@ def run(context: RunContext) -> None:
     except ConfigError as exc:
         raise SyncError(str(exc)) from None
     requested = context.options.get("streams") or config.streams
-    unknown = [name for name in requested if name not in SOURCES]
+    unknown = [name for name in requested if name not in TABLES]
     if unknown:
         raise SyncError(f"unknown stream {unknown[0]!r}; streams: {', '.join(STREAMS)}")
     streams = [name for name in STREAMS if name in requested]
@@ -91,7 +91,7 @@ def export_stream(
 ) -> FileOutcome:
     """Export one claimed stream; the outcome says what was sent and where the watermark is."""
     settings = context.settings
-    source = SOURCES[stream]
+    table = TABLES[stream]
     stats = Stats()
     details: dict[str, Any] = {"dataset": target.dataset_id, "forced": forced}
     try:
@@ -104,11 +104,11 @@ def export_stream(
             limit = horizon(session.connection(), settle)
             cutoff = limit.until
             after = state.get_value(session, f"export:{stream}")
-            backlog = int(session.scalar(source.count(after, cutoff)) or 0)
-            details.update(waiting_rows(session, source, after, limit))
+            backlog = int(session.scalar(table.count(after, cutoff)) or 0)
+            details.update(waiting_rows(session, table, after, limit))
         mode = "batch" if backlog > settings.sync_export_batch_threshold else "streaming"
         details["mode"], details["backlog"] = mode, backlog
-        job = Export(context, platform, stream, source, target, config, after, cutoff, stats)
+        job = Export(context, platform, stream, table, target, config, after, cutoff, stats)
         if mode == "batch":
             job.send_batches()
         else:
@@ -129,11 +129,11 @@ def export_stream(
     )
 
 
-def waiting_rows(session: Session, source: Source, after: str | None, limit: Horizon) -> dict[str, Any]:
+def waiting_rows(session: Session, table: ExportTable, after: str | None, limit: Horizon) -> dict[str, Any]:
     """What this run leaves for a later one because it is newer than the horizon: ``waiting``
     (rows), ``waiting_for`` (what holds them back) and, when that is a fixed delay,
     ``waiting_until`` (when the newest of them may go). Empty when no row waits."""
-    count, newest = session.execute(source.waiting(after, limit.until)).one()
+    count, newest = session.execute(table.waiting(after, limit.until)).one()
     if not count:
         return {}
     found: dict[str, Any] = {"waiting": int(count), "waiting_for": limit.held_by or "stamped after this run began"}

@@ -1,7 +1,7 @@
 """One stream's export in one run: its rows read, mapped, sent to the Platform and committed.
 
 **Rows** after the stream's watermark and before the run's horizon are read in order
-(:mod:`sync.export.sources`), mapped to XDM (:mod:`sync.xdm.records`) and validated against the
+(:mod:`sync.export.tables`), mapped to XDM (:mod:`sync.xdm.records`) and validated against the
 shipped schema (:mod:`sync.xdm`). A row that cannot be mapped (no identity) or is invalid is not
 sent: it is recorded among the run's rejected rows (file = stream, line = source row id, identity =
 its ``_id``, reason).
@@ -44,10 +44,10 @@ from core.errors import ExternalError, PermanentError
 from store.models import SyncState
 from sync import state
 from sync.export.config import ExportConfig, Target
-from sync.export.sources import Source
+from sync.export.tables import ExportTable
 from sync.platform.batch import FAILED_STATES, SUCCESS, BatchIngestion, JsonLinesFiles
 from sync.platform.client import Platform
-from sync.platform.streaming import MAX_REQUEST_BYTES, Delivery, Envelopes, StreamingSender, dumps, fits
+from sync.platform.streaming import MAX_REQUEST_BYTES, Envelopes, RequestOutcome, StreamingSender, dumps, fits
 from sync.runs import RunContext
 from sync.xdm import Validator, tenant_key, validator
 from sync.xdm.records import NoIdentity
@@ -105,7 +105,7 @@ class Export:
         context: RunContext,
         platform: Platform,
         stream: str,
-        source: Source,
+        table: ExportTable,
         target: Target,
         config: ExportConfig,
         after: str | None,
@@ -115,7 +115,7 @@ class Export:
         self.context = context
         self.platform = platform
         self.stream = stream
-        self.source = source
+        self.table = table
         self.target = target
         self.after = after
         self.cutoff = cutoff
@@ -131,18 +131,18 @@ class Export:
         """The stream's rows after the watermark, in order, read in chunks."""
         with self.context.sessions() as session:
             result = session.execute(
-                self.source.query(self.after, self.cutoff), execution_options={"yield_per": READ_CHUNK}
+                self.table.query(self.after, self.cutoff), execution_options={"yield_per": READ_CHUNK}
             )
             for raw in result.partitions():
-                yield from self.source.rows(session, raw)
+                yield from self.table.rows(session, raw)
 
     def mapped(self) -> Generator[tuple[Item, bytes | None]]:
         """Each row as an Item and its serialised record (None when it is not to be sent)."""
-        source = self.source
+        table = self.table
         for row in self.rows():
-            item = Item(source.key(row), int(row.id), None)
+            item = Item(table.key(row), int(row.id), None)
             try:
-                record = source.record(row, self.tenant, self.namespace)
+                record = table.record(row, self.tenant, self.namespace)
             except NoIdentity as exc:
                 item.identity, item.problem = exc.record_id or None, str(exc)
                 yield item, None
@@ -227,30 +227,30 @@ class Export:
     def send(self, sender: StreamingSender, unit: Unit, stop: threading.Event) -> None:
         """Send one unit, then record its rejects and move the watermark past what was taken."""
         try:
-            delivery = sender.send(unit.messages) if unit.messages else Delivery()
+            outcome = sender.send(unit.messages) if unit.messages else RequestOutcome()
         except ExternalError:  # the request refused as a whole: nothing of it was taken
             self.stats.unsent = len(unit.messages)
             raise
-        self.stats.retried += delivery.retried
+        self.stats.retried += outcome.retried
         rejects: list[tuple[Item, str]] = []
         key: str | None = None
         done = 0
         for item in unit.items:
-            if item.problem is None and (item.index in delivery.setup or item.index in delivery.unresolved):
-                self.stats.unsent = len(delivery.setup) + len(delivery.unresolved)
-                self.stats.failure = not_taken(delivery, item.index)
+            if item.problem is None and (item.index in outcome.setup or item.index in outcome.unresolved):
+                self.stats.unsent = len(outcome.setup) + len(outcome.unresolved)
+                self.stats.failure = not_taken(outcome, item.index)
                 stop.set()
                 break
             if item.problem is not None:
                 rejects.append((item, item.problem))
-            elif item.index in delivery.refused:
-                rejects.append((item, f"refused by the Platform: {delivery.refused[item.index]}"))
+            elif item.index in outcome.refused:
+                rejects.append((item, f"refused by the Platform: {outcome.refused[item.index]}"))
             key = item.key
             done += 1
         self.commit(rejects, key)
         self.stats.rows += done
         self.stats.rejected += len(rejects)
-        self.stats.sent += len(delivery.accepted)
+        self.stats.sent += len(outcome.accepted)
         self.context.advance(done)
 
     # -- batch ingestion -------------------------------------------------------------------------
@@ -313,16 +313,16 @@ class Export:
         self.stats.sent += files.records
 
 
-def not_taken(delivery: Delivery, index: int) -> str:
+def not_taken(outcome: RequestOutcome, index: int) -> str:
     """The stream's failure when the message at ``index`` (the first record of the request the
     Platform did not take) was refused for the set-up or is still failing."""
-    count = len(delivery.setup) + len(delivery.unresolved)
-    if delivery.setup:
-        reason = delivery.setup.get(index) or next(iter(delivery.setup.values()))
+    count = len(outcome.setup) + len(outcome.unresolved)
+    if outcome.setup:
+        reason = outcome.setup.get(index) or next(iter(outcome.setup.values()))
         return f"{count} records not sent, the Platform refused the stream's set-up, not the records: {reason}"
     return (
-        f"{count} records not taken after {delivery.attempts} attempts "
-        f"({delivery.unresolved[index]}); the next run sends them again"
+        f"{count} records not taken after {outcome.attempts} attempts "
+        f"({outcome.unresolved[index]}); the next run sends them again"
     )
 
 

@@ -14,12 +14,12 @@ marks failed with 429 or 5xx (or with no result) are sent again, alone, and only
 request answered 429/5xx or lost in transit is sent again after ``Retry-After`` or an exponential
 back-off with jitter, at most ``attempts`` times (tenacity). A message refused with a 4xx is final,
 and :func:`sync.platform.errors.judge` says what it is about: the record itself (its XDM
-validation) comes back in :attr:`Delivery.refused`; anything else is the set-up's (unknown dataset,
-a schema that is not the dataset's, wrong org, ...), which Adobe reports per message although every
-message carries the same header: it comes back in :attr:`Delivery.setup`, with what to fix, and
-nothing is sent again. What still fails after the last attempt comes back in
-:attr:`Delivery.unresolved`, never silently dropped. A request refused as a whole (400, 401/403,
-404 unknown inlet, 413) raises PermanentError naming what to fix.
+validation) comes back in :attr:`RequestOutcome.refused`; anything else is the set-up's (unknown
+dataset, a schema that is not the dataset's, wrong org, ...), which Adobe reports per message
+although every message carries the same header: it comes back in :attr:`RequestOutcome.setup`,
+with what to fix, and nothing is sent again. What still fails after the last attempt comes back in
+:attr:`RequestOutcome.unresolved`, never silently dropped. A request refused as a whole (400,
+401/403, 404 unknown inlet, 413) raises PermanentError naming what to fix.
 
 A request lost in transit after the Platform took it is sent again: the Platform may then hold a
 message twice, with the same ``_id``. That is the only way a message is sent twice.
@@ -95,7 +95,7 @@ class Envelopes:
 
 
 @dataclass
-class Delivery:
+class RequestOutcome:
     """What became of one request's messages (indexes into the list given to :meth:`send`)."""
 
     accepted: list[int] = field(default_factory=list)
@@ -119,14 +119,14 @@ class StreamingSender:
         self.call = "POST /collection/batch/{inlet}"
         self.attempts = attempts
 
-    def send(self, messages: Sequence[bytes]) -> Delivery:
+    def send(self, messages: Sequence[bytes]) -> RequestOutcome:
         """Send ``messages`` (one request's worth, see :func:`fits`) until each is taken or refused,
         or ``attempts`` requests have been made, or a message is refused for the set-up (then the
         messages still to send again come back unresolved). Raises PermanentError when the request
         itself is refused (400, 401/403, 404 unknown inlet, 413)."""
         if request_size(messages) > MAX_REQUEST_BYTES:
             raise ValueError(f"{request_size(messages)} bytes do not fit one streaming request")
-        result = Delivery()
+        result = RequestOutcome()
         pending = list(range(len(messages)))
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
@@ -147,7 +147,7 @@ class StreamingSender:
             result.unresolved.update(dict.fromkeys(pending, reason))
         return result
 
-    def _attempt(self, messages: Sequence[bytes], pending: list[int], result: Delivery) -> None:
+    def _attempt(self, messages: Sequence[bytes], pending: list[int], result: RequestOutcome) -> None:
         """One request with the ``pending`` messages; leaves in ``pending`` those to send again
         (and then raises _StillFailing)."""
         response = self.platform.request(

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from store.models import SyncFile
 from sync.profiles.profile_rows import ProfileFile
-from sync.profiles.reader import EXTENSIONS, FileProblem, Kind, Staged, rejects_name, stage, write_rejects
+from sync.profiles.reader import EXTENSIONS, Kind, ProfileFileProblem, Staged, rejects_name, stage, write_rejects
 from sync.profiles.settings import Folders, ProfileMapping
 from sync.profiles.tables import DataFile
 from sync.runs import FileOutcome, RunContext, SyncError
@@ -94,7 +94,7 @@ def _take(context: RunContext, source: SftpSource, folders: Folders, remote: Rem
     ):
         try:
             staged = stage(context, source, folders.inbox, remote, kind, rows_file, rejects_file)
-        except FileProblem as exc:
+        except ProfileFileProblem as exc:
             _fail(context, remote, kind, str(exc), 0, [])
             return
         limit = context.settings.sync_max_unreadable_fraction

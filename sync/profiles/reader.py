@@ -18,7 +18,7 @@ columns, ``reason``; the file's delimiter; :func:`write_rejects`), and to the ru
 slow) and checks each row through the file's :class:`Kind` (profile rows:
 :mod:`sync.profiles.profile_rows`; lookup tables: :mod:`sync.profiles.tables`) into a
 :class:`Staged`. A file that cannot be applied as a whole (not UTF-8 CSV, not gzip, no header, a
-column name twice or too long, a header its kind refuses) raises :class:`FileProblem`. Nothing here
+column name twice or too long, a header its kind refuses) raises :class:`ProfileFileProblem`. Nothing here
 writes to the database: :mod:`sync.profiles.job` applies what was staged.
 """
 
@@ -52,7 +52,7 @@ COLUMN_MAX = 255
 LINE_MAX = 1024 * 1024
 
 
-class FileProblem(Exception):
+class ProfileFileProblem(Exception):
     """The file as a whole cannot be applied: it fails, changes nothing and stays in the inbox."""
 
 
@@ -74,7 +74,7 @@ class Kind(Protocol):
     job: str
 
     def read_header(self, header: list[str]) -> None:
-        """Check the header; raise :class:`FileProblem` when the file cannot be applied."""
+        """Check the header; raise :class:`ProfileFileProblem` when the file cannot be applied."""
 
     def check(self, cells: list[str]) -> tuple[Any, str | None, str | None, bool]:
         """``(staged value or None, identity, reason refused, unreadable)`` for one row."""
@@ -139,7 +139,7 @@ def stage(
         lines = _lines(text)
         first = next(lines, "")
         if not first.strip():
-            raise FileProblem("empty file: no header line")
+            raise ProfileFileProblem("empty file: no header line")
         delimiter = max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
         reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
         header = [name.strip() for name in next(reader)]
@@ -148,7 +148,7 @@ def stage(
         named = [name for name in header if name]
         if len(set(named)) != len(named):
             twice = next(name for i, name in enumerate(named) if name in named[:i])
-            raise FileProblem(f"column {twice!r} appears twice in the header")
+            raise ProfileFileProblem(f"column {twice!r} appears twice in the header")
         kind.read_header(header)
         staged = Staged(
             header,
@@ -195,30 +195,30 @@ def _lines(text: IO[str]) -> Iterator[str]:
     must not be read into memory whole)."""
     while line := text.readline(LINE_MAX + 1):
         if len(line) > LINE_MAX:
-            raise FileProblem(f"a line is longer than {LINE_MAX} characters")
+            raise ProfileFileProblem(f"a line is longer than {LINE_MAX} characters")
         yield line
 
 
 @contextmanager
 def _readable() -> Iterator[None]:
-    """Translate what makes a file unreadable as a whole into :class:`FileProblem`."""
+    """Translate what makes a file unreadable as a whole into :class:`ProfileFileProblem`."""
     try:
         yield
     except UnicodeDecodeError:
-        raise FileProblem("not UTF-8 text") from None
+        raise ProfileFileProblem("not UTF-8 text") from None
     except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
-        raise FileProblem(f"not a complete gzip file ({exc})") from None
+        raise ProfileFileProblem(f"not a complete gzip file ({exc})") from None
     except csv.Error as exc:
-        raise FileProblem(f"not CSV: {exc}") from None
+        raise ProfileFileProblem(f"not CSV: {exc}") from None
 
 
 def _check_column(name: str) -> None:
     if len(name) > COLUMN_MAX:
-        raise FileProblem(f"a column name is longer than {COLUMN_MAX} characters")
+        raise ProfileFileProblem(f"a column name is longer than {COLUMN_MAX} characters")
     try:
         storable(name)
     except PydanticCustomError as exc:
-        raise FileProblem(f"a column name {exc.message()}") from None
+        raise ProfileFileProblem(f"a column name {exc.message()}") from None
 
 
 def write_rejects(staged: Staged, binary: IO[bytes]) -> None:

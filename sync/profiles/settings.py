@@ -8,7 +8,7 @@
   (:meth:`ProfileMapping.resolve`; the rule is told in :mod:`sync.profiles.profile_rows`).
 
 A bad setting raises :class:`~sync.runs.SyncError` (the run fails with its one line); a header the
-mapping cannot take raises :class:`~sync.profiles.reader.FileProblem` (that file fails).
+mapping cannot take raises :class:`~sync.profiles.reader.ProfileFileProblem` (that file fails).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.config import Settings
-from sync.profiles.reader import FileProblem
+from sync.profiles.reader import ProfileFileProblem
 from sync.runs import SyncError
 
 PROFILE_FIELDS = ("external_id", "email", "first_name", "last_name", "locale", "timezone", "push_consent")
@@ -85,8 +85,8 @@ class ProfileMapping:
         given = [t for t in targets if t is not None]
         duplicated = next((t for i, t in enumerate(given) if t in given[:i]), None)
         if duplicated is not None:
-            raise FileProblem(f"two columns give {duplicated[0]} {duplicated[1]!r}")
+            raise ProfileFileProblem(f"two columns give {duplicated[0]} {duplicated[1]!r}")
         if ("field", "external_id") not in given:
             source = next((c for c, t in self.columns.items() if t == "external_id"), "external_id")
-            raise FileProblem(f"no external_id column (expected a column named {source!r})")
+            raise ProfileFileProblem(f"no external_id column (expected a column named {source!r})")
         return targets

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from domain import personalisation
 from domain.fields import check_json, storable
-from sync.profiles.reader import Applied, FileProblem, strip_extension
+from sync.profiles.reader import Applied, ProfileFileProblem, strip_extension
 
 FIELDS_MAX_BYTES = 16 * 1024
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -48,15 +48,15 @@ class DataFile:
 
     def read_header(self, header: list[str]) -> None:
         if not _TABLE_NAME.match(self.table):
-            raise FileProblem(
+            raise ProfileFileProblem(
                 f"table name {self.table!r} (from the file name) must be 1 to 64 letters, digits or _, starting "
                 "with a letter"
             )
         if not header or not header[0]:
-            raise FileProblem("no key column: the first column of a data file is the key and needs a name")
+            raise ProfileFileProblem("no key column: the first column of a data file is the key and needs a name")
         hidden = next((name for name in header if name.startswith("_")), None)
         if hidden is not None:
-            raise FileProblem(f"column {hidden!r}: templates cannot read names starting with _")
+            raise ProfileFileProblem(f"column {hidden!r}: templates cannot read names starting with _")
         self.header = header
 
     def check(self, cells: list[str]) -> tuple[Any, str | None, str | None, bool]:

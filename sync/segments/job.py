@@ -47,7 +47,7 @@ from sync.config import SyncConfig, sync_config
 from sync.governance import check_file, describe
 from sync.runs import FileOutcome, RunContext, SyncError
 from sync.segments.names import Export, ExportFile, group_exports, parse_name
-from sync.segments.reader import STATUS_NAMES, Blocked, FileProblem, PartStats, ReadOptions, Segments, read_part
+from sync.segments.reader import STATUS_NAMES, Blocked, PartStats, ReadOptions, SegmentFileProblem, Segments, read_part
 from sync.segments.stage import Staging
 from sync.sources.blob import BlobChanged, BlobInfo, BlobSource
 
@@ -172,7 +172,7 @@ class _AlreadyTaken(Exception):
 
 
 class _PartFailed(Exception):
-    def __init__(self, index: int, problem: FileProblem, stats: PartStats | None) -> None:
+    def __init__(self, index: int, problem: SegmentFileProblem, stats: PartStats | None) -> None:
         super().__init__(str(problem))
         self.index = index
         self.problem = problem
@@ -253,11 +253,11 @@ class _Importer:
         try:
             with self.source.open(item.file.name, item.etag) as stream:
                 stats = read_part(stream, item.file, index, segments, staging, options)
-        except FileProblem as problem:
+        except SegmentFileProblem as problem:
             raise _PartFailed(index, problem, None) from None
         limit = self.settings.sync_max_unreadable_fraction
         if stats.unreadable and stats.unreadable > limit * stats.rows:
-            too_many = FileProblem(
+            too_many = SegmentFileProblem(
                 f"{stats.unreadable} of {stats.rows} rows unreadable (more than {limit:.2%} allowed)"
                 + (
                     f"; first at line {stats.first_unreadable[0]}: {stats.first_unreadable[1]}"

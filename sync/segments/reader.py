@@ -17,7 +17,7 @@ Rows are numbered as a spreadsheet shows them: the header is line 1, the first r
 quoted value spanning several lines stays one row; blank lines are skipped). In JSON lines, the
 line number.
 
-A file that cannot be applied at all raises :class:`FileProblem` (its message is the ledger's
+A file that cannot be applied at all raises :class:`SegmentFileProblem` (its message is the ledger's
 reason): no header, no identity column, no status column, not gzip, and, through the
 ``check_columns`` callback, a governance block (:class:`Blocked`).
 """
@@ -73,13 +73,13 @@ def unref(value: int) -> tuple[int, int, int, int]:
     return value >> 48, (value >> 16) & _LINE_MASK, (value >> 2) & (MAX_SEGMENTS - 1), value & 3
 
 
-class FileProblem(Exception):
+class SegmentFileProblem(Exception):
     """The file cannot be applied; the message (one line) is the reason recorded in the ledger."""
 
     status = "failed"
 
 
-class Blocked(FileProblem):
+class Blocked(SegmentFileProblem):
     """A governance policy forbids using the file."""
 
     status = "blocked"
@@ -104,7 +104,7 @@ class Segments:
         found = self._numbers.get(segment_id)
         if found is None:
             if len(self.ids) >= MAX_SEGMENTS:
-                raise FileProblem(f"more than {MAX_SEGMENTS} segments in one export")
+                raise SegmentFileProblem(f"more than {MAX_SEGMENTS} segments in one export")
             found = self._numbers[segment_id] = len(self.ids)
             self.ids.append(segment_id)
         return found
@@ -150,9 +150,9 @@ def _unknown_status(value: str) -> str:
 def read_part(
     stream: IO[bytes], file: ExportFile, part: int, segments: Segments, stage: Stage, options: ReadOptions
 ) -> PartStats:
-    """Parse one export file into ``stage``; returns its counts. Raises :class:`FileProblem`."""
+    """Parse one export file into ``stage``; returns its counts. Raises :class:`SegmentFileProblem`."""
     if part >= MAX_PARTS:
-        raise FileProblem(f"more than {MAX_PARTS} parts in one export")
+        raise SegmentFileProblem(f"more than {MAX_PARTS} parts in one export")
     peek = getattr(stream, "peek", None)
     gzipped = file.compressed or (peek is not None and peek(2)[:2] == b"\x1f\x8b")
     binary: Any = gzip.GzipFile(fileobj=stream, mode="rb") if gzipped else stream
@@ -162,7 +162,7 @@ def read_part(
             return _read_jsonl(text, file, part, segments, stage, options)
         return _read_csv(text, file, part, segments, stage, options)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise FileProblem(f"not a readable gzip file ({exc})") from None
+        raise SegmentFileProblem(f"not a readable gzip file ({exc})") from None
 
 
 class _Batches:
@@ -212,12 +212,12 @@ def _read_csv(
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
-        raise FileProblem("empty file: no header row") from None
+        raise SegmentFileProblem("empty file: no header row") from None
     except csv.Error as exc:
-        raise FileProblem(f"unreadable header row ({exc})") from None
+        raise SegmentFileProblem(f"unreadable header row ({exc})") from None
     if options.identity_column not in header:
         shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
-        raise FileProblem(f"missing identity column {options.identity_column!r} (columns: {shown})")
+        raise SegmentFileProblem(f"missing identity column {options.identity_column!r} (columns: {shown})")
     identity_at = header.index(options.identity_column)
     status_columns: list[tuple[int, int]] = []
     for index, name in enumerate(header):
@@ -228,7 +228,9 @@ def _read_csv(
             if match is not None:
                 status_columns.append((index, segments.number(match["segment"])))
     if not status_columns:
-        raise FileProblem(f"no segment status column ({SINGLE_STATUS} or segmentMembership.ups.<segmentId>.status)")
+        raise SegmentFileProblem(
+            f"no segment status column ({SINGLE_STATUS} or segmentMembership.ups.<segmentId>.status)"
+        )
     options.check_columns(header)
     stats = PartStats(columns=header)
     for _, segment in status_columns:
@@ -459,9 +461,11 @@ def _read_jsonl(
             batches.flush()
     readable = stats.rows - stats.unreadable
     if readable and not seen.identity:
-        raise FileProblem(f"missing identity column {path[0]!r}: no record has it")
+        raise SegmentFileProblem(f"missing identity column {path[0]!r}: no record has it")
     if readable and not seen.status:
-        raise FileProblem(f"no segment status in any record ({SINGLE_STATUS} or segmentMembership.ups.<id>.status)")
+        raise SegmentFileProblem(
+            f"no segment status in any record ({SINGLE_STATUS} or segmentMembership.ups.<id>.status)"
+        )
     if seen.single or not readable:
         stats.tally(segments.number(file.segment_id))
     stats.columns = sorted(seen.columns)

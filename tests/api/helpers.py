@@ -1,4 +1,5 @@
-"""Builders for API v1 tests: request bodies with real credentials, and a page walker."""
+"""Builders for API v1 tests: request bodies with real credentials, a page walker, and a wait for a
+sync run started over HTTP."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cryptography.x509.oid import NameOID
 from flask.testing import FlaskClient
 
 from tests.factories import apns_key_p8, service_account
+from tests.waiting import wait_until
 
 
 def pem_key(key: Any) -> str:
@@ -95,3 +97,13 @@ def walk(client: FlaskClient, url: str, headers: dict[str, str], limit: int) -> 
         if cursor is None:
             return pages
         assert len(pages) < 100, "pagination does not end"
+
+
+def finished_run(client: FlaskClient, headers: dict[str, str], run_id: int, timeout: float) -> dict[str, Any]:
+    """The body of ``GET /api/v1/sync/runs/<run_id>`` once the run is no longer running."""
+
+    def finished() -> dict[str, Any] | None:
+        body = client.get(f"/api/v1/sync/runs/{run_id}", headers=headers).json
+        return None if body["status"] == "running" else dict(body)
+
+    return wait_until(finished, timeout, interval=0.02, message=f"the sync run {run_id} did not finish")

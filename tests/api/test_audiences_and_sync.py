@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from flask.testing import FlaskClient
 from gateway.api.schemas import AudienceMemberPage, AudienceOut, AudiencePage, SyncRunOut, SyncRunPage
 from store.models import Audience, AudienceImport, AudienceMember, Profile, SyncFile
 from sync import service
+from tests.api.helpers import finished_run
 from tests.conftest import Keys, runtime_of
 from tests.sync import test_runs
 
@@ -93,13 +93,7 @@ def test_audiences_need_a_key(client: FlaskClient) -> None:
 
 
 def _wait(client: FlaskClient, keys: Keys, run_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/v1/sync/runs/{run_id}", headers=keys.admin).json
-        if body["status"] != "running":
-            return dict(body)
-        time.sleep(0.02)
-    raise AssertionError("the run did not finish")
+    return finished_run(client, keys.admin, run_id, timeout=10)
 
 
 def test_a_run_started_over_http_is_polled_to_its_summary_and_rejects(

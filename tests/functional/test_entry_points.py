@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from flask import Flask
 from gateway.cli import peers as runner
 from tests.conftest import TEST_SECRET
 from tests.factories import make_app
-from tests.functional.test_push_end_to_end import add_subscriptions, free_port, serve_first_request, wait_for
+from tests.functional.test_push_end_to_end import add_subscriptions, free_port, serve_first_request
 from tests.values import apns_token, fcm_token
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTED = re.compile(r"in-process worker started in process (\d+)")
@@ -104,7 +104,12 @@ def test_flask_run_starts_its_worker_with_the_first_request(
         )
     try:
         serve_first_request(process, port)
-        wait_for(lambda: STARTED.search(log_file.read_text()) is not None, 30, "the worker to start")
+        wait_until(
+            lambda: STARTED.search(log_file.read_text()) is not None,
+            30,
+            interval=0.1,
+            message=lambda: f"the worker did not start; log:\n{log_file.read_text()}",
+        )
         assert [int(pid) for pid in STARTED.findall(log_file.read_text())] == [process.pid]
     finally:
         stop(process)
@@ -143,7 +148,12 @@ def test_gunicorn_preload_runs_one_worker_in_each_worker_process_and_sends(
             booted = set(BOOTED.findall(text))
             return len(booted) == 2 and booted <= set(STARTED.findall(text))
 
-        wait_for(both_workers_started, 60, "an in-process worker in each gunicorn worker")
+        wait_until(
+            both_workers_started,
+            60,
+            interval=0.1,
+            message=lambda: f"no in-process worker in each gunicorn worker; log:\n{log_file.read_text()}",
+        )
         text = log_file.read_text()
         workers = {int(pid) for pid in BOOTED.findall(text)}
         started = [int(pid) for pid in STARTED.findall(text)]
@@ -165,14 +175,16 @@ def test_gunicorn_preload_runs_one_worker_in_each_worker_process_and_sends(
                 answer = http.get(f"/api/v1/deliveries/{delivery_id}", headers=keys.viewer)
                 return bool(answer.json()["status"] == "completed")
 
-            wait_for(completed, 60, "the delivery to complete")
+            wait_until(completed, 60, interval=0.1, message="the delivery did not complete")
             counts = http.get(f"/api/v1/deliveries/{delivery_id}", headers=keys.viewer).json()["counts"]
         assert counts["sent"] == len(tokens), counts
         assert sorted(r["token"] for r in emulators.inbox.items()) == sorted(t for _, t in tokens)
     finally:
         stop(master)
     assert master.returncode == 0
-    deadline = time.monotonic() + 10  # the log is written by the exiting workers
-    while {int(pid) for pid in STOPPED.findall(log_file.read_text())} != workers and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert {int(pid) for pid in STOPPED.findall(log_file.read_text())} == workers
+    wait_until(  # the log is written by the exiting workers
+        lambda: {int(pid) for pid in STOPPED.findall(log_file.read_text())} == workers,
+        10,
+        interval=0.1,
+        message=lambda: f"not every worker {sorted(workers)} logged its stop; log:\n{log_file.read_text()}",
+    )

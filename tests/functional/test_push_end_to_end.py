@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from store.types import utcnow
 from tests.conftest import TEST_SECRET, runtime_of
 from tests.factories import make_app, make_profile
 from tests.values import apns_token, fcm_token
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,15 +53,6 @@ def add_subscriptions(app: Flask, app_id: int, tokens: list[tuple[str, str]], pr
         session.execute(insert(Subscription), rows)
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def run_worker_until(pointed: dict[str, Any], done: Callable[[], bool], what: str, timeout: float = 60) -> None:
     """Run the worker of a gateway configured with ``pointed`` (sending to the emulators) until ``done()``."""
     from gateway.app import create_app
@@ -70,7 +61,7 @@ def run_worker_until(pointed: dict[str, Any], done: Callable[[], bool], what: st
     worker = build_worker(sender)
     worker.start()
     try:
-        wait_for(done, timeout, what)
+        wait_until(done, timeout, interval=0.1, message=f"timed out waiting for {what}")
     finally:
         worker.stop()
         sender.engine.dispose()
@@ -156,7 +147,7 @@ def serve_first_request(process: subprocess.Popen[Any], port: int, timeout: floa
             return False
 
     try:
-        wait_for(answers, timeout, "the server to answer")
+        wait_until(answers, timeout, interval=0.1, message="the server did not answer /healthz")
     except BaseException:
         process.kill()
         process.wait(10)
@@ -211,7 +202,12 @@ def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window
 
     first = gateway()
     try:
-        wait_for(lambda: emulators.inbox.count() >= total * 0.3, 60, "30% of the delivery to be sent")
+        wait_until(
+            lambda: emulators.inbox.count() >= total * 0.3,
+            60,
+            interval=0.1,
+            message="30% of the delivery was not sent",
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -225,7 +221,7 @@ def test_kill_9_mid_delivery_loses_nothing_and_resends_only_the_in_flight_window
         def done() -> bool:
             return client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["status"] == "completed"
 
-        wait_for(done, 120, "the delivery to complete after the restart")
+        wait_until(done, 120, interval=0.1, message="the delivery did not complete after the restart")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(10)

@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from push.emulators.apns import ApnsEmulator, EmulatorThread
-from push.emulators.tls import LocalTLS, local_tls
+from push.peers.apns import ApnsEmulator, EmulatorThread
+from push.peers.tls import LocalTLS, local_tls
 from push.providers.apns import ApnsProvider, TokenCredentials
 
 APNS_TOPIC = "com.example.app"

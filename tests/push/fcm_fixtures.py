@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from push.emulators.fcm import FcmEmulator, accounts_from
-from push.emulators.tls import LocalTLS, local_tls
+from push.peers.fcm import FcmEmulator, accounts_from
+from push.peers.tls import LocalTLS, local_tls
 from push.providers.fcm import FcmProvider, SendPath
 from tests.factories import service_account
 

@@ -22,10 +22,10 @@ from h2.events import ConnectionTerminated, DataReceived, Event, ResponseReceive
 from h2.settings import SettingCodes
 from hyperframe.frame import Frame, SettingsFrame
 
-import push.emulators.apns as apns_module
-from push.emulators.apns import TOKEN_PREFIXES, ApnsEmulator
-from push.emulators.inbox import Inbox
-from push.emulators.tls import LocalTLS, client_context, local_tls
+import push.peers.apns as apns_module
+from push.peers.apns import TOKEN_PREFIXES, ApnsEmulator
+from push.peers.inbox import Inbox
+from push.peers.tls import LocalTLS, client_context, local_tls
 from tests.push.conftest import APNS_TOPIC, ApnsKey, make_apns_key
 from tests.values import apns_token
 

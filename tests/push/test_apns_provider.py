@@ -15,15 +15,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from push.emulators.apns import ApnsEmulator
-from push.emulators.tls import LocalTLS
-from push.providers.apns import (
-    STREAMS_PER_CONNECTION,
-    ApnsProvider,
-    CertificateCredentials,
-    apns_id_for,
-    parse_endpoint,
-)
+from push.peers.apns import ApnsEmulator
+from push.peers.tls import LocalTLS
+from push.providers.apns import ApnsProvider, CertificateCredentials, apns_id_for, parse_endpoint
+from push.providers.apns_connection import STREAMS_PER_CONNECTION
 from push.providers.base import ErrorKind, PushMessage, SendResult
 from tests.push.conftest import APNS_TOPIC, make_apns_key
 from tests.values import apns_token
@@ -422,7 +417,7 @@ def test_endpoint_and_credentials_are_checked_at_construction(apns_tls: LocalTLS
 
 @pytest.mark.slow
 def test_standalone_emulator_process(tmp_path: Path) -> None:
-    """``python -m push.emulators.apns`` as the benchmark runs it: a verified key, a topic, port 0."""
+    """``python -m push.peers.apns`` as the benchmark runs it: a verified key, a topic, port 0."""
     import signal
     import subprocess
     import sys
@@ -433,7 +428,7 @@ def test_standalone_emulator_process(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "push.emulators.apns",
+            "push.peers.apns",
             "--port",
             "0",
             "--tls-dir",

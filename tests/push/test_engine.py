@@ -15,12 +15,12 @@ from sqlalchemy import func, select, update
 
 from domain.analysis import analyse
 from domain.subscriptions import Registration, register
-from gateway.runtime import runtime
 from gateway.worker import engine_settings
 from push.engine import Engine
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
 from store.models import BroadLog, Delivery, Profile, Subscription
 from store.types import utcnow
+from tests.conftest import runtime_of
 from tests.factories import make_app, make_profile
 from tests.values import crm_id, fcm_token
 
@@ -118,11 +118,6 @@ def world(app: Flask) -> dict[str, Any]:
 
     engine = Engine(rt.sessions, provider_for, engine_settings(rt))
     return {"ids": ids, "engine": engine, "providers": providers, "alice": alice, "rt": rt}
-
-
-def runtime_of(app: Flask) -> Any:
-    with app.app_context():
-        return runtime()
 
 
 def drive(engine: Engine, delivery_id: int) -> None:

@@ -17,9 +17,9 @@ import pytest
 from google.auth import crypt
 from google.auth import jwt as google_jwt
 
-from push.emulators import fcm
-from push.emulators.fcm import FCM_ERROR_TYPE, TOKEN_PREFIXES, FcmEmulator
-from push.emulators.tls import LocalTLS, client_context
+from push.peers import fcm
+from push.peers.fcm import FCM_ERROR_TYPE, TOKEN_PREFIXES, FcmEmulator
+from push.peers.tls import LocalTLS, client_context
 from push.providers.base import PushMessage
 from push.providers.fcm import FcmProvider
 from tests.values import FCM_TOKEN, fcm_token
@@ -352,7 +352,7 @@ def test_inbox_api_lists_and_clears(http: httpx.Client, fcm_emulator: FcmEmulato
 
 def test_runs_as_a_process(tmp_path: Path, fcm_loop: Loop) -> None:
     account_file = tmp_path / "service-account.json"
-    command = [sys.executable, "-m", "push.emulators.fcm", "--port", "0", "--tls-dir", str(tmp_path / "tls")]
+    command = [sys.executable, "-m", "push.peers.fcm", "--port", "0", "--tls-dir", str(tmp_path / "tls")]
     command += ["--new-service-account", str(account_file), "--project", "proc-project"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -18,6 +18,7 @@ from push.providers.base import PushMessage, SendResult
 from push.worker import Worker
 from tests.conftest import runtime_of
 from tests.values import apns_token, fcm_token
+from tests.waiting import wait_until
 
 
 class CountingEngine:
@@ -111,10 +112,12 @@ def send_to_both_platforms(app: Flask, client: Any, keys: Any, delays: dict[str,
     delivery = client.post("/api/v1/deliveries", json=body, headers=keys.marketer).json
     worker.start()
     try:
-        deadline = time.monotonic() + 30
-        while client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["status"] != "completed":
-            assert time.monotonic() < deadline, "the delivery did not complete"
-            time.sleep(0.05)
+        url = f"/api/v1/deliveries/{delivery['id']}"
+        wait_until(
+            lambda: client.get(url, headers=keys.viewer).json["status"] == "completed",
+            30,
+            message="the delivery did not complete",
+        )
     finally:
         worker.stop()
     assert sorted(p for p, _ in log) == ["android"] * 12 + ["ios"] * 12

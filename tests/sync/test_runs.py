@@ -16,6 +16,7 @@ from store.models import Audience, SyncReject, SyncRun, SyncState
 from sync import runs, service
 from sync.runs import FileOutcome, RunContext, SyncError
 from tests.conftest import runtime_of
+from tests.waiting import wait_until
 
 # -- jobs used by these tests (registered in service.JOBS by the fixture) ------------------------
 
@@ -126,17 +127,13 @@ def test_one_run_of_a_job_at_a_time_in_a_process(app: Flask, jobs: None) -> None
 
 
 def _wait_finished(app: Flask, run_id: int) -> SyncRun:
-    import time
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def finished() -> SyncRun | None:
         with runtime_of(app).sessions() as session:
             run = session.get(SyncRun, run_id)
             assert run is not None
-            if run.status != "running":
-                return run
-        time.sleep(0.02)
-    raise AssertionError(f"run {run_id} did not finish")
+            return None if run.status == "running" else run
+
+    return wait_until(finished, 10, interval=0.02, message=f"run {run_id} did not finish")
 
 
 def test_rejects_are_written_in_chunks_inside_the_file_transaction(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,9 @@ import pytest
 from sync.segments.names import parse_name
 from sync.segments.reader import (
     Blocked,
-    FileProblem,
     PartStats,
     ReadOptions,
+    SegmentFileProblem,
     Segments,
     StagedReject,
     StagedRow,
@@ -98,7 +98,7 @@ def test_gzip_by_extension_and_by_content() -> None:
 
 def test_a_truncated_gzip_file_is_a_file_problem() -> None:
     data = gzip.compress(b"crmId,segmentMembership.status\n" + b"CRM-000001,realized\n" * 1000)[:-20]
-    with pytest.raises(FileProblem, match="not a readable gzip file"):
+    with pytest.raises(SegmentFileProblem, match="not a readable gzip file"):
         read(data, name=f"Dest_{SEG}_20261201_060000.csv.gz")
 
 
@@ -153,7 +153,7 @@ def test_rejected_and_unreadable_rows() -> None:
     ],
 )
 def test_files_that_cannot_be_applied(data: bytes, message: str) -> None:
-    with pytest.raises(FileProblem, match=message.replace("(", r"\(")):
+    with pytest.raises(SegmentFileProblem, match=message.replace("(", r"\(")):
         read(data)
 
 
@@ -201,7 +201,7 @@ def test_json_unreadable_lines_and_missing_identity() -> None:
     stats, stage = read(data, name=f"Dest_{SEG}_20261201_060000.jsonl")
     assert stats.unreadable == 2 and [r[0] for r in stage.rows] == ["CRM-000001"]
     assert stage.rejects[1] == (3, None, "unreadable row: not a JSON object")
-    with pytest.raises(FileProblem, match="missing identity column 'crmId': no record has it"):
+    with pytest.raises(SegmentFileProblem, match="missing identity column 'crmId': no record has it"):
         read(
             jsonl({"email": "alice.martin@example.com", "segmentMembership": {"status": "realized"}}),
             name=f"D_{SEG}_20261201_060000.json",

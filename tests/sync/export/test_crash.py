@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from flask import Flask
 
 from sync.peers.platform import PlatformPeer
+from sync.peers.platform_api.routes import ENDPOINTS
 from tests.conftest import TEST_SECRET
 from tests.sync.export.conftest import ids, records, run_job, state
 from tests.sync.export.test_export import expected_ids, seed
@@ -24,11 +26,54 @@ ROOT = Path(__file__).resolve().parents[3]
 ROWS = 6000
 
 
+class StreamingBatches:
+    """What the peer does with each streaming batch, told as it happens: ``arrived`` counts the
+    requests it took (before the fault holds each for 0.4 s), ``answered`` those it has stored."""
+
+    def __init__(self, peer: PlatformPeer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.arrived = 0
+        self.answered = 0
+        self.changed = threading.Condition()
+        take_fault = peer._take_fault
+        category, handler = ENDPOINTS["stream_batch"]
+
+        def taking(category: str) -> Any:
+            if category == "streaming-batch":
+                self._count("arrived")
+            return take_fault(category)
+
+        def handling(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            finally:
+                self._count("answered")
+
+        monkeypatch.setattr(peer, "_take_fault", taking)
+        monkeypatch.setitem(ENDPOINTS, "stream_batch", (category, handling))
+
+    def _count(self, which: str) -> None:
+        with self.changed:
+            setattr(self, which, getattr(self, which) + 1)
+            self.changed.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float, message: str) -> None:
+        with self.changed:
+            assert self.changed.wait_for(predicate, timeout), (
+                f"{message} (arrived {self.arrived}, answered {self.answered})"
+            )
+
+
 @pytest.mark.slow
 def test_an_export_killed_mid_way_loses_nothing_and_resends_at_most_the_request_in_flight(
-    app: Flask, peer: PlatformPeer, provisioned: Any, settings_overrides: dict[str, Any], tmp_path: Path
+    app: Flask,
+    peer: PlatformPeer,
+    provisioned: Any,
+    settings_overrides: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     row_ids = seed(app, ROWS)
+    batches = StreamingBatches(peer, monkeypatch)
     peer.add_fault(path="streaming-batch", slow=0.4, times=1000)  # every request takes 0.4 s
     env = {
         **os.environ,
@@ -48,12 +93,13 @@ def test_an_export_killed_mid_way_loses_nothing_and_resends_at_most_the_request_
     try:
         dataset = state(app, "dataset:broadlog")
         assert dataset is not None
-        deadline = time.monotonic() + 60
-        while len(peer.records(dataset)) == 0:  # the first request was taken
-            assert process.poll() is None, "the export ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        time.sleep(0.2)  # in the middle of the next request
+        # A request was taken, and the next one is in flight: the peer holds it for 0.4 s.
+        batches.wait(
+            lambda: process.poll() is not None or (batches.answered >= 1 and batches.arrived > batches.answered),
+            60,
+            "no streaming batch was taken with another one in flight",
+        )
+        assert process.poll() is None, "the export ended before it could be killed"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
@@ -64,7 +110,9 @@ def test_an_export_killed_mid_way_loses_nothing_and_resends_at_most_the_request_
     assert 0 < before < ROWS
     watermark = state(app, "export:broadlog")
     assert watermark is not None  # moved after each request the Platform took, not before
-    time.sleep(0.5)  # let the peer finish the request that was in flight
+    batches.wait(  # the peer finishes the request that was in flight
+        lambda: batches.answered == batches.arrived, 10, "the peer did not finish the request in flight"
+    )
     with peer.state.lock:
         peer.state.faults.clear()
     again = run_job(app, "logs", streams=["broadlog"], force=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from sync import xdm
 from sync.peers.platform import PlatformPeer
 from sync.platform.batch import BatchIngestion, BatchStillRunning
 from sync.xdm import records as xdm_records
+from tests.api.helpers import finished_run
 from tests.conftest import Keys, runtime_of
 from tests.push import test_engine
 from tests.sync.export.conftest import ids, records, run_job, state
@@ -394,24 +394,14 @@ def test_the_cli_provisions_and_the_api_runs_and_lists_exports(
     seed(app, 4)
     started = client.post("/api/v1/sync/logs/run", headers=keys.admin, json={"force": True, "streams": ["broadlog"]})
     assert started.status_code == 202, started.json
-    deadline = time.monotonic() + 20
-    while (body := client.get(f"/api/v1/sync/runs/{started.json['id']}", headers=keys.admin).json)[
-        "status"
-    ] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    body = finished_run(client, keys.admin, started.json["id"], timeout=20)
     assert body["status"] == "succeeded", body
     assert body["summary"]["details"][0]["details"]["watermark"]
     listed = client.get("/api/v1/sync/runs?job=logs", headers=keys.admin).json["items"]
     assert [run["id"] for run in listed] == [started.json["id"]]
     assert len(records(app, peer, "broadlog")) == 4
     refused = client.post("/api/v1/sync/logs/run", headers=keys.admin, json={"streams": ["broadlog"]})
-    deadline = time.monotonic() + 20
-    while (body := client.get(f"/api/v1/sync/runs/{refused.json['id']}", headers=keys.admin).json)[
-        "status"
-    ] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    body = finished_run(client, keys.admin, refused.json["id"], timeout=20)
     assert body["status"] == "refused" and "--force overrides" in body["error"]
     bad = client.post("/api/v1/sync/logs/run", headers=keys.admin, json={"streams": ["everything"]})
     assert bad.status_code == 400

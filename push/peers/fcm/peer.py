@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from push.emulators.fcm.common import (
+from push.peers.fcm.common import (
     BAD_REQUEST_TYPE,
     FCM_ERROR_TYPE,
     GOOGLE_TOKEN_URL,
@@ -32,8 +32,8 @@ from push.emulators.fcm.common import (
     Reply,
     logger,
 )
-from push.emulators.fcm.messages import type_error, validate_message
-from push.emulators.inbox import Inbox
+from push.peers.fcm.messages import type_error, validate_message
+from push.peers.inbox import Inbox
 
 
 def _json_reply(status: int, document: Mapping[str, Any], headers: list[tuple[str, str]] | None = None) -> Reply:

@@ -52,7 +52,7 @@ fc000000    GOAWAY for the first request of that exact token, then success
 ``last_stream_id`` is the last stream handled before the triggering one: that stream and any
 later ones were not processed, so a client may safely send them again.
 
-Every request, accepted or not, is recorded in an :class:`~push.emulators.inbox.Inbox` under
+Every request, accepted or not, is recorded in an :class:`~push.peers.inbox.Inbox` under
 ``"ios"`` when its answer is decided (a slow request when its answer is sent): ``token``,
 ``headers`` (without ``authorization``), ``payload`` (parsed JSON or None), ``status`` (None for a
 GOAWAY), ``reason``, ``received_at``, ``apns_id``, ``auth`` ("token" | "certificate"), ``topic``,
@@ -62,18 +62,18 @@ GOAWAY), ``reason``, ``received_at``, ``apns_id``, ``auth`` ("token" | "certific
 
 Run it alone (the benchmark does)::
 
-    python -m push.emulators.apns --port 8443 --tls-dir instance/emulators/tls [--topic com.example.app]
+    python -m push.peers.apns --port 8443 --tls-dir instance/emulators/tls [--topic com.example.app]
 
 It prints ``APNs emulator listening on https://127.0.0.1:8443`` and the CA to trust.
 
 Modules: :mod:`.common` (limits, token prefixes, the request as checked), :mod:`.emulator` (the
 checks and answers, the server), :mod:`.connection` (one HTTP/2 connection), :mod:`.thread`
-(running it in a thread), ``__main__`` (``python -m push.emulators.apns``).
+(running it in a thread), ``__main__`` (``python -m push.peers.apns``).
 """
 
-from push.emulators.apns.common import TOKEN_PREFIXES, Injection, KeyLookup, injection_for
-from push.emulators.apns.emulator import ApnsEmulator
-from push.emulators.apns.thread import EmulatorThread, key_lookup_from
+from push.peers.apns.common import TOKEN_PREFIXES, Injection, KeyLookup, injection_for
+from push.peers.apns.emulator import ApnsEmulator
+from push.peers.apns.thread import EmulatorThread, key_lookup_from
 
 __all__ = [
     "TOKEN_PREFIXES",

@@ -78,7 +78,7 @@ def select_list(
     """The columns to select for ``row_type`` (a NamedTuple), each labelled with its field's name
     and in the order of its fields, so ``row_type._make(row)`` maps by name: reordering either side
     changes nothing, and a field without a column (or a column without a field) fails at import.
-    ``computed`` names fields the source fills in itself, after the query."""
+    ``computed`` names fields the table fills in itself, after the query."""
     fields: tuple[str, ...] = row_type._fields  # type: ignore[attr-defined]
     wanted = [name for name in fields if name not in computed]
     if set(columns) != set(wanted):
@@ -86,7 +86,7 @@ def select_list(
     return [columns[name].label(name) for name in wanted]
 
 
-class Source(Protocol):
+class ExportTable(Protocol):
     """One stream's reading side: rows stamped before ``cutoff`` and after the watermark ``after``."""
 
     name: str
@@ -218,7 +218,7 @@ _PROFILE = select_list(
 )
 
 
-class BroadLogSource(TimeOrdered):
+class BroadLogTable(TimeOrdered):
     def __init__(self) -> None:
         super().__init__("broadlog", BroadLog.event_date, BroadLog.id)
 
@@ -243,7 +243,7 @@ class BroadLogSource(TimeOrdered):
         return records.broadlog(row, tenant_key, namespace)
 
 
-class TrackingSource(TimeOrdered):
+class TrackingTable(TimeOrdered):
     def __init__(self) -> None:
         super().__init__("trackinglog", TrackingLog.log_date, TrackingLog.id)
 
@@ -266,7 +266,7 @@ class TrackingSource(TimeOrdered):
         return records.trackinglog(row, tenant_key, namespace)
 
 
-class AddressSource(TimeOrdered):
+class AddressTable(TimeOrdered):
     def __init__(self) -> None:
         super().__init__("quarantine", Address.updated_at, Address.id)
 
@@ -287,7 +287,7 @@ class AddressSource(TimeOrdered):
         return records.quarantine(row, tenant_key, namespace)
 
 
-class ProfileSource(TimeOrdered):
+class ProfileTable(TimeOrdered):
     def __init__(self) -> None:
         super().__init__("preferences", Profile.updated_at, Profile.id)
 
@@ -315,9 +315,9 @@ class ProfileSource(TimeOrdered):
         return records.preferences(row, tenant_key, namespace)
 
 
-SOURCES: dict[str, Source] = {
-    "broadlog": BroadLogSource(),
-    "trackinglog": TrackingSource(),
-    "quarantine": AddressSource(),
-    "preferences": ProfileSource(),
+TABLES: dict[str, ExportTable] = {
+    "broadlog": BroadLogTable(),
+    "trackinglog": TrackingTable(),
+    "quarantine": AddressTable(),
+    "preferences": ProfileTable(),
 }

@@ -44,7 +44,7 @@ Any other token is delivered (200).
 :meth:`FcmEmulator.fail_token_endpoint` makes ``/token`` answer an error status (5xx looks like an
 outage, 4xx like a refused grant); :meth:`FcmEmulator.forget_tokens` acts like a restart.
 
-Every ``messages:send`` request is recorded in the :class:`~push.emulators.inbox.Inbox` under
+Every ``messages:send`` request is recorded in the :class:`~push.peers.inbox.Inbox` under
 ``"android"``: ``token``, ``payload`` (the message object as received), ``status``, ``reason``
 (errorCode or status, None on success), ``project``, ``message_id``, ``validate_only``,
 ``headers``, ``received_at``. ``GET /_emulator/inbox`` returns them (``?limit=N``: the last N) and
@@ -53,7 +53,7 @@ Every ``messages:send`` request is recorded in the :class:`~push.emulators.inbox
 Run it in-process with ``FcmEmulator(...).start()`` / ``.stop()`` (a thread with its own loop), on
 a running loop with ``await open()`` / ``await close()``, or as a process::
 
-    python -m push.emulators.fcm --port 8444 --tls-dir instance/tls \\
+    python -m push.peers.fcm --port 8444 --tls-dir instance/tls \\
         --new-service-account instance/fcm-service-account.json
 
 Modules: :mod:`.common` (constants, token prefixes, replies), :mod:`.messages` (the Message
@@ -61,10 +61,10 @@ resource's validation), :mod:`.peer` (requests in, replies out, no I/O), :mod:`.
 and HTTP/1.1 connections), :mod:`.server` (the listener and service accounts), ``__main__``.
 """
 
-from push.emulators.fcm.common import FCM_ERROR_TYPE, MAX_PAYLOAD_BYTES, TOKEN_PREFIXES, Injection, Reply
-from push.emulators.fcm.messages import payload_size, validate_message
-from push.emulators.fcm.peer import FcmPeer, google_error
-from push.emulators.fcm.server import FcmEmulator, accounts_from, new_service_account
+from push.peers.fcm.common import FCM_ERROR_TYPE, MAX_PAYLOAD_BYTES, TOKEN_PREFIXES, Injection, Reply
+from push.peers.fcm.messages import payload_size, validate_message
+from push.peers.fcm.peer import FcmPeer, google_error
+from push.peers.fcm.server import FcmEmulator, accounts_from, new_service_account
 
 __all__ = [
     "FCM_ERROR_TYPE",

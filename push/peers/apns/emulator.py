@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from push.emulators.apns.common import (
+from push.peers.apns.common import (
     MAX_COLLAPSE_ID,
     MAX_PAYLOAD,
     MAX_VOIP_PAYLOAD,
@@ -30,9 +30,9 @@ from push.emulators.apns.common import (
     Stream,
     injection_for,
 )
-from push.emulators.apns.connection import ServerConnection
-from push.emulators.inbox import Inbox
-from push.emulators.tls import LocalTLS
+from push.peers.apns.connection import ServerConnection
+from push.peers.inbox import Inbox
+from push.peers.tls import LocalTLS
 
 
 def _first_failure(status: int, rules: tuple[tuple[bool, str], ...]) -> Answer | None:

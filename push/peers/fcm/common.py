@@ -23,7 +23,7 @@ MAX_CONCURRENT_STREAMS = 100  # what Google's front ends announce; httpcore neve
 INVALID_TOKEN_MESSAGE = "The registration token is not a valid FCM registration token"
 PLATFORM = "android"
 
-logger = logging.getLogger("push.emulators.fcm")
+logger = logging.getLogger("push.peers.fcm")
 
 AccountLookup = Callable[[str], rsa.RSAPublicKey | None]
 """client_email -> the account's public key, or None for an unknown account."""

@@ -12,11 +12,11 @@ import h2.exceptions
 import h2.settings
 import h11
 
-from push.emulators.fcm.common import MAX_CONCURRENT_STREAMS, Reply
-from push.emulators.fcm.peer import FcmPeer
+from push.peers.fcm.common import MAX_CONCURRENT_STREAMS, Reply
+from push.peers.fcm.peer import FcmPeer
 
 if TYPE_CHECKING:  # the server imports this module
-    from push.emulators.fcm.server import FcmEmulator
+    from push.peers.fcm.server import FcmEmulator
 
 _H2_PREFACE = b"PRI * HTTP/2.0"
 

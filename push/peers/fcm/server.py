@@ -12,10 +12,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from push.emulators.fcm.common import AccountLookup
-from push.emulators.fcm.peer import FcmPeer
-from push.emulators.fcm.transport import Connection
-from push.emulators.inbox import Inbox
+from push.peers.fcm.common import AccountLookup
+from push.peers.fcm.peer import FcmPeer
+from push.peers.fcm.transport import Connection
+from push.peers.inbox import Inbox
 
 
 class FcmEmulator:

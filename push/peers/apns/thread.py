@@ -10,8 +10,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-from push.emulators.apns.common import KeyLookup
-from push.emulators.apns.emulator import ApnsEmulator
+from push.peers.apns.common import KeyLookup
+from push.peers.apns.emulator import ApnsEmulator
 
 
 class EmulatorThread:

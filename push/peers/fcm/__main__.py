@@ -1,4 +1,4 @@
-"""``python -m push.emulators.fcm``: the emulator as a process (see the package docstring)."""
+"""``python -m push.peers.fcm``: the emulator as a process (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import json
 import signal
 from pathlib import Path
 
-import push.emulators.fcm as package
-from push.emulators.fcm.server import FcmEmulator, accounts_from, new_service_account
-from push.emulators.inbox import Inbox
-from push.emulators.tls import local_tls
+import push.peers.fcm as package
+from push.peers.fcm.server import FcmEmulator, accounts_from, new_service_account
+from push.peers.inbox import Inbox
+from push.peers.tls import local_tls
 
 
 def main(argv: list[str] | None = None) -> int:
     description = (package.__doc__ or "").split("\n")[0]
-    parser = argparse.ArgumentParser(prog="python -m push.emulators.fcm", description=description)
+    parser = argparse.ArgumentParser(prog="python -m push.peers.fcm", description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8444, help="0 picks a free port (printed on start)")
     parser.add_argument("--tls-dir", type=Path, help="folder of the local CA and certificate (made when missing)")

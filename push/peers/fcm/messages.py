@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from push.emulators.fcm.common import INVALID_TOKEN_MESSAGE, MAX_PAYLOAD_BYTES, Invalid
+from push.peers.fcm.common import INVALID_TOKEN_MESSAGE, MAX_PAYLOAD_BYTES, Invalid
 
 _S, _B, _N, _I = "string", "bool", "number", "integer"
 _SMAP, _SLIST, _DUR, _OBJ = "map<string,string>", "list<string>", "duration", "object"

@@ -1,4 +1,4 @@
-"""``python -m push.emulators.apns``: the emulator as a process (see the package docstring)."""
+"""``python -m push.peers.apns``: the emulator as a process (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import asyncio
 import signal
 from pathlib import Path
 
-from push.emulators.apns.emulator import ApnsEmulator
-from push.emulators.apns.thread import key_lookup_from
-from push.emulators.inbox import Inbox
-from push.emulators.tls import local_tls
+from push.peers.apns.emulator import ApnsEmulator
+from push.peers.apns.thread import key_lookup_from
+from push.peers.inbox import Inbox
+from push.peers.tls import local_tls
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m push.emulators.apns", description="Local APNs emulator.")
+    parser = argparse.ArgumentParser(prog="python -m push.peers.apns", description="Local APNs emulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8443, help="0 picks a free port (printed)")
     parser.add_argument("--tls-dir", type=Path, default=Path("instance/emulators/tls"))

@@ -25,11 +25,11 @@ from h2.events import (
 from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes
 
-from push.emulators.apns.common import GOAWAY_GRACE, INBOX_PATH, MAX_VOIP_PAYLOAD, PLATFORM, Answer, Stream
-from push.emulators.inbox import now_iso
+from push.peers.apns.common import GOAWAY_GRACE, INBOX_PATH, MAX_VOIP_PAYLOAD, PLATFORM, Answer, Stream
+from push.peers.inbox import now_iso
 
 if TYPE_CHECKING:  # the emulator imports this module
-    from push.emulators.apns.emulator import ApnsEmulator
+    from push.peers.apns.emulator import ApnsEmulator
 
 
 class ServerConnection(asyncio.Protocol):
