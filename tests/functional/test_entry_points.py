@@ -56,11 +56,10 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
         print(path.read_text()[-5000:])  # shown when the test fails
 
 
-@pytest.mark.slow
-def test_importing_wsgi_starts_no_thread(settings_overrides: dict[str, Any], tmp_path: Path) -> None:
-    script = "import threading, wsgi; print(sorted(t.name for t in threading.enumerate()))"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
+def run_python(settings_overrides: dict[str, Any], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run this Python with ``args`` in the repository, against the test database; output captured."""
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=ROOT,
         env=gateway_env(settings_overrides, tmp_path / "gw"),
         capture_output=True,
@@ -68,6 +67,12 @@ def test_importing_wsgi_starts_no_thread(settings_overrides: dict[str, Any], tmp
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_importing_wsgi_starts_no_thread(settings_overrides: dict[str, Any], tmp_path: Path) -> None:
+    script = "import threading, wsgi; print(sorted(t.name for t in threading.enumerate()))"
+    done = run_python(settings_overrides, tmp_path, "-c", script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['MainThread']", done.stdout
     assert not STARTED.search(done.stderr) and "in-process worker started" not in done.stderr
@@ -76,15 +81,7 @@ def test_importing_wsgi_starts_no_thread(settings_overrides: dict[str, Any], tmp
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["keys", "list"], ["db", "current"]])
 def test_cli_commands_start_no_worker(settings_overrides: dict[str, Any], tmp_path: Path, command: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *command],
-        cwd=ROOT,
-        env=gateway_env(settings_overrides, tmp_path / "gw"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python(settings_overrides, tmp_path, "-m", "flask", "--app", "wsgi", *command)
     assert done.returncode == 0, done.stderr
     assert "in-process worker started" not in done.stderr, done.stderr
 
