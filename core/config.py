@@ -207,7 +207,9 @@ class Settings(BaseSettings):
     )
     aep_client_id: str = Field(default="", description="OAuth server-to-server client id (also the x-api-key).")
     aep_client_secret: str = Field(default="", repr=False, description="OAuth server-to-server client secret.")
-    aep_org_id: str = Field(default="", description="IMS organization id (x-gw-ims-org-id), e.g. 6D9DF9D05A9F8D8A0A495FD1@AdobeOrg.")
+    aep_org_id: str = Field(
+        default="", description="IMS organization id (x-gw-ims-org-id), e.g. 6D9DF9D05A9F8D8A0A495FD1@AdobeOrg."
+    )
     aep_sandbox: str = Field(default="prod", description="Platform sandbox name (x-sandbox-name).")
     aep_tenant_id: str = Field(default="", description="Tenant id: pushgate's XDM fields live under _{tenant}.")
     aep_inlet_id: str = Field(default="", description="Streaming inlet (HTTP API source connection) id.")
