@@ -178,7 +178,7 @@ def _check_replay(session: Session, existing: Delivery, data: DeliveryCreate) ->
         asked["platforms"] = sorted(set(data.platforms))
     elif (app := session.get(App, data.app_id)) is not None:
         # Omitted means every platform the app has; the app is the same unless it changed since.
-        asked["platforms"] = sorted(p.platform for p in app.platforms)
+        asked["platforms"] = _platforms(app, data)
     stored = {name: getattr(existing, name) for name in asked}
     if existing.schedule_at is not None:
         stored["schedule_at"] = existing.schedule_at.astimezone(UTC)

@@ -45,9 +45,6 @@ class Move:
     target: DeliveryStatus
     refused_code: str  # the Conflict code when a client asks for it from another status
 
-    def allowed_from(self, status: str) -> bool:
-        return status in self.sources
-
 
 START = Move("start", "started", frozenset({SCHEDULED}), RUNNING, "not_startable")
 COMPLETE = Move("complete", "completed", frozenset({RUNNING}), DeliveryStatus.COMPLETED, "not_completable")

@@ -28,14 +28,14 @@ transaction that writes it (the ORM defaults do it themselves), never from a clo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.orm import Session
 
-from store.types import utcnow
+from store.types import iso_z, utcnow
 
 #: Used on PostgreSQL when some sessions' transactions are hidden from us (another role without
 #: ``pg_read_all_stats``): then the oldest open transaction is unknown, and a fixed delay is all
@@ -108,7 +108,7 @@ def horizon(connection: Connection, settle: timedelta | None = None) -> Horizon:
         held_by = f"{hidden} database sessions of roles this one cannot see (grant it pg_read_all_stats)"
         return _fixed(now, delay, held_by)
     if oldest is not None and oldest < now:
-        return Horizon(oldest - settle, f"a transaction open since {_z(oldest)}")
+        return Horizon(oldest - settle, f"a transaction open since {iso_z(oldest)}")
     return _fixed(now, settle, f"the settle window of {_seconds(settle)}")
 
 
@@ -118,7 +118,3 @@ def _fixed(now: datetime, delay: timedelta, held_by: str) -> Horizon:
 
 def _seconds(delta: timedelta) -> str:
     return f"{delta.total_seconds():g} s"
-
-
-def _z(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -40,6 +40,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+def iso_z(moment: datetime) -> str:
+    """``moment`` to the second, in UTC with a ``Z``: ``2026-11-28T21:40:00Z`` (for messages)."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 text of a timestamp for JSON answers (None stays None)."""
     return value.isoformat() if value is not None else None

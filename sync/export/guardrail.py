@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import SyncState
+from store.types import iso_z
 from sync import state
 from sync.runs import FileOutcome, RunContext, RunRefused
 
@@ -33,11 +34,6 @@ def hours(interval: timedelta) -> str:
 
 def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def iso_z(moment: datetime) -> str:
-    """``moment`` to the second, in UTC with a ``Z``: ``2026-11-28T21:40:00Z``."""
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def claim(

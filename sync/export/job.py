@@ -43,11 +43,11 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, ExternalError
 from store.clock import Horizon, horizon
-from store.types import utcnow
+from store.types import iso_z, utcnow
 from sync import state
 from sync.config import sync_config
 from sync.export.config import ExportConfig, Target, check_settings, export_config, provisioned
-from sync.export.guardrail import claim_streams, iso_z
+from sync.export.guardrail import claim_streams
 from sync.export.stream import Export, Stats, resolve_batch
 from sync.export.tables import TABLES, ExportTable
 from sync.platform.client import Platform
