@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from core.errors import BadRequest, Conflict, NotFound
 from core.secrets import SecretBox, new_integration_key
 from domain.credentials import ApnsCredentials, FcmCredentials, apply_apns, apply_fcm, public_view
-from domain.fields import ID_MAX, FormId, Name, UrlId
+from domain.fields import ID_MAX, FormId, Name, UrlId, lookup_key
 from store.models import App, AppPlatform, Delivery
 from store.types import utcnow
 
@@ -99,6 +99,38 @@ def get_app(session: Session, app_id: int) -> App:
     if app is None:
         raise NotFound(f"no app with id {app_id}")
     return app
+
+
+def find_app(session: Session, ref: str) -> App:
+    """The app whose id is ``ref`` or, failing that, whose name is ``ref`` (names are unique)."""
+    if ref.isdigit():
+        try:
+            return get_app(session, int(ref))
+        except NotFound:
+            pass  # an app may be named with digits
+    app = by_name(session, ref)
+    if app is None:
+        raise NotFound(f"no app with id or name {ref!r}; list them with GET /api/v1/apps")
+    return app
+
+
+def by_name(session: Session, name: str) -> App | None:
+    return session.scalar(select(App).where(App.name == name))
+
+
+def by_edge_config(session: Session, config_id: str) -> App | None:
+    """The app whose Edge datastream id is ``config_id``; None when none is (or the value could
+    not be one: public callers send anything)."""
+    if not lookup_key(config_id):
+        return None
+    return session.scalar(select(App).where(App.edge_config_id == config_id))
+
+
+def id_by_standard_pkey(session: Session, pkey: str) -> int | None:
+    """The id of the app whose Campaign Standard pkey is ``pkey``; None when none is."""
+    if not lookup_key(pkey):
+        return None
+    return session.scalar(select(App.id).where(App.campaign_standard_pkey == pkey))
 
 
 def create_app(session: Session, box: SecretBox, data: AppCreate) -> App:

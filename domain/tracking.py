@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain.fields import lookup_key
@@ -58,6 +59,14 @@ def parse_delivery_id(raw: str) -> int | None:
     except ValueError:
         return None
     return value if 0 < value < 2**63 else None
+
+
+def message_by_provider_id(session: Session, provider_message_id: str) -> int | None:
+    """The broadLog id of the message the provider knows as ``provider_message_id`` (an Edge
+    tracking call may name only that); None when no message is."""
+    if not lookup_key(provider_message_id, 255):
+        return None
+    return session.scalar(select(BroadLog.id).where(BroadLog.provider_message_id == provider_message_id))
 
 
 def record(session: Session, call: TrackingCall) -> bool:

@@ -9,7 +9,6 @@ app whose credentials those peers accept, two devices and a welcome delivery, so
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from typing import TYPE_CHECKING
@@ -19,19 +18,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from core.config import Settings
-from core.secrets import SecretBox, new_integration_key
+from domain import apps, deliveries, profiles
+from domain.messages import Message
 from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
-from store.codes import DeliveryStatus
-from store.models import App, AppPlatform, Delivery, Profile
+from push import payloads
 
 if TYPE_CHECKING:
     from sync.peers.platform import PeerConfig
 
 DEMO_APP = "pushgate demo"
+DEMO_PROFILE = "demo@example.com"
 DEMO_IOS_TOKEN = "5eed" * 16
 DEMO_ANDROID_TOKEN = "demo-android-device:APA91bDemoTokenForTheLocalFcmEmulator0001"
 
@@ -107,15 +106,14 @@ def demo_command(fcm_token_url: str) -> None:
     """Create the demo app, two devices and a welcome delivery (sent when the gateway runs)."""
     rt = runtime()
     with rt.sessions.begin() as session:
-        app = session.scalar(select(App).where(App.name == DEMO_APP))
-        if app is None:
-            app = _demo_app(rt.box, fcm_token_url)
-            session.add(app)
-            session.flush()
-        profile = session.scalar(select(Profile).where(Profile.external_id == "demo@example.com"))
-        if profile is None:
-            session.add(Profile(external_id="demo@example.com", email="demo@example.com", first_name="Ada"))
-            session.flush()
+        app = apps.by_name(session, DEMO_APP) or apps.create_app(session, rt.box, _demo_app(fcm_token_url))
+        if profiles.find(session, DEMO_PROFILE) is None:
+            profiles.upsert_profile(
+                session,
+                DEMO_PROFILE,
+                profiles.ProfileIn(email=DEMO_PROFILE, first_name="Ada"),
+                reconciliation_field="external_id",
+            )
         for platform, token in (("ios", DEMO_IOS_TOKEN), ("android", DEMO_ANDROID_TOKEN)):
             register(
                 session,
@@ -125,27 +123,29 @@ def demo_command(fcm_token_url: str) -> None:
                     token=token,
                     sdk="campaign-classic",
                     push_provider="apns" if platform == "ios" else "fcm",
-                    user_key="demo@example.com",
+                    user_key=DEMO_PROFILE,
                     sets_user_key=True,
                     device={"device_model": "Demo device"},
                 ),
                 reconciliation_field="external_id",
             )
-        delivery = Delivery(
-            app_id=app.id,
-            name="Welcome to pushgate",
-            target={"all": True},
-            platforms=["android", "ios"],
-            message={"title": "Hello {{ profile.first_name }}", "body": "Your first push through pushgate."},
-            status=DeliveryStatus.SCHEDULED,
-            validity_seconds=3600,
+        delivery, _created = deliveries.create_delivery(
+            session,
+            deliveries.DeliveryCreate(
+                app_id=app.id,
+                name="Welcome to pushgate",
+                target=deliveries.Target(all=True),
+                platforms=["android", "ios"],
+                message=Message(title="Hello {{ profile.first_name }}", body="Your first push through pushgate."),
+                validity_seconds=3600,
+            ),
+            payloads=payloads,
         )
-        session.add(delivery)
-        session.flush()
         click.echo(f"demo app {app.id}: welcome delivery {delivery.id} to 2 devices, sent as soon as the gateway runs")
 
 
-def _demo_app(box: SecretBox, token_url: str) -> App:
+def _demo_app(token_url: str) -> apps.AppCreate:
+    """The demo app, with credentials the local peers accept (a new key pair each time)."""
     key_p8 = (
         ec.generate_private_key(ec.SECP256R1())
         .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -154,25 +154,16 @@ def _demo_app(box: SecretBox, token_url: str) -> App:
     from push.peers.fcm import new_service_account
 
     account = new_service_account("pushgate-demo", token_url)
-    app = App(name=DEMO_APP)
-    app.platforms = [
-        AppPlatform(
-            platform="ios",
-            integration_key=new_integration_key(),
-            app_identifier="com.example.pushgate.demo",
-            credential_kind="apns_token",
-            apns_environment="sandbox",
-            credentials=box.seal({"key_p8": key_p8, "key_id": "DEMOKEY001", "team_id": "DEMOTEAM01"}),
-        ),
-        AppPlatform(
-            platform="android",
-            integration_key=new_integration_key(),
-            app_identifier="com.example.pushgate.demo",
-            credential_kind="fcm_service_account",
-            credentials=box.seal({"service_account": json.dumps(account)}),
-        ),
-    ]
-    return app
+    return apps.AppCreate.model_validate(
+        {
+            "name": DEMO_APP,
+            "ios": {
+                "bundle_id": "com.example.pushgate.demo",
+                "apns": {"key_p8": key_p8, "key_id": "DEMOKEY001", "team_id": "DEMOTEAM01", "environment": "sandbox"},
+            },
+            "android": {"package_name": "com.example.pushgate.demo", "fcm": {"service_account": account}},
+        }
+    )
 
 
 def register_devtools(app: Flask) -> None:

@@ -14,28 +14,12 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from core.errors import ClientError, NotFound
+from core.errors import ClientError
 from domain import apps
 from gateway.runtime import runtime
 from sdk_configs.generator import AppFacts, generate
 from sdk_configs.keys import PLATFORMS, SDKS
-from store.models import App
-
-
-def find_app(session: Session, ref: str) -> App:
-    """The app whose id is ``ref`` or, failing that, whose name is ``ref`` (names are unique)."""
-    if ref.isdigit():
-        try:
-            return apps.get_app(session, int(ref))
-        except NotFound:
-            pass  # an app may be named with digits
-    app = session.scalar(select(App).where(App.name == ref))
-    if app is None:
-        raise NotFound(f"no app with id or name {ref!r}; list them with GET /api/v1/apps")
-    return app
 
 
 @click.command("sdk-config")
@@ -49,7 +33,7 @@ def sdk_config_command(app_ref: str, platform: str, sdk: str, out: Path | None) 
     rt = runtime()
     with rt.sessions() as session:
         try:
-            config = generate(AppFacts.of(find_app(session, app_ref)), platform, sdk, rt.settings.public_url)
+            config = generate(AppFacts.of(apps.find_app(session, app_ref)), platform, sdk, rt.settings.public_url)
         except ClientError as exc:
             raise click.ClickException(exc.message) from None
     text = json.dumps(config.as_dict(), indent=2, ensure_ascii=False) + "\n"

@@ -14,18 +14,25 @@ import json
 from typing import Any
 
 from flask import Response, request
-from sqlalchemy import select
 
 from core.errors import BadRequest, NotFound
 from core.metrics import REGISTRATIONS, TRACKING_EVENTS
+from domain import apps
 from domain.fields import lookup_key
 from domain.subscriptions import Registration, register
-from domain.tracking import EDGE_EVENTS, TrackingCall, parse_delivery_id, parse_message_id, record
+from domain.tracking import (
+    EDGE_EVENTS,
+    TrackingCall,
+    message_by_provider_id,
+    parse_delivery_id,
+    parse_message_id,
+    record,
+)
 from gateway.http import json_object
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
 from gateway.sdk import public_blueprint
-from store.models import App, AppPlatform, BroadLog
+from store.models import App
 
 bp = public_blueprint("edge")
 
@@ -52,10 +59,7 @@ def _ecid(body: dict[str, Any]) -> str | None:
 
 def _token_syncs(session: Any, app: App, details: list[Any], ecid: str | None) -> int:
     # Keyed by platform too: an iOS bundle id often equals the Android package name.
-    parts = {
-        (p.app_identifier, p.platform): p
-        for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == app.id))
-    }
+    parts = {(p.app_identifier, p.platform): p for p in app.platforms}
     count = 0
     for item in details:
         if not isinstance(item, dict):
@@ -106,8 +110,8 @@ def _tracking_call(session: Any, xdm: dict[str, Any], ecid: str | None) -> Track
         delivery_id = parse_delivery_id(raw_delivery) if isinstance(raw_delivery, str) else None
     else:
         provider_id = _dig(xdm, "pushNotificationTracking", "pushProviderMessageID")
-        if isinstance(provider_id, str) and lookup_key(provider_id, 255):
-            broadlog_id = session.scalar(select(BroadLog.id).where(BroadLog.provider_message_id == provider_id))
+        if isinstance(provider_id, str):
+            broadlog_id = message_by_provider_id(session, provider_id)
     if broadlog_id is None:
         return None
     return TrackingCall(
@@ -140,7 +144,7 @@ def interact(location_hint: str | None = None) -> Response:
     request_id = request.args.get("requestId", "")[:64]
     body = json_object()
     session = db()
-    app = session.scalar(select(App).where(App.edge_config_id == config_id)) if lookup_key(config_id) else None
+    app = apps.by_edge_config(session, config_id)
     if app is None:
         raise NotFound("unknown configId: no app has this Edge datastream id", code="unknown_config_id")
     events = body.get("events")

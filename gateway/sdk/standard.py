@@ -12,17 +12,14 @@ import re
 
 from flask import Response, jsonify, request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from core.errors import BadRequest, NotFound
 from core.metrics import REGISTRATIONS
-from domain import identity
-from domain.fields import lookup_key
+from domain import apps, identity
 from gateway.http import json_object, validate
 from gateway.openapi import operation
 from gateway.runtime import db
 from gateway.sdk import public_blueprint
-from store.models import App
 
 bp = public_blueprint("standard")
 
@@ -56,7 +53,7 @@ def mobile_app_subscription(pkey: str, ecid: str) -> Response:
     if body.marketingCloudId != ecid:
         raise BadRequest("marketingCloudId differs from the ECID in the path", code="invalid_ecid")
     session = db()
-    app_id = session.scalar(select(App.id).where(App.campaign_standard_pkey == pkey)) if lookup_key(pkey) else None
+    app_id = apps.id_by_standard_pkey(session, pkey)
     if app_id is None:
         raise NotFound("unknown pkey: no app has this Campaign Standard pkey", code="unknown_pkey")
     linked = identity.record_registration(session, app_id=app_id, ecid=ecid, push_platform=body.pushPlatform)

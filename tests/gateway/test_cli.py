@@ -1,10 +1,15 @@
-"""CLI: migrations and API keys (the key is the last line printed)."""
+"""CLI: migrations, API keys (the key is the last line printed) and the demo set-up."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask.testing import FlaskClient
+
+from domain import deliveries
+from gateway.cli.devtools import DEMO_APP
+from store.models import App, Delivery, Subscription
+from tests.conftest import runtime_of
 
 
 def test_keys_create_list_revoke(runner: Any, client: FlaskClient) -> None:
@@ -39,3 +44,19 @@ def test_if_none_creates_only_the_first_key(runner: Any) -> None:
 def test_db_current(runner: Any) -> None:
     result = runner.invoke(args=["db", "current"])
     assert result.exit_code == 0 and "current: 0005; newest: 0005" in result.output
+
+
+def test_demo_creates_its_app_once_and_a_welcome_delivery_each_time(runner: Any, app: Any) -> None:
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0, second.output
+    with runtime_of(app).sessions() as session:
+        apps = session.query(App).filter_by(name=DEMO_APP).all()
+        assert len(apps) == 1 and {p.platform for p in apps[0].platforms} == {"ios", "android"}
+        subscriptions = session.query(Subscription).filter_by(app_id=apps[0].id).all()
+        assert len(subscriptions) == 2 and all(s.profile_id is not None for s in subscriptions)
+        welcome = session.query(Delivery).filter_by(app_id=apps[0].id).order_by(Delivery.id).all()
+        assert [d.status for d in welcome] == ["scheduled", "scheduled"]
+        assert deliveries.describe(session, welcome[-1])["message"]["title"] == "Hello {{ profile.first_name }}"
+    assert f"demo app {apps[0].id}: welcome delivery {welcome[-1].id}" in second.output
