@@ -6,14 +6,17 @@ of the audience: deliveries never target it and ``size`` does not count it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from store.models import Audience, AudienceImport, AudienceMember, Profile, SyncFile
 from store.types import iso
+from store.upsert import upsert
 
 MEMBER_STATUSES = ("realized", "existing", "exited")
 
@@ -103,3 +106,23 @@ def describe_members(session: Session, members: list[AudienceMember]) -> list[di
         }
         for m in members
     ]
+
+
+def for_segment(session: Session, segment_id: str, name: str, *, rename: bool, now: datetime) -> int:
+    """The id of the audience of ``segment_id``, created on first sight with ``name``; an existing
+    one is renamed only with ``rename`` (a name configured for the segment wins over the default)."""
+    audience_id, _ = upsert(
+        session,
+        Audience,
+        {"name": name[:255], "segment_id": segment_id, "created_at": now, "updated_at": now, "last_import_at": now},
+        conflict=["segment_id"],
+        update=["last_import_at", "updated_at", *(["name"] if rename else [])],
+    )
+    return int(audience_id)
+
+
+def record_imports(session: Session, imports: Sequence[dict[str, Any]]) -> None:
+    """What each applied file did to each audience: ``audience_id``, ``file_id``, ``entered``,
+    ``existing``, ``exited``."""
+    if imports:
+        session.execute(insert(AudienceImport), list(imports))

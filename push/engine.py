@@ -23,9 +23,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
-from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import MESSAGES, PROVIDER_LATENCY
@@ -33,13 +32,15 @@ from domain import deliveries, delivery_status, quarantine
 from domain.analysis import analyse
 from domain.messages import Unsendable
 from domain.personalisation import LookupTables
-from push import batch_sql
-from push.batch_sql import LoadedProfile, LoadedSubscription
 from push.build import Builder
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from store.clock import stamp
-from store.codes import BroadLogStatus, DeliveryStatus, FailureReason, FailureType
-from store.models import AppPlatform, BroadLog, Delivery
+from store.codes import DeliveryStatus, FailureReason, FailureType
+from store.db import engine_of
+from store.models import AppPlatform, Delivery
+from store.queries import broadlog
+from store.queries import deliveries as delivery_rows
+from store.queries.broadlog import LoadedProfile, LoadedSubscription
 from store.types import utcnow
 
 log = logging.getLogger("pushgate.engine")
@@ -67,6 +68,7 @@ class Engine:
         self.sessions = sessions
         self.providers = providers
         self.settings = settings
+        self._bind = engine_of(sessions)
         self._builders: dict[int, Builder] = {}
         self._contexts: dict[int, tuple[Delivery, dict[str, AppPlatform], float]] = {}
 
@@ -77,10 +79,7 @@ class Engine:
         now = now or utcnow()
         started = []
         with self.sessions() as session:
-            candidates = session.scalars(
-                select(Delivery).where(Delivery.status == DeliveryStatus.SCHEDULED).order_by(Delivery.id)
-            ).all()
-            for delivery in candidates:
+            for delivery in delivery_rows.scheduled(session):
                 if not deliveries.due(delivery, now):
                     continue
                 if not delivery_status.start(session, delivery.id, now):
@@ -96,21 +95,30 @@ class Engine:
         """The running deliveries' ids. What this engine keeps per delivery (compiled templates,
         lookup caches) is dropped for the others: another worker may have finished or cancelled
         them, and a long-lived worker must not keep every delivery it ever sent."""
-        with self.sessions() as session:
-            ids = list(session.scalars(select(Delivery.id).where(Delivery.status == DeliveryStatus.RUNNING)))
-        return self._keep_only(ids)
+        with self._bind.connect() as connection:
+            rows = delivery_rows.by_status(connection, [DeliveryStatus.RUNNING])
+        return self._keep_only([delivery_id for delivery_id, _status in rows])
 
     def poll(self, now: datetime | None = None) -> list[int]:
         """A worker's tick in one query when nothing is scheduled (the usual case, every
         PUSHGATE_WORKER_POLL_SECONDS in every serving process, idle or not): :meth:`start_due`
         only when some delivery is scheduled, then the running deliveries' ids as :meth:`running`."""
-        bind = self.sessions.kw["bind"]
-        with bind.connect() as connection:  # a Core connection: an ORM session cost twice the CPU
-            rows = connection.execute(_POLL).all()
+        with self._bind.connect() as connection:
+            rows = delivery_rows.by_status(connection, delivery_status.ACTIVE)
         if any(status == DeliveryStatus.SCHEDULED for _, status in rows):
             self.start_due(now)
             return self.running()
         return self._keep_only([delivery_id for delivery_id, status in rows if status == DeliveryStatus.RUNNING])
+
+    def pacing(self, delivery_id: int) -> tuple[float | None, list[str]]:
+        """The delivery's rate per second (None: unpaced) and platforms."""
+        with self._bind.connect() as connection:
+            return delivery_rows.pacing(connection, delivery_id)
+
+    def queue_depth(self) -> int:
+        """Pending messages of every running delivery."""
+        with self._bind.connect() as connection:
+            return broadlog.pending_count(connection)
 
     def _keep_only(self, ids: list[int]) -> list[int]:
         for cache in (self._builders, self._contexts):
@@ -124,12 +132,7 @@ class Engine:
             delivery = session.get(Delivery, delivery_id)
             if delivery is None or delivery.status != DeliveryStatus.RUNNING:
                 return True
-            pending = session.scalar(
-                select(BroadLog.id)
-                .where(BroadLog.delivery_id == delivery_id, BroadLog.status == BroadLogStatus.PENDING)
-                .limit(1)
-            )
-            if pending is not None:
+            if broadlog.any_pending(session.connection(), delivery_id):
                 return False
             delivery_status.complete(session, delivery_id, utcnow())
             self._builders.pop(delivery_id, None)
@@ -139,27 +142,9 @@ class Engine:
 
     def next_retry_in(self, delivery_id: int) -> float | None:
         """Seconds until the earliest Pending row may be tried; None when none is Pending."""
-        with self.sessions() as session:
-            earliest = session.scalar(
-                select(BroadLog.next_attempt_at)
-                .where(BroadLog.delivery_id == delivery_id, BroadLog.status == BroadLogStatus.PENDING)
-                .order_by(BroadLog.next_attempt_at)
-                .limit(1)
-            )
-            held = session.scalar(
-                select(BroadLog.lease_until)
-                .where(
-                    BroadLog.delivery_id == delivery_id,
-                    BroadLog.status == BroadLogStatus.PENDING,
-                    BroadLog.lease_until.is_not(None),
-                )
-                .order_by(BroadLog.lease_until)
-                .limit(1)
-            )
-        if earliest is None:
-            return None
-        moments = [earliest] + ([held] if held is not None else [])
-        return max(0.0, (min(moments) - utcnow()).total_seconds())
+        with self._bind.connect() as connection:
+            due = broadlog.next_due(connection, delivery_id)
+        return None if due is None else max(0.0, (due - utcnow()).total_seconds())
 
     # -- one batch -------------------------------------------------------------------------------
 
@@ -169,14 +154,14 @@ class Engine:
         (delivery_id, status, channel, id); without one the delivery's Pending rows are sorted by
         id, so the worker always names the channel."""
         with self.sessions.begin() as session:
-            return batch_sql.claim(session.connection(), delivery_id, limit, channel, utcnow(), self.settings.lease)
+            return broadlog.claim(session.connection(), delivery_id, limit, channel, utcnow(), self.settings.lease)
 
     def load(self, delivery_id: int, ids: list[int]) -> tuple[Delivery, list[Row]]:
         """The delivery and, per claimed row, what building and recording its push reads
-        (:func:`push.batch_sql.load`)."""
+        (:func:`store.queries.broadlog.load`)."""
         with self.sessions() as session:
             delivery, parts = self._delivery_context(session, delivery_id)
-            rows = batch_sql.load(session.connection(), ids)
+            rows = broadlog.load(session.connection(), ids)
         loaded = []
         for broadlog_id, attempts, subscription, profile in rows:
             loaded.append(Row(broadlog_id, attempts, subscription, profile, parts.get(subscription.platform)))
@@ -197,11 +182,9 @@ class Engine:
         now = time.monotonic()
         if cached is not None and now - cached[2] < CONTEXT_SECONDS:
             return cached[0], cached[1]
-        delivery = session.get(Delivery, delivery_id)
-        assert delivery is not None
-        parts = {
-            p.platform: p for p in session.scalars(select(AppPlatform).where(AppPlatform.app_id == delivery.app_id))
-        }
+        found = delivery_rows.with_parts(session, delivery_id)
+        assert found is not None  # a delivery with broadLog rows is never deleted
+        delivery, parts = found
         session.expunge_all()
         self._contexts[delivery_id] = (delivery, parts, now)
         return delivery, parts
@@ -265,7 +248,7 @@ class Engine:
             connection = session.connection()
             now = stamp(connection)  # event_date is read by the export in commit order
             if sent:
-                batch_sql.mark_sent(connection, sent, now)
+                broadlog.mark_sent(connection, sent, now)
             for broadlog_id, text in build_failures.items():
                 self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
                 MESSAGES.labels("none", app, "ignored").inc()
@@ -320,11 +303,7 @@ class Engine:
         delay = self._backoff(attempts, error)
         retry_at = now + timedelta(seconds=delay)
         if attempts < self.settings.max_attempts and retry_at < end and delivery.status == DeliveryStatus.RUNNING:
-            session.connection().execute(
-                update(_BROADLOG)
-                .where(_BROADLOG.c.id == broadlog_id)
-                .values(lease_until=None, next_attempt_at=retry_at, error_message=text, event_date=now)
-            )
+            broadlog.retry_later(session.connection(), broadlog_id, retry_at, text, now)
             return "retry"
         reason = FailureReason.REFUSED if kind is ErrorKind.AUTH else FailureReason.UNREACHABLE
         self._final(session, broadlog_id, FailureType.SOFT, reason, text, now)
@@ -334,18 +313,7 @@ class Engine:
     def _final(
         session: Session, broadlog_id: int, failure_type: FailureType, reason: FailureReason, text: str, now: datetime
     ) -> None:
-        session.connection().execute(
-            update(_BROADLOG)
-            .where(_BROADLOG.c.id == broadlog_id)
-            .values(
-                status=int(BroadLogStatus.FAILED),
-                failure_type=int(failure_type),
-                failure_reason=int(reason),
-                error_message=text,
-                lease_until=None,
-                event_date=now,
-            )
-        )
+        broadlog.mark_failed(session.connection(), broadlog_id, failure_type, reason, text, now)
 
 
 def _build(
@@ -388,8 +356,3 @@ class Row(NamedTuple):
     subscription: LoadedSubscription
     profile: LoadedProfile | None
     part: AppPlatform | None
-
-
-#: A worker's tick: the deliveries due to start or running (see Engine.poll).
-_POLL = select(Delivery.id, Delivery.status).where(Delivery.status.in_(delivery_status.ACTIVE))
-_BROADLOG = cast(Table, BroadLog.__table__)

@@ -19,12 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiolimiter import AsyncLimiter
-from sqlalchemy import func, select
 
 from core.metrics import QUEUE_DEPTH
 from push.engine import Engine
-from store.codes import BroadLogStatus, Channel, DeliveryStatus
-from store.models import BroadLog, Delivery
+from store.codes import Channel
 
 log = logging.getLogger("pushgate.worker")
 #: How often the queue-depth gauge is refreshed.
@@ -132,24 +130,12 @@ class Worker:
 
     def _queue_depth(self) -> int:
         assert self.engine is not None
-        with self.engine.sessions() as session:
-            return int(
-                session.scalar(
-                    select(func.count())
-                    .select_from(BroadLog)
-                    .join(Delivery, Delivery.id == BroadLog.delivery_id)
-                    .where(Delivery.status == DeliveryStatus.RUNNING, BroadLog.status == BroadLogStatus.PENDING)
-                )
-                or 0
-            )
+        return self.engine.queue_depth()
 
     async def _drive(self, delivery_id: int) -> None:
         engine = self.engine
         assert engine is not None
-        with engine.sessions() as session:
-            rate, platforms = session.execute(
-                select(Delivery.rate_per_second, Delivery.platforms).where(Delivery.id == delivery_id)
-            ).one()
+        rate, platforms = await asyncio.to_thread(engine.pacing, delivery_id)
         limiter = _limiter(rate)
         engine_batch = max(1, min(engine.settings.batch_size, int(rate))) if rate else engine.settings.batch_size
         # Every loop claims one platform at a time, in PLATFORM_ORDER: a claim of one channel is a
@@ -158,7 +144,7 @@ class Worker:
         # batch took longer than SLOW_BATCH_SECONDS (a slow or failing provider must not hold the
         # other back); the next pass comes back for what is left. The in-flight window stays batch
         # size x concurrency.
-        channels: list[int | None] = [CHANNELS[p] for p in PLATFORM_ORDER if p in (platforms or [])] or [None]
+        channels: list[int | None] = [CHANNELS[p] for p in PLATFORM_ORDER if p in platforms] or [None]
 
         async def loop() -> None:
             position = 0

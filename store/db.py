@@ -84,3 +84,13 @@ def placeholder(dialect: Dialect) -> str:
     """The driver's positional placeholder, for the few hot statements sent straight to it
     (``exec_driver_sql``): ``?`` for sqlite3, ``%s`` for psycopg."""
     return "%s" if dialect.paramstyle in ("format", "pyformat") else "?"
+
+
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine ``sessions`` is bound to, for work that needs a plain connection of its own (a
+    Core query on the worker's tick, a segment import's temporary tables)."""
+    with sessions() as session:
+        bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        raise TypeError("the session factory must be bound to an engine")
+    return bind

@@ -27,10 +27,9 @@ import logging
 import tempfile
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from store.models import SyncFile
+from store.queries import files
 from sync.profiles.profile_rows import ProfileFile
 from sync.profiles.reader import EXTENSIONS, Kind, ProfileFileProblem, Staged, rejects_name, stage, write_rejects
 from sync.profiles.settings import Folders, ProfileMapping
@@ -72,11 +71,7 @@ def _taken(files: list[RemoteFile]) -> list[RemoteFile]:
 def _take(context: RunContext, source: SftpSource, folders: Folders, remote: RemoteFile, kind: Kind) -> None:
     """Apply one file exactly once (see the module docstring), then archive it."""
     with context.sessions() as session:
-        known = session.scalar(
-            select(SyncFile).where(
-                SyncFile.source == SOURCE, SyncFile.name == remote.name, SyncFile.etag == remote.etag
-            )
-        )
+        known = files.find(session, SOURCE, remote.name, remote.etag)
     if known is not None and known.status == "applied":
         details: dict[str, Any] = {}
         note = _archive(source, folders, remote, details)
@@ -113,16 +108,12 @@ def _apply(context: RunContext, remote: RemoteFile, kind: Kind, staged: Staged) 
     session = context.sessions()
     try:
         with session.begin():
-            session.execute(  # a failed attempt being retried
-                delete(SyncFile).where(
-                    SyncFile.source == SOURCE, SyncFile.name == remote.name, SyncFile.etag == remote.etag
-                )
+            key = (remote.name, remote.etag)
+            files.forget(session, SOURCE, [key])  # a failed attempt being retried
+            # A second process taking the same file stops here.
+            (file_id,) = files.take(
+                session, job=kind.job, source=SOURCE, run_id=context.run_id, files=[key], details={}
             )
-            ledger = SyncFile(
-                job=kind.job, source=SOURCE, name=remote.name, etag=remote.etag, run_id=context.run_id, status="applied"
-            )
-            session.add(ledger)
-            session.flush()  # a second process taking the same file stops here
             applied = kind.apply(session, staged.chunks())
             for line, cells, identity, reason in applied.refused:
                 staged.refuse(line, cells, identity, reason, unreadable=False)
@@ -130,13 +121,10 @@ def _apply(context: RunContext, remote: RemoteFile, kind: Kind, staged: Staged) 
                 context.reject(session, remote.name, line, identity, reason)
             context.flush_rejects(session)
             details = {"job": kind.job, **applied.details, "unreadable": staged.unreadable}
-            ledger.rows, ledger.applied, ledger.rejected, ledger.details = (
-                staged.rows,
-                applied.applied,
-                staged.rejected,
-                details,
+            files.set_counts(
+                session, file_id, rows=staged.rows, applied=applied.applied, rejected=staged.rejected, details=details
             )
-    except IntegrityError:
+    except (files.AlreadyTaken, IntegrityError):
         context.drop_rejects()
         return FileOutcome(remote.name, "skipped", reason="taken at the same time by another run")
     except BaseException:
@@ -154,23 +142,18 @@ def _fail(context: RunContext, remote: RemoteFile, kind: Kind, reason: str, rows
     details = {"job": kind.job, "examples": examples} if examples else {"job": kind.job}
     try:
         with context.sessions.begin() as session:
-            known = session.scalar(
-                select(SyncFile).where(
-                    SyncFile.source == SOURCE, SyncFile.name == remote.name, SyncFile.etag == remote.etag
-                )
+            files.record_refused(
+                session,
+                job=kind.job,
+                source=SOURCE,
+                name=remote.name,
+                etag=remote.etag,
+                run_id=context.run_id,
+                status="failed",
+                reason=reason,
+                rows=rows,
+                details=details,
             )
-            if known is None:
-                known = SyncFile(job=kind.job, source=SOURCE, name=remote.name, etag=remote.etag)
-                session.add(known)
-            known.run_id, known.status, known.reason, known.rows, known.applied, known.rejected = (
-                context.run_id,
-                "failed",
-                reason,
-                rows,
-                0,
-                0,
-            )
-            known.details = details
     except IntegrityError:  # another run recorded it first
         pass
     log.warning("sync profiles: %s failed and stays in the inbox: %s", remote.name, reason)

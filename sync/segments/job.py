@@ -7,7 +7,7 @@ One run:
    failed or was blocked: re-upload it, or run with ``retry_failed``);
 2. takes each remaining export, oldest first, all of its new parts together: streams every row
    of every part into temporary tables and matches them to profiles, without locking the store
-   (:mod:`sync.segments.reader`, :mod:`sync.segments.stage`), then applies them in **one**
+   (:mod:`sync.segments.reader`, :mod:`store.queries.audience_staging`), then applies them in **one**
    transaction with their ledger rows. A crash or a lost connection before the commit leaves
    nothing; the next run takes the export again. A part that fails validation (no identity column,
    too many unreadable rows) or that a governance policy blocks is recorded ``failed`` or
@@ -35,20 +35,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
-from store.models import Audience, AudienceImport, SyncFile
+from domain import audiences
+from store.db import engine_of
+from store.queries import files
+from store.queries.audience_staging import Staging
 from store.types import utcnow
-from store.upsert import upsert
 from sync.config import SyncConfig, sync_config
 from sync.governance import check_file, describe
 from sync.runs import FileOutcome, RunContext, SyncError
 from sync.segments.names import Export, ExportFile, group_exports, parse_name
 from sync.segments.reader import STATUS_NAMES, Blocked, PartStats, ReadOptions, SegmentFileProblem, Segments, read_part
-from sync.segments.stage import Staging
 from sync.sources.blob import BlobChanged, BlobInfo, BlobSource
 
 log = logging.getLogger("pushgate.sync.segments")
@@ -139,12 +140,7 @@ def run(context: RunContext, source: BlobSource | None = None) -> None:
         source = BlobSource.from_settings(settings)
     blobs = source.list()
     with context.sessions() as session:
-        ledger = {
-            (name, etag): status
-            for name, etag, status in session.execute(
-                select(SyncFile.name, SyncFile.etag, SyncFile.status).where(SyncFile.source == SOURCE)
-            )
-        }
+        ledger = files.statuses(session, SOURCE)
     work = plan(blobs, ledger, retry_failed=bool(context.options.get("retry_failed")))
     if work.ignored:
         shown = work.ignored[:IGNORED_SHOWN]
@@ -167,10 +163,6 @@ def run(context: RunContext, source: BlobSource | None = None) -> None:
         importer.take(export, pending)
 
 
-class _AlreadyTaken(Exception):
-    pass
-
-
 class _PartFailed(Exception):
     def __init__(self, index: int, problem: SegmentFileProblem, stats: PartStats | None) -> None:
         super().__init__(str(problem))
@@ -185,10 +177,7 @@ class _Importer:
         self.settings = context.settings
         self.source = source
         self.config = config
-        bind = context.sessions.kw.get("bind")
-        if not isinstance(bind, Engine):
-            raise TypeError("the run's session factory must be bound to an engine")
-        self.engine = bind
+        self.engine = engine_of(context.sessions)
 
     # -- one export ------------------------------------------------------------------------------
 
@@ -221,7 +210,7 @@ class _Importer:
                         resolved - read,
                         time.perf_counter() - resolved,
                     )
-                except _AlreadyTaken:
+                except files.AlreadyTaken:
                     self._skip(pending, "taken by another run meanwhile")
             finally:
                 self._clean_up(conn, staging)
@@ -281,25 +270,17 @@ class _Importer:
         rows = failed.stats.rows if failed.stats else 0
         details = {"export": item.file.key}
         with self.context.sessions.begin() as session:
-            session.execute(
-                delete(SyncFile).where(
-                    SyncFile.source == SOURCE, SyncFile.name == item.file.name, SyncFile.etag == item.etag
-                )
-            )
-            session.add(
-                SyncFile(
-                    job=JOB,
-                    source=SOURCE,
-                    name=item.file.name,
-                    etag=item.etag,
-                    run_id=self.context.run_id,
-                    status=status,
-                    reason=reason,
-                    rows=rows,
-                    applied=0,
-                    rejected=0,
-                    details=details,
-                )
+            files.record_refused(
+                session,
+                job=JOB,
+                source=SOURCE,
+                name=item.file.name,
+                etag=item.etag,
+                run_id=self.context.run_id,
+                status=status,
+                reason=reason,
+                rows=rows,
+                details=details,
             )
         self.context.file(FileOutcome(item.file.name, status, rows=rows, reason=reason, details=details))
         for other in pending:
@@ -327,14 +308,14 @@ class _Importer:
             session = Session(bind=conn)
             try:
                 file_ids = self._ledger(session, pending, key)
-                audiences = [self._audience(session, segment_id, export.first, now) for segment_id in segments.ids]
-                for number, audience_id in enumerate(audiences):
+                audience_ids = [self._audience(session, segment_id, export.first, now) for segment_id in segments.ids]
+                for number, audience_id in enumerate(audience_ids):
                     staging.upsert_members(audience_id, number, now, key)
                     staging.exit_members(audience_id, number, now, key)
                 unmatched = staging.unmatched_counts()
                 implicit = {
                     number: staging.exit_unnamed(audience_id, now, key) if full else 0
-                    for number, audience_id in enumerate(audiences)
+                    for number, audience_id in enumerate(audience_ids)
                 }
                 for number, exits in implicit.items():
                     if exits:
@@ -345,7 +326,7 @@ class _Importer:
                     rejected[part] += 1
                 context.flush_rejects(session)
                 outcomes = self._record(
-                    session, pending, file_ids, audiences, segments, stats, unmatched, implicit, rejected, key
+                    session, pending, file_ids, audience_ids, segments, stats, unmatched, implicit, rejected, key
                 )
                 session.flush()
             except BaseException:
@@ -360,59 +341,25 @@ class _Importer:
         """The export's ledger rows, written first so that a second process taking the same files
         fails (unique name and ETag) before doing the work."""
         pairs = [(item.file.name, item.etag) for item in pending]
-        names = tuple_(SyncFile.name, SyncFile.etag)
-        retried = [pair for item, pair in zip(pending, pairs, strict=True) if item.retry]
-        if retried:
-            session.execute(
-                delete(SyncFile).where(
-                    SyncFile.source == SOURCE, names.in_(retried), SyncFile.status.in_(("failed", "blocked"))
-                )
-            )
-        if session.scalar(select(SyncFile.id).where(SyncFile.source == SOURCE, names.in_(pairs)).limit(1)):
-            raise _AlreadyTaken
-        try:
-            rows = session.execute(
-                insert(SyncFile).returning(SyncFile.id),
-                [
-                    {
-                        "job": JOB,
-                        "source": SOURCE,
-                        "name": name,
-                        "etag": etag,
-                        "run_id": self.context.run_id,
-                        "status": "applied",
-                        "rows": 0,
-                        "applied": 0,
-                        "rejected": 0,
-                        "details": {"export": key},
-                        "taken_at": utcnow(),
-                    }
-                    for name, etag in pairs
-                ],
-            ).all()
-        except IntegrityError:  # another process wrote the same (name, ETag) first
-            raise _AlreadyTaken from None
-        return [int(row[0]) for row in rows]
+        files.forget(
+            session, SOURCE, [pair for item, pair in zip(pending, pairs, strict=True) if item.retry], only_refused=True
+        )
+        return files.take(
+            session, job=JOB, source=SOURCE, run_id=self.context.run_id, files=pairs, details={"export": key}
+        )
 
     def _audience(self, session: Session, segment_id: str, file: ExportFile, now: datetime) -> int:
         """The audience of a segment id, created on first sight; a name from the sync config wins."""
         configured = self.config.audiences.names.get(segment_id)
-        name = (configured or f"{file.destination}: {segment_id}")[:255]
-        audience_id, _ = upsert(
-            session,
-            Audience,
-            {"name": name, "segment_id": segment_id, "created_at": now, "updated_at": now, "last_import_at": now},
-            conflict=["segment_id"],
-            update=["last_import_at", "updated_at", *(["name"] if configured else [])],
-        )
-        return int(audience_id)
+        name = configured or f"{file.destination}: {segment_id}"
+        return audiences.for_segment(session, segment_id, name, rename=configured is not None, now=now)
 
     def _record(
         self,
         session: Session,
         pending: list[Pending],
         file_ids: list[int],
-        audiences: list[int],
+        audience_ids: list[int],
         segments: Segments,
         stats: list[PartStats],
         unmatched: dict[tuple[int, int, int], int],
@@ -435,7 +382,7 @@ class _Importer:
                 per_segment[segments.ids[number]] = counts
                 imports.append(
                     {
-                        "audience_id": audiences[number],
+                        "audience_id": audience_ids[number],
                         "file_id": file_id,
                         "entered": counts["realized"],
                         "existing": counts["existing"],
@@ -445,16 +392,11 @@ class _Importer:
             details = {"export": key, "mode": mode, "segments": dict(per_segment)}
             refused = rejected[index]
             applied = part.rows - refused
-            session.execute(
-                update(SyncFile)
-                .where(SyncFile.id == file_id)
-                .values(rows=part.rows, applied=applied, rejected=refused, details=details)
-            )
+            files.set_counts(session, file_id, rows=part.rows, applied=applied, rejected=refused, details=details)
             outcomes.append(
                 FileOutcome(
                     item.file.name, "applied", rows=part.rows, applied=applied, rejected=refused, details=details
                 )
             )
-        if imports:
-            session.execute(insert(AudienceImport), imports)
+        audiences.record_imports(session, imports)
         return outcomes

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from store.queries.audience_staging import MAX_PARTS, MAX_SEGMENTS, StagedReject, StagedRow, ref
 from sync.segments.names import ExportFile
 
 #: Rows staged per round trip.
@@ -45,32 +46,6 @@ STATUS_NAMES = ("", "realized", "existing", "exited")
 SINGLE_STATUS = "segmentMembership.status"
 _PER_SEGMENT = re.compile(r"segmentMembership\.ups\.(?P<segment>[^.]+)\.status")
 _UPS_PREFIX = "segmentMembership.ups."
-
-#: Segments one export may have (the segment number takes 14 bits of a staged ref).
-MAX_SEGMENTS = 1 << 14
-#: Parts one export may have (15 bits) and lines one part may have (32 bits).
-MAX_PARTS = 1 << 15
-_LINE_MASK = (1 << 32) - 1
-
-StagedRow = tuple[str, int]  # identity, ref
-StagedReject = tuple[int, int, str | None, str, int | None]  # part, line, identity, reason, kind (or None)
-
-
-def kind(segment: int, status: int) -> int:
-    """A segment number and a status code as one number (the low 16 bits of a ref)."""
-    return segment << 2 | status
-
-
-def ref(part: int, line: int, segment: int, status: int) -> int:
-    """Where a staged row comes from and what it says, in one 63-bit integer: part (15 bits), line
-    (32 bits), segment number (14 bits), status code (2 bits). Staging one integer instead of four
-    saves a quarter of the staging time."""
-    return (part << 48) | ((line & _LINE_MASK) << 16) | (segment << 2) | status
-
-
-def unref(value: int) -> tuple[int, int, int, int]:
-    """``(part, line, segment, status)`` of a ref."""
-    return value >> 48, (value >> 16) & _LINE_MASK, (value >> 2) & (MAX_SEGMENTS - 1), value & 3
 
 
 class SegmentFileProblem(Exception):
@@ -86,7 +61,7 @@ class Blocked(SegmentFileProblem):
 
 
 class Stage(Protocol):
-    """Where parsed rows go (see :mod:`sync.segments.stage`)."""
+    """Where parsed rows go (see :mod:`store.queries.audience_staging`)."""
 
     def add_rows(self, rows: list[StagedRow]) -> None: ...
 

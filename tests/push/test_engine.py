@@ -266,7 +266,7 @@ def test_the_batch_loader_reads_every_column_templates_and_payloads_use() -> Non
     from dataclasses import fields
 
     from domain.templates.sandbox import PROFILE_FIELDS, SUBSCRIPTION_FIELDS
-    from push.batch_sql import LoadedProfile, LoadedSubscription
+    from store.queries.broadlog import LoadedProfile, LoadedSubscription
 
     loaded_subscription = {f.name for f in fields(LoadedSubscription)}
     assert set(SUBSCRIPTION_FIELDS) | {"additional_params", "token"} <= loaded_subscription
@@ -278,7 +278,7 @@ def test_the_batch_loader_reads_what_the_models_hold(client: FlaskClient, keys: 
     model's; a subscription without a profile loads with none."""
     from dataclasses import asdict
 
-    from push.batch_sql import LoadedProfile, LoadedSubscription
+    from store.queries.broadlog import LoadedProfile, LoadedSubscription
 
     engine: Engine = world["engine"]
     rt = world["rt"]

@@ -11,18 +11,9 @@ from typing import Any
 
 import pytest
 
+from store.queries.audience_staging import StagedReject, StagedRow, unref
 from sync.segments.names import parse_name
-from sync.segments.reader import (
-    Blocked,
-    PartStats,
-    ReadOptions,
-    SegmentFileProblem,
-    Segments,
-    StagedReject,
-    StagedRow,
-    read_part,
-    unref,
-)
+from sync.segments.reader import Blocked, PartStats, ReadOptions, SegmentFileProblem, Segments, read_part
 
 SEG = "seg-a"
 

@@ -15,8 +15,8 @@ from domain.analysis import analyse
 from domain.deliveries import DeliveryCreate, create_delivery
 from push import payloads
 from store.models import Audience, AudienceImport, AudienceMember, BroadLog, Profile, Subscription, SyncFile
+from store.queries import audience_staging
 from store.types import utcnow
-from sync.segments import stage
 from tests.conftest import runtime_of
 from tests.factories import make_app
 from tests.sync.blob.exports import (
@@ -422,15 +422,15 @@ def test_a_crash_while_applying_leaves_nothing_and_the_next_run_applies(
         container.delete_blob(name)  # only the two-segment export: the crash comes between its segments
     before = snapshot(app)
     calls: list[int] = []
-    original = stage.Staging.exit_members
+    original = audience_staging.Staging.exit_members
 
-    def crash_on_second_segment(self: stage.Staging, *args: Any) -> int:
+    def crash_on_second_segment(self: audience_staging.Staging, *args: Any) -> int:
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("the process died here")
         return original(self, *args)
 
-    monkeypatch.setattr(stage.Staging, "exit_members", crash_on_second_segment)
+    monkeypatch.setattr(audience_staging.Staging, "exit_members", crash_on_second_segment)
     with pytest.raises(RuntimeError):
         run_import(app)
     assert snapshot(app) == before

@@ -1,12 +1,12 @@
-"""The engine's three statements on the send path, straight to the driver: claim a batch of
-broadLog rows (:func:`claim`), load what building their pushes reads (:func:`load`), mark the
-sent ones (:func:`mark_sent`).
+"""broadLog on the send path: claim a batch (:func:`claim`), load what building its pushes reads
+(:func:`load`), record outcomes (:func:`mark_sent`, :func:`mark_failed`, :func:`retry_later`), and
+what the worker asks between batches (:func:`any_pending`, :func:`next_due`, :func:`pending_count`).
 
-Each one runs for every batch, and through SQLAlchemy's statement rendering and per-row parameter
-processing each cost more CPU than the send it serves (bench/send_profile.py): so fixed SQL with
-the driver's own placeholders (:func:`store.db.placeholder`), timestamps and JSON converted with
-the column types' own processors. tests/push/test_engine.py checks what :func:`load` returns
-against the models.
+:func:`claim`, :func:`load` and :func:`mark_sent` run for every batch, and through SQLAlchemy's
+statement rendering and per-row parameter processing each cost more CPU than the send it serves
+(bench/send_profile.py): so fixed SQL with the driver's own placeholders
+(:func:`store.db.placeholder`), timestamps and JSON converted with the column types' own
+processors. tests/push/test_engine.py checks what :func:`load` returns against the models.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select, update
 
-from store.codes import BroadLogStatus
+from store.codes import BroadLogStatus, DeliveryStatus, FailureReason, FailureType
 from store.db import placeholder
-from store.models import BroadLog, Profile, Subscription
+from store.models import BroadLog, Delivery, Profile, Subscription
 
 _BROADLOG = cast(Table, BroadLog.__table__)
 
@@ -157,3 +157,75 @@ def load(connection: Connection, ids: list[int]) -> list[tuple[int, int, LoadedS
             profile = LoadedProfile(*profile_values)
         loaded.append((row[0], row[1], LoadedSubscription(*values), profile))
     return loaded
+
+
+def mark_failed(
+    connection: Connection,
+    broadlog_id: int,
+    failure_type: FailureType,
+    reason: FailureReason,
+    text: str,
+    now: datetime,
+) -> None:
+    """Make the row final: Failed with Campaign's failure type and reason, and the error text."""
+    connection.execute(
+        update(_BROADLOG)
+        .where(_BROADLOG.c.id == broadlog_id)
+        .values(
+            status=int(BroadLogStatus.FAILED),
+            failure_type=int(failure_type),
+            failure_reason=int(reason),
+            error_message=text,
+            lease_until=None,
+            event_date=now,
+        )
+    )
+
+
+def retry_later(connection: Connection, broadlog_id: int, retry_at: datetime, text: str, now: datetime) -> None:
+    """Keep the row Pending, released, to be claimed again from ``retry_at``."""
+    connection.execute(
+        update(_BROADLOG)
+        .where(_BROADLOG.c.id == broadlog_id)
+        .values(lease_until=None, next_attempt_at=retry_at, error_message=text, event_date=now)
+    )
+
+
+def any_pending(connection: Connection, delivery_id: int) -> bool:
+    """Whether some row of the delivery is still Pending (claimed or not)."""
+    row = connection.execute(
+        select(_BROADLOG.c.id)
+        .where(_BROADLOG.c.delivery_id == delivery_id, _BROADLOG.c.status == int(BroadLogStatus.PENDING))
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def next_due(connection: Connection, delivery_id: int) -> datetime | None:
+    """When the delivery's next Pending row may be claimed: the earliest retry time or lease end
+    (a lease that lapses makes its row claimable again); None when nothing is Pending."""
+    pending = (_BROADLOG.c.delivery_id == delivery_id, _BROADLOG.c.status == int(BroadLogStatus.PENDING))
+    earliest = connection.scalar(
+        select(_BROADLOG.c.next_attempt_at).where(*pending).order_by(_BROADLOG.c.next_attempt_at).limit(1)
+    )
+    if earliest is None:
+        return None
+    held = connection.scalar(
+        select(_BROADLOG.c.lease_until)
+        .where(*pending, _BROADLOG.c.lease_until.is_not(None))
+        .order_by(_BROADLOG.c.lease_until)
+        .limit(1)
+    )
+    due: datetime = earliest if held is None else min(earliest, held)
+    return due
+
+
+def pending_count(connection: Connection) -> int:
+    """Pending rows of every running delivery: the send queue's depth."""
+    delivery = cast(Table, Delivery.__table__)
+    count = connection.scalar(
+        select(func.count())
+        .select_from(_BROADLOG.join(delivery, delivery.c.id == _BROADLOG.c.delivery_id))
+        .where(delivery.c.status == DeliveryStatus.RUNNING.value, _BROADLOG.c.status == int(BroadLogStatus.PENDING))
+    )
+    return int(count or 0)

@@ -1,9 +1,10 @@
-"""The staging area of one export, and the set-based statements that apply it.
+"""The staging area of one segment export, and the set-based statements that apply it to
+``audience_member``.
 
 Three temporary tables on the importer's own connection hold an export on its way in:
 
 - ``segment_stage``: one ``(identity, ref)`` row per staged row (``ref`` packs part, line, segment
-  and status: :func:`sync.segments.reader.ref`);
+  and status: :func:`ref`);
 - ``segment_match``: the same rows resolved to profile ids, in profile id order;
 - ``segment_reject``: rows refused, with their reason.
 
@@ -29,14 +30,40 @@ from sqlalchemy import Connection, bindparam, text
 
 from store.db import placeholder
 from store.types import UTCDateTime
-from sync.segments.reader import StagedReject, StagedRow, kind
+
+#: Segments one export may have (the segment number takes 14 bits of a staged ref).
+MAX_SEGMENTS = 1 << 14
+#: Parts one export may have (15 bits) and lines one part may have (32 bits).
+MAX_PARTS = 1 << 15
+_LINE_MASK = (1 << 32) - 1
+
+StagedRow = tuple[str, int]  # identity, ref
+StagedReject = tuple[int, int, str | None, str, int | None]  # part, line, identity, reason, kind (or None)
+
+
+def kind(segment: int, status: int) -> int:
+    """A segment number and a status code as one number (the low 16 bits of a ref)."""
+    return segment << 2 | status
+
+
+def ref(part: int, line: int, segment: int, status: int) -> int:
+    """Where a staged row comes from and what it says, in one 63-bit integer: part (15 bits), line
+    (32 bits), segment number (14 bits), status code (2 bits). Staging one integer instead of four
+    saves a quarter of the staging time."""
+    return (part << 48) | ((line & _LINE_MASK) << 16) | (segment << 2) | status
+
+
+def unref(value: int) -> tuple[int, int, int, int]:
+    """``(part, line, segment, status)`` of a ref."""
+    return value >> 48, (value >> 16) & _LINE_MASK, (value >> 2) & (MAX_SEGMENTS - 1), value & 3
+
 
 STAGE = "segment_stage"
 MATCH = "segment_match"
 REJECTS = "segment_reject"
 # Statement templates, filled by Staging._sql ({stage}, {match}, {rejects}, {lookup}, {fence},
 # {on_conflict}). In a ref, ref % 65536 is the kind (segment << 2 | status), ref % 4 the status,
-# ref / 2**48 the part and (ref / 65536) % 2**32 the line (sync.segments.reader.ref).
+# ref / 2**48 the part and (ref / 65536) % 2**32 the line (:func:`ref`).
 _CREATE = (
     "CREATE TEMPORARY TABLE {stage} (identity TEXT NOT NULL, ref BIGINT NOT NULL)",
     "CREATE TEMPORARY TABLE {match} (pid BIGINT NOT NULL, ref BIGINT NOT NULL, identity TEXT)",
