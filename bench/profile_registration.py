@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import remove_workdir  # noqa: E402
-from bench.registration import FORM, REGISTER_PATH, Fixture, make_bodies, prepare_database  # noqa: E402
+from bench.registration_fixture import FORM, REGISTER_PATH, Fixture, make_bodies, prepare_database  # noqa: E402
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

@@ -46,8 +46,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import exit_with, remove_workdir  # noqa: E402
-from bench.send import MESSAGE  # noqa: E402
 from bench.send_fixture import Children, Emulators, Instance, check_inbox, prepare_instance, start_emulators  # noqa: E402
+from bench.send_phases import MESSAGE  # noqa: E402
 
 
 class Timers:
