@@ -68,8 +68,8 @@ from bench.common import code_version  # noqa: E402
 from core.config import Settings, load_settings  # noqa: E402
 from store import db as store_db  # noqa: E402
 from store.models import App, BroadLog, Delivery, Profile, Subscription, SyncState  # noqa: E402
+from store.queries import state as sync_state  # noqa: E402
 from sync import service  # noqa: E402
-from sync import state as sync_state  # noqa: E402
 from sync.export.tables import TABLES  # noqa: E402
 from sync.peers.platform_api.state import PeerConfig  # noqa: E402
 from sync.platform.client import Platform  # noqa: E402
@@ -189,7 +189,7 @@ def prebuilt_requests(settings: Settings, sessions: Any) -> tuple[list[bytes], i
     messages: list[bytes] = []
     size = count = 0
     with sessions() as session:
-        for row in table.rows(session, session.execute(table.query(None, datetime.now(UTC))).all()):
+        for row in table.reader.rows(session, session.execute(table.reader.query(None, datetime.now(UTC))).all()):
             record = table.record(row, key, "CRMID")
             assert check.problem(record) is None
             message = envelopes.wrap(dumps(record))

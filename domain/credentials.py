@@ -41,6 +41,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.secrets import SecretBox
 from domain.fields import SINGLE_LINE, Email, secret_check
@@ -251,3 +253,10 @@ def public_view(row: AppPlatform, box: SecretBox) -> dict[str, Any] | None:
         }
     account = json.loads(sealed["service_account"])
     return {"project_id": account.get("project_id"), "client_email": account.get("client_email")}
+
+
+def opened_of_kind(session: Session, box: SecretBox, kind: str) -> list[dict[str, Any]]:
+    """Every app's credentials of ``kind`` (``credential_kind``), opened. For the local peers only,
+    which accept exactly what the apps hold; never returned by an API."""
+    rows = session.scalars(select(AppPlatform).where(AppPlatform.credential_kind == kind))
+    return [box.open(row.credentials) for row in rows if row.credentials is not None]

@@ -1,6 +1,6 @@
 """Commit-ordered timestamps: the clock for rows the Platform export reads in time order.
 
-The export (:mod:`sync.export.tables`) reads broadLog, trackingLog, address (quarantine) and
+The export (:mod:`store.queries.export`) reads broadLog, trackingLog, address (quarantine) and
 profile rows in the order of a timestamp and remembers the last one the Platform took. That is
 only safe if no row can become visible later with a timestamp at or before one already read: a
 transaction that stamped a row and has not committed yet must never be overtaken.

@@ -29,7 +29,8 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import ConfigError, ExternalError
-from sync import state, xdm
+from store.queries import state
+from sync import xdm
 from sync.config import sync_config
 from sync.export.config import ExportConfig, check_settings, export_config
 from sync.platform.client import Platform

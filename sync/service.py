@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings
 from core.errors import Conflict, NotFound
 from store.models import SyncRun
+from store.queries import state
 from store.types import utcnow
-from sync import state
 from sync.runs import Job, execute, open_run
 
 log = logging.getLogger("pushgate.sync")

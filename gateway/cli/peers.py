@@ -24,16 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from core.secrets import SecretBox
+from domain.credentials import opened_of_kind
 from push.peers.apns import ApnsEmulator, EmulatorThread
 from push.peers.fcm import FcmEmulator
 from push.peers.inbox import Inbox
 from push.peers.tls import local_tls
-from store.models import AppPlatform
 
 if TYPE_CHECKING:
     from sync.peers.platform import PeerConfig, PlatformPeer
@@ -51,8 +50,7 @@ class StoredCredentials:
 
     def _secrets(self, kind: str) -> list[dict[str, Any]]:
         with self._lock, self.sessions() as session:
-            rows = session.scalars(select(AppPlatform).where(AppPlatform.credential_kind == kind)).all()
-            return [self.box.open(row.credentials) for row in rows if row.credentials is not None]
+            return opened_of_kind(session, self.box, kind)
 
     def apns_key(self, key_id: str, team_id: str) -> ec.EllipticCurvePublicKey | None:
         for secret in self._secrets("apns_token"):

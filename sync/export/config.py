@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.errors import ConfigError
-from sync import state
+from store.queries import state
 from sync.config import ENV_VAR, SyncConfig
 from sync.runs import SyncError
 from sync.xdm import tenant_key

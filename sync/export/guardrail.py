@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import SyncState
+from store.queries import state
 from store.types import iso_z
-from sync import state
 from sync.runs import FileOutcome, RunContext, RunRefused
 
 log = logging.getLogger("pushgate.sync.export")

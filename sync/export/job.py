@@ -43,8 +43,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError, ExternalError
 from store.clock import Horizon, horizon
+from store.queries import state
 from store.types import iso_z, utcnow
-from sync import state
 from sync.config import sync_config
 from sync.export.config import ExportConfig, Target, check_settings, export_config, provisioned
 from sync.export.guardrail import claim_streams
@@ -104,7 +104,7 @@ def export_stream(
             limit = horizon(session.connection(), settle)
             cutoff = limit.until
             after = state.get_value(session, f"export:{stream}")
-            backlog = int(session.scalar(table.count(after, cutoff)) or 0)
+            backlog = int(session.scalar(table.reader.count(after, cutoff)) or 0)
             details.update(waiting_rows(session, table, after, limit))
         mode = "batch" if backlog > settings.sync_export_batch_threshold else "streaming"
         details["mode"], details["backlog"] = mode, backlog
@@ -133,7 +133,7 @@ def waiting_rows(session: Session, table: ExportTable, after: str | None, limit:
     """What this run leaves for a later one because it is newer than the horizon: ``waiting``
     (rows), ``waiting_for`` (what holds them back) and, when that is a fixed delay,
     ``waiting_until`` (when the newest of them may go). Empty when no row waits."""
-    count, newest = session.execute(table.waiting(after, limit.until)).one()
+    count, newest = session.execute(table.reader.waiting(after, limit.until)).one()
     if not count:
         return {}
     found: dict[str, Any] = {"waiting": int(count), "waiting_for": limit.held_by or "stamped after this run began"}

@@ -38,11 +38,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-
 from core.errors import ExternalError, PermanentError
-from store.models import SyncState
-from sync import state
+from store.queries import state
 from sync.export.config import ExportConfig, Target
 from sync.export.tables import ExportTable
 from sync.platform.batch import FAILED_STATES, SUCCESS, BatchIngestion, JsonLinesFiles
@@ -131,16 +128,16 @@ class Export:
         """The stream's rows after the watermark, in order, read in chunks."""
         with self.context.sessions() as session:
             result = session.execute(
-                self.table.query(self.after, self.cutoff), execution_options={"yield_per": READ_CHUNK}
+                self.table.reader.query(self.after, self.cutoff), execution_options={"yield_per": READ_CHUNK}
             )
             for raw in result.partitions():
-                yield from self.table.rows(session, raw)
+                yield from self.table.reader.rows(session, raw)
 
     def mapped(self) -> Generator[tuple[Item, bytes | None]]:
         """Each row as an Item and its serialised record (None when it is not to be sent)."""
         table = self.table
         for row in self.rows():
-            item = Item(table.key(row), int(row.id), None)
+            item = Item(table.reader.key(row), int(row.id), None)
             try:
                 record = table.record(row, self.tenant, self.namespace)
             except NoIdentity as exc:
@@ -161,7 +158,7 @@ class Export:
                 self.context.reject(session, file=self.stream, line=item.line, identity=item.identity, reason=reason)
             self.context.flush_rejects(session)
             if key is not None:
-                session.execute(update(SyncState).where(SyncState.stream == self.state_key).values(watermark=key))
+                state.move(session, self.state_key, key)
             if marker is not None:
                 state.set_value(session, f"batch:{self.stream}", marker)
 
@@ -308,7 +305,7 @@ class Export:
                 state.set_value(session, marker, None)
             raise PermanentError(f"batch {batch_id} {status}" + (f": {problems}" if problems else ""))
         with self.context.sessions.begin() as session:
-            session.execute(update(SyncState).where(SyncState.stream == self.state_key).values(watermark=key))
+            state.move(session, self.state_key, key)
             state.set_value(session, marker, None)
         self.stats.sent += files.records
 
@@ -342,7 +339,7 @@ def resolve_batch(context: RunContext, platform: Platform, stream: str) -> str |
         status, _problems = ingestion.wait(batch_id)
     with context.sessions.begin() as session:
         if status == SUCCESS:
-            session.execute(update(SyncState).where(SyncState.stream == f"export:{stream}").values(watermark=key))
+            state.move(session, f"export:{stream}", key)
         state.set_value(session, marker, None)
     log.info("sync logs: %s: batch %s of an earlier run is %s", stream, batch_id, status)
     return batch_id

@@ -27,9 +27,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from store.codes import BroadLogStatus, Channel, FailureReason, FailureType
+from store.queries.export import AddressRow, BroadLogRow, ProfileRow, TrackingRow
 
 #: UUID v5 namespace of pushgate's record ids (fixed forever: changing it changes every _id).
 ID_NAMESPACE = uuid.UUID("6c1f3b9e-5d2a-5f4e-9b7c-2a8d4e6f1c30")
@@ -57,73 +58,6 @@ class NoIdentity(ValueError):
     def __init__(self, message: str, record_id: str = "") -> None:
         super().__init__(message)
         self.record_id = record_id
-
-
-class BroadLogRow(NamedTuple):
-    id: int
-    delivery_id: int
-    delivery_name: str | None
-    app_id: int | None
-    subscription_id: int | None
-    platform: str | None
-    push_provider: str | None
-    ecid: str | None
-    channel: int
-    status: int
-    failure_type: int | None
-    failure_reason: int | None
-    error_message: str | None
-    provider_message_id: str | None
-    attempts: int
-    resent_after_crash: bool
-    created_at: datetime
-    event_date: datetime
-    external_id: str | None
-
-
-class TrackingRow(NamedTuple):
-    id: int
-    broadlog_id: int
-    delivery_id: int
-    delivery_name: str | None
-    app_id: int | None
-    interaction: str
-    source: str
-    tag: str | None
-    action_id: str | None
-    ecid: str | None
-    log_date: datetime
-    external_id: str | None
-    platform: str | None
-    push_provider: str | None
-    subscription_ecid: str | None
-    provider_message_id: str | None
-    channel: int | None
-
-
-class AddressRow(NamedTuple):
-    id: int
-    app_id: int
-    platform: str
-    address: str
-    status: str
-    error_count: int
-    failure_reason: int | None
-    error_text: str | None
-    first_error_at: datetime | None
-    last_error_at: datetime | None
-    unregistered_at: datetime | None
-    updated_at: datetime
-    external_id: str | None
-    ecid: str | None
-
-
-class ProfileRow(NamedTuple):
-    id: int
-    external_id: str
-    push_consent: str
-    updated_at: datetime
-    ecids: tuple[str, ...]
 
 
 def record_id(*parts: object) -> str:

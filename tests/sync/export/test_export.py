@@ -18,8 +18,8 @@ from domain.tracking import TrackingCall
 from domain.tracking import record as record_tracking
 from store.codes import BroadLogStatus
 from store.models import App, BroadLog, Delivery, Profile, Subscription, SyncReject, SyncState
+from store.queries import state as sync_state
 from store.types import utcnow
-from sync import state as sync_state
 from sync import xdm
 from sync.peers.platform import PlatformPeer
 from sync.platform.batch import BatchIngestion, BatchStillRunning

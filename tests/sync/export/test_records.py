@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from store.codes import BroadLogStatus, FailureReason, FailureType
+from store.queries.export import AddressRow, BroadLogRow, ProfileRow, TrackingRow
 from sync import xdm
 from sync.xdm import records
-from sync.xdm.records import AddressRow, BroadLogRow, NoIdentity, ProfileRow, TrackingRow
+from sync.xdm.records import NoIdentity
 from tests.values import APNS_TOKEN, ECID, crm_id, ecid
 
 WHEN = datetime(2026, 11, 28, 21, 40, 0, 123456, tzinfo=UTC)

@@ -8,16 +8,15 @@ from typing import NamedTuple
 import pytest
 
 from store.models import BroadLog, Profile
-from sync.export.tables import TABLES, select_list
-from sync.xdm.records import AddressRow, BroadLogRow, ProfileRow, TrackingRow
+from store.queries.export import READERS, AddressRow, BroadLogRow, ProfileRow, TrackingRow, select_list
 
 ROW_TYPES = {"broadlog": BroadLogRow, "trackinglog": TrackingRow, "quarantine": AddressRow, "preferences": ProfileRow}
 
 
-@pytest.mark.parametrize("stream", sorted(TABLES))
+@pytest.mark.parametrize("stream", sorted(READERS))
 def test_each_stream_selects_its_row_fields_by_name_in_their_order(stream: str) -> None:
     fields = [name for name in ROW_TYPES[stream]._fields if name != "ecids"]  # ecids: read after the query
-    query = TABLES[stream].query(None, datetime(2026, 12, 7).astimezone())
+    query = READERS[stream].query(None, datetime(2026, 12, 7).astimezone())
     assert [column.name for column in query.selected_columns] == fields
 
 

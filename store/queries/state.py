@@ -50,3 +50,8 @@ def compare_and_set(session: Session, stream: str, column: str, expected: Any, *
     same = current.is_(None) if expected is None else current == expected
     result = session.execute(update(SyncState).where(SyncState.stream == stream, same).values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def move(session: Session, stream: str, value: str | None) -> None:
+    """Set the value of a row that exists (a watermark moving on), without reading it first."""
+    session.execute(update(SyncState).where(SyncState.stream == stream).values(watermark=value))
