@@ -250,7 +250,7 @@ def cleanup_shared_database(fx: Fixture) -> None:
 
 def make_bodies(fx: Fixture, tag: str, count: int, known_share: float) -> list[bytes]:
     """Exact Android Classic bodies with unique ~160-character FCM tokens."""
-    from tests.sdk.test_classic import android_body
+    from tests.gateway.sdk.test_classic import android_body
 
     filler = uuid.uuid4().hex * 4  # 128 characters of FCM's alphabet
     every = round(1 / known_share) if known_share > 0 else 0

@@ -27,15 +27,15 @@ from flask.testing import FlaskClient
 
 from gateway.cli import peers as runner
 from sdk_configs.snippets import kotlin_literal, swift_literal
-from tests.api.helpers import app_body
+from tests.gateway.api.helpers import app_body
 from tests.factories import service_account, tracking_rows
 from tests.functional import sdk_wire
 from tests.functional.test_push_end_to_end import run_worker_until
 from tests.functional.test_sdk_config_roundtrip import fetch_config, send
 from tests.functional.test_sdk_replay import ANDROID, APNS, FCM, FORM, IOS
-from tests.sdk.test_classic import subscriptions
-from tests.sdk.test_edge import envelope, post, token_sync
-from tests.sdk.test_standard import id_call, launch
+from tests.gateway.sdk.test_classic import subscriptions
+from tests.gateway.sdk.test_edge import envelope, post, token_sync
+from tests.gateway.sdk.test_standard import id_call, launch
 from tests.values import (
     ANDROID_KEY,
     ANDROID_KEY_ACCENTS,

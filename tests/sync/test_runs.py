@@ -1,5 +1,5 @@
 """The sync run framework, the job registry, the single-run guard and the scheduler, with small
-jobs defined here (the real jobs have their own tests under tests/sync/blob and tests/sync/sftp)."""
+jobs defined here (the real jobs have their own tests under tests/sync/segments and tests/sync/profiles)."""
 
 from __future__ import annotations
 

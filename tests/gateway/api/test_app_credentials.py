@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from gateway.runtime import runtime
 from store.models import AppPlatform
-from tests.api.helpers import apns_certificate, app_body, pem_key, secrets_of, token_apns
+from tests.gateway.api.helpers import apns_certificate, app_body, pem_key, secrets_of, token_apns
 from tests.factories import service_account
 
 

@@ -22,7 +22,7 @@ from push.providers.base import PushMessage, SendResult
 from sync.peers.sftp import SftpPeer
 from tests.conftest import Keys, runtime_of
 from tests.factories import make_app, make_profile
-from tests.sync.sftp.conftest import put, run_profiles
+from tests.sync.profiles.conftest import put, run_profiles
 from tests.values import crm_id, fcm_token
 
 TITLE = "{{ tables.offers[profile.attributes.offer_code].title | default('Our offers') }}"

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.factories import make_app, make_sent_message, tracking_rows
-from tests.sdk.test_classic import subscriptions
+from tests.gateway.sdk.test_classic import subscriptions
 from tests.values import APNS_TOKEN, BUNDLE_ID, ECID, EDGE_CONFIG, PACKAGE
 from tests.values import FCM_TOKEN as FCM
 

@@ -17,7 +17,7 @@ from core.config import Settings
 from sync.peers.sftp import SftpPeer
 from sync.runs import SyncError
 from sync.sources.sftp import connect, upload_file
-from tests.sync.sftp.conftest import USER, Keys, run_profiles
+from tests.sync.profiles.conftest import USER, Keys, run_profiles
 
 
 def _settings(settings_overrides: dict[str, Any], **changes: Any) -> Settings:

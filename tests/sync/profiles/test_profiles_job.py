@@ -18,7 +18,7 @@ from sync.peers.sftp import SftpPeer
 from sync.sources import sftp as sftp_source
 from tests.conftest import runtime_of
 from tests.factories import make_app, make_profile
-from tests.sync.sftp.conftest import MTIME, put, run_profiles
+from tests.sync.profiles.conftest import MTIME, put, run_profiles
 from tests.values import crm_id, fcm_token
 
 PROFILES = (

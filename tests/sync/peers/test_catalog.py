@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.sync.platform_peer.conftest import EXPERIENCE_EVENT, Aep
+from tests.sync.peers.conftest import EXPERIENCE_EVENT, Aep
 
 CATALOG = "/data/foundation/catalog"
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from sync.peers.platform import PeerConfig
-from tests.sync.platform_peer.conftest import Aep
+from tests.sync.peers.conftest import Aep
 from tests.values import ORG
 
 STATS = "/data/foundation/schemaregistry/stats"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.sync.platform_peer.conftest import EXPERIENCE_EVENT, IDENTITY_MAP, PROFILE, XED, XED_ID, Aep
+from tests.sync.peers.conftest import EXPERIENCE_EVENT, IDENTITY_MAP, PROFILE, XED, XED_ID, Aep
 
 REGISTRY = "/data/foundation/schemaregistry"
 

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from gateway.api.sdk_config import SdkConfigOut
 from gateway.app import create_app
-from tests.api.helpers import app_body
+from tests.gateway.api.helpers import app_body
 from tests.conftest import runtime_of
 from tests.factories import make_app
 from tests.values import EDGE_CONFIG, PKEY

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.sync.platform_peer.conftest import Aep, event
+from tests.sync.peers.conftest import Aep, event
 
 STATS = "/data/foundation/schemaregistry/stats"
 

@@ -14,7 +14,7 @@ from core.metrics import REGISTRATIONS
 from gateway.api.schemas import SubscriptionOut
 from gateway.runtime import runtime
 from store.models import Subscription
-from tests.api.helpers import walk
+from tests.gateway.api.helpers import walk
 from tests.factories import make_app, make_profile
 from tests.values import ANDROID_KEY, APNS_TOKEN, FCM_TOKEN, IOS_KEY, apns_token, fcm_token
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from sync.peers.platform import PeerConfig
-from tests.sync.platform_peer.conftest import EXPERIENCE_EVENT, Aep, dumps, event
+from tests.sync.peers.conftest import EXPERIENCE_EVENT, Aep, dumps, event
 from tests.values import ECID, ORG, crm_id
 
 EMAIL = "alice.martin@example.com"

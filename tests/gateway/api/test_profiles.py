@@ -12,7 +12,7 @@ from sqlalchemy import select
 from gateway.api.schemas import ProfileOut
 from gateway.runtime import runtime
 from store.models import Audience, AudienceMember, BroadLog, Profile, Subscription, TrackingLog
-from tests.api.helpers import walk
+from tests.gateway.api.helpers import walk
 from tests.factories import make_app, make_profile, make_sent_message
 from tests.values import FCM_TOKEN, fcm_token
 

@@ -15,7 +15,7 @@ from core.config import Settings
 from sync.peers.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from sync.runs import SyncError
 from sync.sources.blob import BlobChanged, BlobSource
-from tests.sync.blob.exports import upload
+from tests.sync.segments.exports import upload
 
 FAST = {"retry_total": 0}
 

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.factories import make_app
-from tests.sdk.test_classic import subscriptions
+from tests.gateway.sdk.test_classic import subscriptions
 from tests.values import APNS_TOKEN, ECID, ORG, fcm_token
 from tests.values import FCM_TOKEN as FCM
 

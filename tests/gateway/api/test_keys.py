@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from domain.keys import ROLES
 from gateway.api.schemas import ApiKeyCreated, ApiKeyOut
-from tests.api.helpers import walk
+from tests.gateway.api.helpers import walk
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from flask import Flask
 from gateway.cli import peers as runner
 from sync.peers.platform import PeerConfig
 from tests.conftest import TEST_SECRET, runtime_of
-from tests.sync.platform_peer.conftest import EXPERIENCE_EVENT, Aep, event
+from tests.sync.peers.conftest import EXPERIENCE_EVENT, Aep, event
 
 ROOT = Path(__file__).resolve().parents[3]
 

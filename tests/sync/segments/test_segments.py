@@ -19,7 +19,7 @@ from store.queries import audience_staging
 from store.types import utcnow
 from tests.conftest import runtime_of
 from tests.factories import make_app
-from tests.sync.blob.exports import (
+from tests.sync.segments.exports import (
     ID,
     LATER,
     SEG_CART,

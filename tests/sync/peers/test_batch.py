@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sync.peers.platform import PeerConfig
-from tests.sync.platform_peer.conftest import Aep, event
+from tests.sync.peers.conftest import Aep, event
 
 IMPORT = "/data/foundation/import/batches"
 
