@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from gateway.runtime import runtime
 from store.models import AppPlatform
-from tests.gateway.api.helpers import apns_certificate, app_body, pem_key, secrets_of, token_apns
 from tests.factories import service_account
+from tests.gateway.api.helpers import apns_certificate, app_body, pem_key, secrets_of, token_apns
 
 
 def create(client: FlaskClient, keys: Any, body: dict[str, Any]) -> Any:

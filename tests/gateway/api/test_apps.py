@@ -13,8 +13,8 @@ from sqlalchemy import select
 from gateway.api.schemas import AppOut
 from gateway.runtime import runtime
 from store.models import AppPlatform, Subscription
-from tests.gateway.api.helpers import apns_certificate, app_body, secrets_of, token_apns, walk
 from tests.factories import identifiers, make_app, make_sent_message
+from tests.gateway.api.helpers import apns_certificate, app_body, secrets_of, token_apns, walk
 from tests.values import (
     EDGE_CONFIG,
     EDGE_CONFIG_DEV,

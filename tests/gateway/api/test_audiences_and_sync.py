@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from gateway.api.schemas import AudienceMemberPage, AudienceOut, AudiencePage, SyncRunOut, SyncRunPage
 from store.models import Audience, AudienceImport, AudienceMember, Profile, SyncFile
 from sync import service
-from tests.gateway.api.helpers import finished_run
 from tests.conftest import Keys, runtime_of
+from tests.gateway.api.helpers import finished_run
 from tests.sync import test_runs
 
 

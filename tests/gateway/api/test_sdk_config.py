@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 
 from gateway.api.sdk_config import SdkConfigOut
 from gateway.app import create_app
-from tests.gateway.api.helpers import app_body
 from tests.conftest import runtime_of
 from tests.factories import make_app
+from tests.gateway.api.helpers import app_body
 from tests.values import EDGE_CONFIG, PKEY
 
 URL = "/api/v1/apps/{}/sdk-config"

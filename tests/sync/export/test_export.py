@@ -24,8 +24,8 @@ from sync import xdm
 from sync.peers.platform import PlatformPeer
 from sync.platform.batch import BatchIngestion, BatchStillRunning
 from sync.xdm import records as xdm_records
-from tests.gateway.api.helpers import finished_run
 from tests.conftest import Keys, runtime_of
+from tests.gateway.api.helpers import finished_run
 from tests.push import test_engine
 from tests.sync.export.conftest import ids, records, run_job, state
 from tests.values import APNS_TOKEN, ECID, FCM_TOKEN, crm_id, ecid

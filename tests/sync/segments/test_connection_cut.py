@@ -19,7 +19,16 @@ from flask import Flask
 
 from sync.peers.azurite import Azurite, connection_string
 from sync.sources.blob import BlobSource
-from tests.sync.segments.exports import SEG_VIP, export_name, make_profiles, members, run_import, single, snapshot, upload
+from tests.sync.segments.exports import (
+    SEG_VIP,
+    export_name,
+    make_profiles,
+    members,
+    run_import,
+    single,
+    snapshot,
+    upload,
+)
 from tests.values import crm_id
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from store.queries.audience_staging import StagedReject, StagedRow, unref
 from sync.segments.names import parse_name
-from sync.segments.reader import Blocked, PartStats, ReadOptions, SegmentFileProblem, Segments, read_part
+from sync.segments.reader import read_part
+from sync.segments.rows import Blocked, PartStats, ReadOptions, SegmentFileProblem, Segments
 
 SEG = "seg-a"
 
