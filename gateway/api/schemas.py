@@ -118,6 +118,11 @@ class SubscriptionOut(Out):
     last_registered_at: datetime
 
 
+class RegistrationOut(Out):
+    id: int = Field(description="the subscription's id")
+    status: Literal["registered"]
+
+
 class SubscriptionPage(Out):
     items: list[SubscriptionOut]
     next_cursor: str | None

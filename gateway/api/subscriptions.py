@@ -21,7 +21,7 @@ from domain import apps, subscriptions
 from domain.fields import SINGLE_LINE, ScalarParams
 from gateway.api.common import no_content, query_text
 from gateway.api.pagination import PAGE_QUERY, paginate
-from gateway.api.schemas import SubscriptionOut, SubscriptionPage
+from gateway.api.schemas import RegistrationOut, SubscriptionOut, SubscriptionPage
 from gateway.auth import requires
 from gateway.http import json_body, query_bool, query_choice
 from gateway.lookups import integration_key_owner
@@ -111,11 +111,13 @@ def _platform_for(integration_key: str) -> subscriptions.KeyOwner:
     "Register a device (native apps)",
     tag="subscriptions",
     body=NativeRegistration,
-    response=SubscriptionOut,
+    response=RegistrationOut,
     status=201,
     public=True,
     description="Authorised by the integration key, not an API key. 201 when the subscription is "
-    "created, 200 when the same (app, token) was already registered and is refreshed. 404 "
+    "created, 200 when the same (app, token) was already registered and is refreshed. The answer "
+    "says only that the token is registered; the subscription's stored view (linked profile, "
+    "device data) is read with an API key, GET /api/v1/subscriptions/{id}. 404 "
     "unknown_integration_key when no app has the key.",
 )
 def register() -> tuple[Response, int]:
@@ -141,7 +143,9 @@ def register() -> tuple[Response, int]:
     )
     session.commit()
     REGISTRATIONS.labels("native", platform.platform, "created" if created else "updated").inc()
-    return jsonify(subscriptions.describe(subscriptions.get(session, sub_id))), 201 if created else 200
+    # Only that the token is registered: the stored view (profile, device data) would let anyone
+    # holding an app's public integration key look people up by re-registering tokens.
+    return jsonify(id=sub_id, status="registered"), 201 if created else 200
 
 
 @bp.delete("/subscriptions")

@@ -27,12 +27,12 @@ from flask.testing import FlaskClient
 
 from gateway.cli import peers as runner
 from sdk_configs.snippets import kotlin_literal, swift_literal
-from tests.gateway.api.helpers import app_body
 from tests.factories import service_account, tracking_rows
 from tests.functional import sdk_wire
 from tests.functional.test_push_end_to_end import run_worker_until
 from tests.functional.test_sdk_config_roundtrip import fetch_config, send
 from tests.functional.test_sdk_replay import ANDROID, APNS, FCM, FORM, IOS
+from tests.gateway.api.helpers import app_body
 from tests.gateway.sdk.test_classic import subscriptions
 from tests.gateway.sdk.test_edge import envelope, post, token_sync
 from tests.gateway.sdk.test_standard import id_call, launch
@@ -187,8 +187,9 @@ def test_native_registration_takes_every_form_of_integration_key(
     for key, token, platform in ((android_key, FCM_TOKEN, "android"), (ios_key, APNS_TOKEN.upper(), "ios")):
         response = client.post("/api/v1/subscriptions", json={"integration_key": key, "token": token})
         assert response.status_code == 201, response.json
-        assert (response.json["app_id"], response.json["platform"]) == (created["id"], platform)
-        assert response.json["token"] == (token.lower() if platform == "ios" else token)
+        stored = client.get(f"/api/v1/subscriptions/{response.json['id']}", headers=keys.viewer).json
+        assert (stored["app_id"], stored["platform"]) == (created["id"], platform)
+        assert stored["token"] == (token.lower() if platform == "ios" else token)
     assert len(subscriptions(client, keys.viewer, created["id"])) == 2
 
 

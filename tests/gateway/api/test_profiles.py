@@ -12,8 +12,8 @@ from sqlalchemy import select
 from gateway.api.schemas import ProfileOut
 from gateway.runtime import runtime
 from store.models import Audience, AudienceMember, BroadLog, Profile, Subscription, TrackingLog
-from tests.gateway.api.helpers import walk
 from tests.factories import make_app, make_profile, make_sent_message
+from tests.gateway.api.helpers import walk
 from tests.values import FCM_TOKEN, fcm_token
 
 FULL = {
@@ -126,7 +126,7 @@ def test_upsert_links_earlier_subscriptions(app: Flask, client: FlaskClient, key
     ids = make_app(app)
     registration = {"integration_key": ids["android_key"], "token": FCM_TOKEN, "user_key": "cust-7"}
     sub = client.post("/api/v1/subscriptions", json=registration).json
-    assert sub["profile"] is None
+    assert client.get(f"/api/v1/subscriptions/{sub['id']}", headers=keys.viewer).json["profile"] is None
 
     profile = put(client, keys, "cust-7", {"email": "c7@example.com"}).json
     assert profile["subscription_ids"] == [sub["id"]] and profile["subscription_count"] == 1
