@@ -26,8 +26,8 @@ from domain import delivery_status
 from domain.fields import ID_MAX, SINGLE_LINE, Name
 from domain.messages import Message, Unsendable
 from domain.personalisation import LookupTables
+from domain.templates.compiling import CompiledMessage, compile_message
 from domain.templates.rendering import RenderContext, RenderedMessage, make_context, preview_data, render
-from domain.templates.sandbox import CompiledMessage, compile_message
 from store.clock import stamp
 from store.codes import BroadLogStatus, DeliveryStatus, FailureReason, FailureType, readable
 from store.models import App, Audience, BroadLog, Delivery, Profile, TrackingLog

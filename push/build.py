@@ -9,8 +9,8 @@ from typing import Protocol
 from domain.deliveries import validity_end
 from domain.messages import Message
 from domain.personalisation import LookupTables
+from domain.templates.compiling import compile_message
 from domain.templates.rendering import ProfileLike, SubscriptionLike, make_context, render
-from domain.templates.sandbox import compile_message
 from push import payloads
 from push.providers.base import PushMessage
 from store.models import AppPlatform, Delivery

@@ -40,9 +40,11 @@ characters (other than tab and newline) and lone surrogates are removed from the
 :func:`render` is the send-time hot path: templates are parsed once (and cached by source), a
 text without ``{{``, ``{%`` or ``{#`` skips Jinja entirely.
 
-The package follows those two moments: :mod:`domain.templates.sandbox` is the Jinja sandbox, the
-names and constructs a template may use and :func:`~domain.templates.sandbox.compile_message`
-(creation time, :class:`~domain.templates.sandbox.TemplateProblem`);
-:mod:`domain.templates.rendering` builds the context from store rows and renders it (send time
-and preview, :class:`~domain.templates.rendering.RenderProblem`).
+The package follows those two moments, over one sandbox: :mod:`domain.templates.sandbox` is the
+Jinja sandbox and the names, filters, methods and limits a template may use;
+:mod:`domain.templates.compiling` parses and checks templates with
+:func:`~domain.templates.compiling.compile_message` (creation time,
+:class:`~domain.templates.compiling.TemplateProblem`); :mod:`domain.templates.rendering` builds the
+context from store rows and renders it (send time and preview,
+:class:`~domain.templates.rendering.RenderProblem`).
 """

@@ -14,18 +14,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 
 from domain.messages import ResolvedMessage, Unsendable
-from domain.templates.sandbox import (
-    ELLIPSIS,
-    PROFILE_FIELDS,
-    SANDBOX,
-    SUBSCRIPTION_FIELDS,
-    TEXT_LIMITS,
-    CompiledMessage,
-    CompiledTemplate,
-    Record,
-    data_limit,
-    json_len,
-)
+from domain.templates.compiling import CompiledMessage, CompiledTemplate, data_limit, json_len
+from domain.templates.sandbox import ELLIPSIS, PROFILE_FIELDS, SANDBOX, SUBSCRIPTION_FIELDS, TEXT_LIMITS, Record
 
 _UNCLEAN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 

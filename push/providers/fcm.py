@@ -77,7 +77,7 @@ SendPath = Literal["direct", "admin"]
 DEFAULT_PATH: SendPath = "direct"
 
 # firebase-admin's private pieces this module relies on (pinned: firebase-admin==7.7.0).
-# tests/push/test_fcm_provider.py::test_private_firebase_admin_hooks_still_exist checks each one.
+# tests/push/providers/test_fcm.py::test_private_firebase_admin_hooks_still_exist checks each one.
 _MessagingService = messaging._MessagingService
 _MESSAGING_SERVICE_NAME = messaging._MESSAGING_ATTRIBUTE
 _parse_httpx_error: Callable[..., firebase_exceptions.FirebaseError] = firebase_utils.handle_platform_error_from_httpx

@@ -74,7 +74,8 @@ Control and inspection API (no auth; not Adobe's)
   with Adobe's body for that status; ``"slow"`` alone delays them. For ``streaming-batch``,
   ``"partial": {"every": 3}`` (or ``{"ids": ["<_id>", ...]}``, optional ``"status"`` = 503) rejects
   every third message (or those ``_id`` s) of the next N calls with a retryable per-message status.
-  In the same process: ``peer.add_fault(path=..., ...)``.
+  In the same process: ``peer.add_fault(path=..., ...)``. The control endpoints are
+  :mod:`sync.peers.platform_control`, the faults :mod:`sync.peers.platform_faults`.
 
 Behaviour switches (:class:`PeerConfig`): ``token_ttl``, ``require_streaming_auth``,
 ``reject_invalid_records`` (False: Adobe's asynchronous validation, bad records are accepted then
@@ -89,9 +90,7 @@ http://127.0.0.1:8445`` first, then the ``PUSHGATE_AEP_*`` settings to export. I
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import signal
 import threading
 import time
@@ -105,102 +104,13 @@ from werkzeug.wrappers import Request, Response
 
 from sync.peers.platform_api.routes import ENDPOINTS, ROUTES
 from sync.peers.platform_api.state import ApiError, Fault, PeerConfig, PeerState, json_response
-from sync.peers.platform_api.streaming import DCCS_AUTH_PROBLEM, DCCS_INLET_PROBLEM, stream_batch
+from sync.peers.platform_api.streaming import stream_batch
+from sync.peers.platform_control import control
+from sync.peers.platform_faults import fault_response, make_fault, partial_failures
 
 __all__ = ["Fault", "PeerConfig", "PeerState", "PlatformPeer", "main"]
 
 log = logging.getLogger("pushgate.peers.platform")
-
-CATEGORIES = ("ims", "registry", "catalog", "labels", "batch", "streaming", "streaming-batch")
-FAULT_STATUSES = (400, 401, 403, 404, 413, 429, 500, 502, 503, 504)
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    413: "Payload Too Large",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-
-def make_fault(spec: Any) -> Fault:
-    """A :class:`Fault` from the JSON of ``POST /_peer/faults``; ValueError when it makes no sense."""
-    if not isinstance(spec, dict):
-        raise ValueError("a fault is a JSON object")
-    category = spec.get("path")
-    if category not in CATEGORIES:
-        raise ValueError(f"path must be one of {', '.join(CATEGORIES)}")
-    times = spec.get("times", 1)
-    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-        raise ValueError("times must be a positive integer")
-    status = spec.get("status")
-    if status is not None and status not in FAULT_STATUSES:
-        raise ValueError(f"status must be one of {FAULT_STATUSES}")
-    slow = float(spec.get("slow") or 0)
-    if not 0 <= slow <= 120:
-        raise ValueError("slow is a number of seconds between 0 and 120")
-    retry_after = spec.get("retry_after")
-    if retry_after is None and status in (429, 503):
-        retry_after = 1
-    partial = spec.get("partial")
-    every: int | None = None
-    ids: tuple[str, ...] = ()
-    message_status = 503
-    if partial is not None:
-        if category != "streaming-batch" or status is not None:
-            raise ValueError("partial applies to path streaming-batch, without a status")
-        if not isinstance(partial, dict):
-            raise ValueError('partial is {"every": N} or {"ids": [...]}')
-        every = partial.get("every")
-        ids = tuple(str(i) for i in partial.get("ids") or ())
-        if (every is None) == (not ids) or (every is not None and (not isinstance(every, int) or every < 1)):
-            raise ValueError("partial needs either every (a positive integer) or ids (a list of _id values)")
-        message_status = int(partial.get("status", 503))
-    if status is None and not slow and partial is None:
-        raise ValueError("a fault needs a status, slow or partial")
-    return Fault(
-        category=category,
-        times=times,
-        status=status,
-        retry_after=None if retry_after is None else float(retry_after),
-        slow=slow,
-        every=every,
-        ids=ids,
-        message_status=message_status,
-    )
-
-
-def fault_response(state: PeerState, fault: Fault) -> Response:
-    """Adobe's answer for an injected status, with Retry-After on 429 and 503."""
-    status = int(fault.status or 500)
-    headers = {}
-    if fault.retry_after is not None and status in (429, 503):
-        headers["Retry-After"] = str(math.ceil(fault.retry_after))
-    title = _TITLES.get(status, "Error")
-    if fault.category == "ims":
-        error = {401: "invalid_client", 429: "too_many_requests", 400: "invalid_request"}.get(status, "server_error")
-        return json_response(
-            {"error": error, "error_description": f"{title} (injected by the local peer)"}, status, headers
-        )
-    if fault.category in ("streaming", "streaming-batch"):
-        if status in (401, 403):
-            body: dict[str, Any] = {
-                "type": DCCS_AUTH_PROBLEM,
-                "status": str(status),
-                "title": "Authorization",
-                "report": {"message": f"[{state.config.inlet_id}] Ims service token is invalid"},
-            }
-        else:
-            message = f"inletId: [{state.config.inlet_id}] imsOrgId: [{state.config.org_id}] {title}"
-            body = {"type": DCCS_INLET_PROBLEM, "status": status, "title": title, "report": {"message": message}}
-        return json_response(body, status, headers)
-    codes = {401: ("401013", "Oauth token is not valid"), 403: ("403003", "Api Key is invalid")}
-    code, message = codes.get(status, (f"{status}050", title))
-    return json_response({"error_code": code, "message": message}, status, headers)
 
 
 class PlatformPeer:
@@ -284,7 +194,7 @@ class PlatformPeer:
         category = "control"
         try:
             if request.path.startswith("/_peer/"):
-                response = self._control(request)
+                response = control(self.state, request)
             else:
                 category, response = self._adobe(request)
         except ApiError as exc:
@@ -336,71 +246,10 @@ class PlatformPeer:
         try:
             with self.state.lock:
                 if fault is not None and (fault.every is not None or fault.ids):
-                    return category, stream_batch(self.state, request, fail=_partial(fault), **arguments)
+                    return category, stream_batch(self.state, request, fail=partial_failures(fault), **arguments)
                 return category, handler(self.state, request, **arguments)
         except ApiError as exc:
             return category, exc.response()
-
-    def _control(self, request: Request) -> Response:  # noqa: PLR0911 -- one return per control endpoint
-        state = self.state
-        route = (request.method, request.path.rstrip("/"))
-        if route == ("GET", "/_peer/state"):
-            return json_response(state.summary())
-        if route == ("GET", "/_peer/records"):
-            dataset_id = request.args.get("dataset", "")
-            failed = request.args.get("failed", "").lower() in ("1", "true", "yes")
-            with state.lock:
-                if dataset_id not in state.datasets:
-                    return json_response({"detail": f"unknown dataset {dataset_id!r}"}, 404)
-            return json_response({"dataset": dataset_id, "records": state.dataset_records(dataset_id, failed=failed)})
-        if route == ("GET", "/_peer/requests"):
-            with state.lock:
-                return json_response(list(state.requests))
-        if route == ("POST", "/_peer/reset"):
-            state.reset()
-            return json_response({"reset": True})
-        if route == ("POST", "/_peer/time"):
-            body = _control_body(request)
-            with state.lock:
-                state.clock_offset += float(body.get("advance", 0))
-                return json_response({"offset": state.clock_offset})
-        if route == ("GET", "/_peer/faults"):
-            with state.lock:
-                return json_response([fault.describe() for fault in state.faults])
-        if route == ("DELETE", "/_peer/faults"):
-            with state.lock:
-                state.faults.clear()
-            return Response(status=204)
-        if route == ("POST", "/_peer/faults"):
-            body = _control_body(request)
-            try:
-                specs = body if isinstance(body, list) else [body]
-                faults = [make_fault(spec) for spec in specs]
-            except (TypeError, ValueError) as exc:
-                return json_response({"detail": str(exc)}, 400)
-            with state.lock:
-                state.faults.extend(faults)
-            return json_response([fault.describe() for fault in faults], 201)
-        return json_response({"detail": f"no control endpoint {request.method} {request.path}"}, 404)
-
-
-def _control_body(request: Request) -> Any:
-    try:
-        return json.loads(request.get_data() or b"{}")
-    except ValueError:
-        raise ApiError(400, {"detail": "the body is not JSON"}) from None
-
-
-def _partial(fault: Fault) -> Callable[[int, Any], int | None]:
-    def fail(index: int, message: Any) -> int | None:
-        if fault.every is not None and (index + 1) % fault.every == 0:
-            return fault.message_status
-        entity = (message.get("body") or {}).get("xdmEntity") if isinstance(message, dict) else None
-        if fault.ids and isinstance(entity, dict) and str(entity.get("_id")) in fault.ids:
-            return fault.message_status
-        return None
-
-    return fail
 
 
 def main(argv: Sequence[str] | None = None) -> int:

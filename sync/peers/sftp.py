@@ -14,6 +14,9 @@ as against Campaign's server:
 - :attr:`SftpPeer.operations` records what clients did (``("open", "/inbox/x.csv", "w")``,
   ``("posix_rename", old, new)``, ...), so tests can check how a file was written.
 
+This module is the SSH side (keys, public-key authentication, one transport per client); the sFTP
+operations on the root are :mod:`sync.peers.sftp_files`.
+
 From a shell::
 
     python -m sync.peers.sftp --root /tmp/campaign --host-key instance/sftp_host_key \\
@@ -29,14 +32,12 @@ import argparse
 import base64
 import binascii
 import logging
-import os
 import signal
 import socket
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import paramiko
 from paramiko.common import (
@@ -45,18 +46,10 @@ from paramiko.common import (
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_SUCCEEDED,
 )
-from paramiko.sftp import (
-    SFTP_FAILURE,
-    SFTP_OK,
-    SFTP_OP_UNSUPPORTED,
-    SFTP_PERMISSION_DENIED,
-)
+
+from sync.peers.sftp_files import RootedSFTP
 
 log = logging.getLogger("pushgate.peers.sftp")
-
-
-class _Outside(Exception):
-    """A path that would leave the root."""
 
 
 def load_authorized_keys(path: Path) -> list[paramiko.PKey]:
@@ -173,37 +166,12 @@ class SftpPeer:
         connection.settimeout(None)
         transport = paramiko.Transport(connection)
         transport.add_server_key(self.host_key)
-        transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _RootedSFTP, self)
+        transport.set_subsystem_handler("sftp", paramiko.SFTPServer, RootedSFTP, self)
         with self._lock:
             self._transports = [t for t in self._transports if t.is_active()]
             self._transports.append(transport)
         # With an event, start_server returns at once; the transport's own thread does the rest.
         transport.start_server(event=threading.Event(), server=_Authenticator(self))
-
-    # -- paths -----------------------------------------------------------------------------------
-
-    def virtual(self, path: str) -> str:
-        """The absolute path inside the root that ``path`` names (sessions start at ``/``)."""
-        parts: list[str] = []
-        for part in path.replace("\\", "/").split("/"):
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not parts:
-                    raise _Outside(path)
-                parts.pop()
-            else:
-                parts.append(part)
-        return "/" + "/".join(parts)
-
-    def local(self, path: str, *, follow: bool = True) -> Path:
-        """The file system path of ``path``; :class:`_Outside` when it, or a link on the way, leaves
-        the root. With ``follow=False`` the last component itself may be a link (lstat, remove)."""
-        candidate = self.root / self.virtual(path).lstrip("/")
-        resolved = candidate.resolve() if follow else candidate.parent.resolve() / candidate.name
-        if resolved != self.root and self.root not in resolved.parents:
-            raise _Outside(path)
-        return resolved
 
 
 class _Authenticator(paramiko.ServerInterface):
@@ -222,143 +190,6 @@ class _Authenticator(paramiko.ServerInterface):
         if kind == "session":
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
-
-
-class _Handle(paramiko.SFTPHandle):
-    def __init__(self, flags: int, file: Any, limit: int | None) -> None:
-        super().__init__(flags)
-        self.file = file
-        self.limit = limit
-        if flags & (os.O_WRONLY | os.O_RDWR):
-            self.writefile = file
-        if not flags & os.O_WRONLY:
-            self.readfile = file
-
-    def write(self, offset: int, data: Any) -> int:
-        if self.limit is not None and offset + len(data) > self.limit:
-            return SFTP_FAILURE  # what a full disk answers
-        return super().write(offset, data)
-
-    def stat(self) -> paramiko.SFTPAttributes | int:
-        try:
-            return paramiko.SFTPAttributes.from_stat(os.fstat(self.file.fileno()))
-        except OSError as exc:
-            return _errno(exc)
-
-    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
-        return SFTP_OK  # accepted and ignored: the peer keeps its own modes and times
-
-
-def _errno(exc: OSError) -> int:
-    return paramiko.SFTPServer.convert_errno(exc.errno or 0)
-
-
-class _RootedSFTP(paramiko.SFTPServerInterface):
-    """The sFTP operations, on the peer's root folder."""
-
-    def __init__(self, server: paramiko.ServerInterface, peer: SftpPeer, *args: Any, **kwargs: Any) -> None:
-        super().__init__(server, *args, **kwargs)
-        self.peer = peer
-
-    def canonicalize(self, path: str) -> str:
-        try:
-            return self.peer.virtual(path)
-        except _Outside:
-            return "/"  # as a chrooted OpenSSH answers; using the path is what gets refused
-
-    def open(self, path: str, flags: int, attr: paramiko.SFTPAttributes) -> paramiko.SFTPHandle | int:
-        try:
-            local = self.peer.local(path)
-            descriptor = os.open(local, flags | getattr(os, "O_BINARY", 0), 0o644)
-        except _Outside:
-            return SFTP_PERMISSION_DENIED
-        except OSError as exc:
-            return _errno(exc)
-        if flags & os.O_WRONLY:
-            mode = "ab" if flags & os.O_APPEND else "wb"
-        elif flags & os.O_RDWR:
-            mode = "a+b" if flags & os.O_APPEND else "r+b"
-        else:
-            mode = "rb"
-        try:
-            file = os.fdopen(descriptor, mode)
-        except OSError as exc:  # a folder, for instance
-            os.close(descriptor)
-            return _errno(exc)
-        self.peer.record("open", self.peer.virtual(path), "r" if mode == "rb" else "w")
-        return _Handle(flags, file, self.peer.max_file_bytes)
-
-    def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
-        try:
-            local = self.peer.local(path)
-            return [
-                paramiko.SFTPAttributes.from_stat(os.lstat(local / name), filename=name)
-                for name in sorted(os.listdir(local))
-            ]
-        except _Outside:
-            return SFTP_PERMISSION_DENIED
-        except OSError as exc:
-            return _errno(exc)
-
-    def stat(self, path: str) -> paramiko.SFTPAttributes | int:
-        try:
-            return paramiko.SFTPAttributes.from_stat(os.stat(self.peer.local(path)))
-        except _Outside:
-            return SFTP_PERMISSION_DENIED
-        except OSError as exc:
-            return _errno(exc)
-
-    def lstat(self, path: str) -> paramiko.SFTPAttributes | int:
-        try:
-            return paramiko.SFTPAttributes.from_stat(os.lstat(self.peer.local(path, follow=False)))
-        except _Outside:
-            return SFTP_PERMISSION_DENIED
-        except OSError as exc:
-            return _errno(exc)
-
-    def _change(self, name: str, action: Any, *paths: str) -> int:
-        try:
-            local = [self.peer.local(path, follow=False) for path in paths]
-            action(*local)
-        except _Outside:
-            return SFTP_PERMISSION_DENIED
-        except OSError as exc:
-            return _errno(exc)
-        self.peer.record(name, *(self.peer.virtual(path) for path in paths))
-        return SFTP_OK
-
-    def remove(self, path: str) -> int:
-        return self._change("remove", os.remove, path)
-
-    def rename(self, oldpath: str, newpath: str) -> int:
-        def rename(old: Path, new: Path) -> None:
-            if os.path.lexists(new):
-                raise FileExistsError(new)  # sFTP v3: a plain rename never replaces
-            os.rename(old, new)
-
-        return self._change("rename", rename, oldpath, newpath)
-
-    def posix_rename(self, oldpath: str, newpath: str) -> int:
-        return self._change("posix_rename", os.replace, oldpath, newpath)
-
-    def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:
-        return self._change("mkdir", lambda local: os.mkdir(local, 0o755), path)
-
-    def rmdir(self, path: str) -> int:
-        return self._change("rmdir", os.rmdir, path)
-
-    def chattr(self, path: str, attr: paramiko.SFTPAttributes) -> int:
-        try:
-            self.peer.local(path)
-        except _Outside:
-            return SFTP_PERMISSION_DENIED
-        return SFTP_OK  # accepted and ignored, as by the handle
-
-    def readlink(self, path: str) -> str | int:
-        return SFTP_OP_UNSUPPORTED
-
-    def symlink(self, target_path: str, path: str) -> int:
-        return SFTP_PERMISSION_DENIED  # a link is a way out of the root
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from domain.messages import Message
+from domain.templates.compiling import CompiledMessage, TemplateProblem, compile_message
 from domain.templates.rendering import (
     RenderContext,
     RenderedMessage,
@@ -18,14 +19,7 @@ from domain.templates.rendering import (
     preview_data,
     render,
 )
-from domain.templates.sandbox import (
-    DATA_DYNAMIC_ALLOWANCE,
-    ELLIPSIS,
-    TEXT_LIMITS,
-    CompiledMessage,
-    TemplateProblem,
-    compile_message,
-)
+from domain.templates.sandbox import DATA_DYNAMIC_ALLOWANCE, ELLIPSIS, TEXT_LIMITS
 
 PROFILE: dict[str, Any] = {
     "external_id": "c-42",

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from domain.messages import Message
+from domain.templates.compiling import compile_message
 from domain.templates.rendering import RenderContext, RenderedMessage, RenderProblem, render
-from domain.templates.sandbox import DATA_DYNAMIC_ALLOWANCE, ELLIPSIS, compile_message
+from domain.templates.sandbox import DATA_DYNAMIC_ALLOWANCE, ELLIPSIS
 from domain.tracking import parse_delivery_id, parse_message_id
 from push.payloads import (
     MAX_PAYLOAD_BYTES,

@@ -6,7 +6,8 @@ request and returns a response in Adobe's shape; ``ApiError`` carries Adobe's er
 the module docstring there lists the endpoints and the Adobe documentation each one follows.
 
 One module per API surface, all on :mod:`.state` (configuration, state, errors, shared helpers):
-:mod:`.ims` (tokens), :mod:`.registry` (Schema Registry), :mod:`.catalog` (Catalog and dataset
-labels), :mod:`.batch` (batch ingestion), :mod:`.streaming` (streaming ingestion);
-:mod:`.routes` maps URLs to them.
+:mod:`.ims` (tokens), :mod:`.registry`, :mod:`.registry_changes` and :mod:`.registry_descriptors`
+(Schema Registry reads, writes and descriptors), :mod:`.catalog` (Catalog and dataset labels),
+:mod:`.batch` (batch ingestion), :mod:`.streaming` (streaming ingestion); :mod:`.routes` maps URLs
+to them.
 """

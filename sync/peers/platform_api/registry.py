@@ -1,11 +1,14 @@
-"""Schema Registry: classes, field groups (mixins), schemas and descriptors, tenant and global
-containers, with the registry's Accept versions, lookups by ``$id``/``meta:altId`` and JSON Patch."""
+"""Schema Registry reads: the statistics, the global container (the standard classes and field
+groups) and the tenant's field groups (mixins) and schemas, listed and looked up by
+``$id``/``meta:altId`` with the registry's Accept versions and renderings (``xed-full``,
+``notext``, ``desc``). :func:`accept`, :func:`container` and :func:`find` serve the registry's
+writes (:mod:`.registry_changes`) and descriptors (:mod:`.registry_descriptors`) too."""
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -16,8 +19,6 @@ from sync.peers.platform_api.state import (
     ApiError,
     PeerState,
     bad_request,
-    hex_id,
-    json_body,
     json_response,
     matches_property,
     resource_summary,
@@ -35,7 +36,8 @@ XED_LOOKUP = (
 )
 
 
-def _accept(request: Request) -> tuple[str, int | None]:
+def accept(request: Request) -> tuple[str, int | None]:
+    """The Accept media type (lower case) and its ``version`` parameter, if any."""
     media, _, params = (request.headers.get("Accept") or "").partition(";")
     match = re.search(r"version\s*=\s*(\d+)", params)
     return media.strip().lower(), int(match.group(1)) if match else None
@@ -51,11 +53,13 @@ def _invalid_accept(request: Request, expected: str) -> ApiError:
     )
 
 
-def _container(state: PeerState, kind: str) -> dict[str, dict[str, Any]]:
+def container(state: PeerState, kind: str) -> dict[str, dict[str, Any]]:
+    """The tenant's schemas or field groups (``kind`` ``schemas`` or ``fieldgroups``)."""
     return state.schemas if kind == "schemas" else state.field_groups
 
 
-def _find(resources: Mapping[str, dict[str, Any]], ref: str) -> dict[str, Any] | None:
+def find(resources: Mapping[str, dict[str, Any]], ref: str) -> dict[str, Any] | None:
+    """The resource ``ref`` names, by ``$id`` (URL-encoded or not) or by ``meta:altId``."""
     ref = unquote(ref)
     if ref.startswith("https:/") and not ref.startswith("https://"):
         ref = "https://" + ref.removeprefix("https:/")
@@ -66,7 +70,7 @@ def _find(resources: Mapping[str, dict[str, Any]], ref: str) -> dict[str, Any] |
 
 
 def _list_resources(request: Request, resources: Iterable[dict[str, Any]], link: str) -> Response:
-    media, _version = _accept(request)
+    media, _version = accept(request)
     if media not in XED_LIST:
         raise _invalid_accept(request, "application/vnd.adobe.{xed|xdm}+json")
     items = [r for r in resources if all(matches_property(r, c) for c in request.args.getlist("property"))]
@@ -127,7 +131,7 @@ def _render(state: PeerState, resource: dict[str, Any], media: str) -> dict[str,
 
 
 def _lookup(state: PeerState, request: Request, resource: dict[str, Any] | None, ref: str, kind: str) -> Response:
-    media, version = _accept(request)
+    media, version = accept(request)
     if media not in XED_LOOKUP:
         raise _invalid_accept(request, "application/vnd.adobe.xed+json; version={MAJOR_VERSION}")
     if version is None:
@@ -190,357 +194,18 @@ def registry_global_get(state: PeerState, request: Request, kind: str, ref: str)
         resources = {c.id: c.resource() for c in xdm.CLASSES.values()}
     else:
         resources = {k: copy.deepcopy(v) for k, v in xdm.STANDARD_FIELD_GROUPS.items()}
-    return _lookup(state, request, _find(resources, ref), ref, "class" if kind == "classes" else "mixin")
+    return _lookup(state, request, find(resources, ref), ref, "class" if kind == "classes" else "mixin")
 
 
 def registry_list(state: PeerState, request: Request, kind: str) -> Response:
     state.check_platform(request)
     kind = "fieldgroups" if kind == "mixins" else kind
     base = f"{request.host_url.rstrip('/')}/data/foundation/schemaregistry/global/{kind}"
-    return _list_resources(request, list(_container(state, kind).values()), base)
+    return _list_resources(request, list(container(state, kind).values()), base)
 
 
 def registry_get(state: PeerState, request: Request, kind: str, ref: str) -> Response:
     state.check_platform(request)
     kind = "fieldgroups" if kind == "mixins" else kind
-    found = _find(_container(state, kind), ref)
+    found = find(container(state, kind), ref)
     return _lookup(state, request, found, ref, "schema" if kind == "schemas" else "mixin")
-
-
-def _title_taken(state: PeerState, title: str, own_id: str | None = None) -> None:
-    for resource in [*state.schemas.values(), *state.field_groups.values()]:
-        if resource.get("title") == title and resource["$id"] != own_id:
-            raise xdm_error(
-                400,
-                "XDM-1521-400",
-                "Title not unique",
-                f"Object titles must be unique. An object {resource['$id']} already exists with the same title",
-            )
-
-
-def _registry_metadata(state: PeerState, created: int | None = None) -> dict[str, Any]:
-    now = state.now_ms()
-    return {
-        "repo:createdDate": created or now,
-        "repo:lastModifiedDate": now,
-        "xdm:createdClientId": state.config.client_id,
-        "xdm:lastModifiedClientId": state.config.client_id,
-        "eTag": hex_id(64),
-    }
-
-
-def _check_field_group(state: PeerState, body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("title"), str) or not body["title"].strip():
-        raise bad_request("A field group needs a title")
-    if not isinstance(body.get("meta:intendedToExtend"), list):
-        raise bad_request("A field group needs meta:intendedToExtend, the list of classes it is compatible with")
-    problems = xdm.namespace_problems(body, state.config.tenant_id)
-    if problems:
-        tenant = state.config.tenant_id
-        raise xdm_error(
-            400,
-            "XDM-1021-400",
-            "Namespace validation error",
-            "A custom field is defined under an invalid namespace. All custom fields must be defined under a "
-            f"top-level field named _{tenant}, and their names may not start with an underscore: {', '.join(problems)}",
-        )
-    return body
-
-
-def _check_schema(state: PeerState, body: Any) -> tuple[dict[str, Any], xdm.CompiledSchema]:
-    if not isinstance(body, dict) or not isinstance(body.get("title"), str) or not body["title"].strip():
-        raise bad_request("A schema needs a title")
-    if not isinstance(body.get("allOf"), list) or not body["allOf"]:
-        raise bad_request("A schema needs an allOf array with the $ref of its class and of its field groups")
-    try:
-        compiled = xdm.compile_schema(body, state.field_groups, state.config.tenant_id)
-    except xdm.CompileError as exc:
-        raise bad_request(str(exc)) from None
-    return body, compiled
-
-
-def _union_check(state: PeerState, schema: Mapping[str, Any], compiled: xdm.CompiledSchema) -> None:
-    if "union" not in (schema.get("meta:immutableTags") or []):
-        return
-    if not compiled.has_identity_map and state.primary_path(str(schema.get("$id"))) is None:
-        raise xdm_error(
-            400,
-            "XDM-1528-400",
-            "Union descriptor validation error",
-            "To participate in a union, a schema must include an identityMap fieldgroup or a primary identity "
-            "descriptor.",
-        )
-
-
-def _schema_resource(
-    state: PeerState, body: dict[str, Any], compiled: xdm.CompiledSchema, resource_id: str
-) -> dict[str, Any]:
-    cls = xdm.CLASSES[compiled.class_id]
-    refs = [item["$ref"] for item in body["allOf"]]
-    extends = [cls.id, *cls.extends, *[r for r in refs if r != cls.id]]
-    out = {k: v for k, v in body.items() if not k.startswith("$") and k not in ("version", "meta:altId")}
-    out.update(
-        {
-            "$id": resource_id,
-            "meta:altId": xdm.alt_id(resource_id),
-            "meta:resourceType": "schemas",
-            "version": "1.0",
-            "type": "object",
-            "allOf": [{**item, "type": "object", "meta:xdmType": "object"} for item in body["allOf"]],
-            "refs": refs,
-            "meta:class": cls.id,
-            "meta:abstract": False,
-            "meta:extensible": False,
-            "meta:extends": list(dict.fromkeys(extends)),
-            "meta:containerId": "tenant",
-            "imsOrg": state.config.org_id,
-            "meta:xdmType": "object",
-            "meta:registryMetadata": _registry_metadata(state),
-            "meta:tenantNamespace": f"_{state.config.tenant_id}",
-        }
-    )
-    return out
-
-
-def _field_group_resource(state: PeerState, body: dict[str, Any], resource_id: str) -> dict[str, Any]:
-    out = {k: v for k, v in body.items() if not k.startswith("$") and k not in ("version", "meta:altId")}
-    out.update(
-        {
-            "$id": resource_id,
-            "meta:altId": xdm.alt_id(resource_id),
-            "meta:resourceType": "mixins",
-            "version": "1.0",
-            "type": "object",
-            "imsOrg": state.config.org_id,
-            "meta:extensible": True,
-            "meta:abstract": True,
-            "meta:xdmType": "object",
-            "meta:containerId": "tenant",
-            "meta:registryMetadata": _registry_metadata(state),
-            "meta:tenantNamespace": f"_{state.config.tenant_id}",
-        }
-    )
-    return out
-
-
-def _record_standard_refs(state: PeerState, compiled: xdm.CompiledSchema) -> None:
-    state.standard_refs.update(compiled.open_refs)
-
-
-def registry_create(state: PeerState, request: Request, kind: str) -> Response:
-    state.check_platform(request)
-    kind = "fieldgroups" if kind == "mixins" else kind
-    body = json_body(request)
-    tenant = state.config.tenant_id
-    if kind == "fieldgroups":
-        group = _check_field_group(state, body)
-        _title_taken(state, group["title"])
-        resource = _field_group_resource(state, group, f"https://ns.adobe.com/{tenant}/mixins/{hex_id(48)}")
-        state.field_groups[resource["$id"]] = resource
-        return json_response(resource, 201)
-    schema, compiled = _check_schema(state, body)
-    _title_taken(state, schema["title"])
-    resource = _schema_resource(state, schema, compiled, f"https://ns.adobe.com/{tenant}/schemas/{hex_id(48)}")
-    _union_check(state, resource, compiled)
-    state.schemas[resource["$id"]] = resource
-    state.compiled[resource["$id"]] = compiled
-    _record_standard_refs(state, compiled)
-    return json_response(resource, 201)
-
-
-def _bump(version: Any) -> str:
-    major, _, minor = str(version or "1.0").partition(".")
-    return f"{major}.{int(minor or 0) + 1}"
-
-
-def _pointer_parts(path: str) -> list[str]:
-    if not path.startswith("/"):
-        raise bad_request(f"JSON Patch path {path!r} must start with /")
-    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
-
-
-def apply_patch(document: dict[str, Any], operations: Any) -> dict[str, Any]:  # noqa: PLR0912 -- one branch per op
-    """JSON Patch (RFC 6902) ``add``, ``remove`` and ``replace``, as the registry's PATCH takes."""
-    if not isinstance(operations, list):
-        raise bad_request("A PATCH body is a JSON Patch array of operations")
-    doc = copy.deepcopy(document)
-    for operation in operations:
-        if not isinstance(operation, dict) or operation.get("op") not in ("add", "remove", "replace"):
-            raise bad_request(f"Unsupported JSON Patch operation: {operation}")
-        parts = _pointer_parts(str(operation.get("path", "")))
-        parent: Any = doc
-        for part in parts[:-1]:
-            try:
-                parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-            except (KeyError, IndexError, ValueError):
-                raise bad_request(f"JSON Patch path {operation.get('path')} does not exist") from None
-        last = parts[-1]
-        op = operation["op"]
-        try:
-            if isinstance(parent, list):
-                index = len(parent) if last == "-" else int(last)
-                if op == "add":
-                    parent.insert(index, operation.get("value"))
-                elif op == "remove":
-                    del parent[index]
-                else:
-                    parent[index] = operation.get("value")
-            elif isinstance(parent, dict):
-                if op != "add" and last not in parent:
-                    raise KeyError(last)
-                if op == "remove":
-                    del parent[last]
-                else:
-                    parent[last] = operation.get("value")
-            else:
-                raise KeyError(last)
-        except (KeyError, IndexError, ValueError):
-            raise bad_request(f"JSON Patch path {operation.get('path')} does not exist") from None
-    return doc
-
-
-def _used_by_datasets(state: PeerState, schema_id: str) -> bool:
-    return any((d.get("schemaRef") or {}).get("id") == schema_id for d in state.datasets.values())
-
-
-def _update(state: PeerState, kind: str, existing: dict[str, Any], body: Any) -> dict[str, Any]:
-    """The new version of a resource after PUT (``body``) or PATCH (patched document)."""
-    if kind == "fieldgroups":
-        group = _check_field_group(state, body)
-        _title_taken(state, group["title"], existing["$id"])
-        resource = _field_group_resource(state, group, existing["$id"])
-    else:
-        schema, compiled = _check_schema(state, body)
-        _title_taken(state, schema["title"], existing["$id"])
-        resource = _schema_resource(state, schema, compiled, existing["$id"])
-        old_tags = existing.get("meta:immutableTags") or []
-        if any(tag not in (resource.get("meta:immutableTags") or []) for tag in old_tags):
-            raise bad_request("Immutable tags cannot be removed once set")
-        frozen = _used_by_datasets(state, existing["$id"]) or "union" in old_tags
-        if frozen and not set(existing.get("refs") or []) <= set(resource.get("refs") or []):
-            raise bad_request(
-                "Breaking changes are not allowed on a schema used by a dataset or enabled for Profile: "
-                "field groups can be added, not removed"
-            )
-        _union_check(state, resource, compiled)
-        state.compiled[existing["$id"]] = compiled
-        _record_standard_refs(state, compiled)
-    resource["version"] = _bump(existing.get("version"))
-    created = (existing.get("meta:registryMetadata") or {}).get("repo:createdDate")
-    resource["meta:registryMetadata"] = _registry_metadata(state, created)
-    return resource
-
-
-def registry_change(state: PeerState, request: Request, kind: str, ref: str) -> Response:
-    state.check_platform(request)
-    kind = "fieldgroups" if kind == "mixins" else kind
-    resources = _container(state, kind)
-    existing = _find(resources, ref)
-    if existing is None:
-        raise xdm_error(
-            404, "XDM-1010-404", "Resource not found", f"The requested resource {unquote(ref)} is not found."
-        )
-    if request.method == "DELETE":
-        if kind == "schemas" and _used_by_datasets(state, existing["$id"]):
-            raise bad_request(f"Schema {existing['$id']} is used by a dataset and cannot be deleted")
-        if kind == "fieldgroups" and any(existing["$id"] in (s.get("refs") or []) for s in state.schemas.values()):
-            raise bad_request(f"Field group {existing['$id']} is used by a schema and cannot be deleted")
-        del resources[existing["$id"]]
-        state.compiled.pop(existing["$id"], None)
-        return Response(status=204)
-    body = json_body(request)
-    if request.method == "PATCH":
-        body = apply_patch(existing, body)
-        body["allOf"] = [{"$ref": item.get("$ref")} for item in body.get("allOf") or [] if isinstance(item, dict)]
-    resource = _update(state, kind, existing, body)
-    resources[existing["$id"]] = resource
-    if kind == "fieldgroups":  # schemas using it see its new fields
-        for schema in state.schemas.values():
-            if existing["$id"] in (schema.get("refs") or []):
-                state.compiled.pop(schema["$id"], None)
-    return json_response(resource)
-
-
-def _descriptor_checked(state: PeerState, body: Any, own_id: str | None = None) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("@type"), str):
-        raise bad_request("A descriptor needs an @type")
-    if "xdm:sourceSchema" not in body:
-        raise bad_request("A descriptor needs xdm:sourceSchema")
-    schema = state.schemas.get(str(body["xdm:sourceSchema"]))
-    if schema is None:
-        raise bad_request(f"Schema {body['xdm:sourceSchema']} is not found")
-    if body["@type"] == "xdm:descriptorIdentity":
-        path = body.get("xdm:sourceProperty")
-        if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
-            raise bad_request("xdm:sourceProperty must be a path such as /personalEmail/address")
-        if not body.get("xdm:namespace"):
-            raise bad_request("An identity descriptor needs xdm:namespace")
-        if state.compiled_for(schema["$id"]).has_path(path) is False:
-            raise bad_request(f"xdm:sourceProperty {path} is not a field of schema {schema['$id']}")
-        primary = state.primary_path(schema["$id"])
-        if body.get("xdm:isPrimary") is True and primary is not None:
-            holder = next(
-                d["@id"]
-                for d in state.descriptors.values()
-                if d.get("xdm:sourceSchema") == schema["$id"] and d.get("xdm:isPrimary") is True
-            )
-            if holder != own_id:
-                raise bad_request(f"Schema {schema['$id']} already has a primary identity ({primary})")
-    return body
-
-
-def descriptors_create(state: PeerState, request: Request) -> Response:
-    state.check_platform(request)
-    body = _descriptor_checked(state, json_body(request))
-    descriptor = {
-        **body,
-        "meta:containerId": "tenant",
-        "imsOrg": state.config.org_id,
-        "created": state.now_ms(),
-        "updated": state.now_ms(),
-        "@id": hex_id(40),
-    }
-    state.descriptors[descriptor["@id"]] = descriptor
-    return json_response(descriptor, 201)
-
-
-def descriptors_list(state: PeerState, request: Request) -> Response:
-    state.check_platform(request)
-    media, _version = _accept(request)
-    items = list(state.descriptors.values())
-    if media == "application/vnd.adobe.xdm-v2+json":
-        return json_response({"results": items, "_page": {"count": len(items), "next": None}})
-    shapes: dict[str, Callable[[dict[str, Any]], Any]] = {
-        "application/vnd.adobe.xdm-id+json": lambda d: d["@id"],
-        "application/vnd.adobe.xdm-link+json": lambda d: f"/tenant/descriptors/{d['@id']}",
-        "application/vnd.adobe.xdm+json": lambda d: d,
-    }
-    shape = shapes.get(media)
-    if shape is None:
-        raise bad_request("Unknown Accept format available ", 406, "NotAcceptableError")
-    by_type: dict[str, list[Any]] = {}
-    for descriptor in items:
-        by_type.setdefault(descriptor["@type"], []).append(shape(descriptor))
-    return json_response(by_type)
-
-
-def descriptors_one(state: PeerState, request: Request, ref: str) -> Response:
-    state.check_platform(request)
-    descriptor = state.descriptors.get(ref)
-    if descriptor is None:
-        raise xdm_error(404, "XDM-1017-404", "Resource not found", f"The requested descriptor {ref} is not found.")
-    if request.method == "GET":
-        return json_response(descriptor)
-    if request.method == "DELETE":
-        del state.descriptors[ref]
-        _forget_compiled(state, descriptor)
-        return Response(status=204)
-    body = _descriptor_checked(state, json_body(request), ref)
-    state.descriptors[ref] = {**body, "meta:containerId": "tenant", "imsOrg": state.config.org_id, "@id": ref}
-    state.descriptors[ref]["created"] = descriptor.get("created")
-    state.descriptors[ref]["updated"] = state.now_ms()
-    return json_response({"@id": ref}, 201)
-
-
-def _forget_compiled(state: PeerState, descriptor: Mapping[str, Any]) -> None:
-    state.compiled.pop(str(descriptor.get("xdm:sourceSchema")), None)

@@ -18,17 +18,14 @@ from sync.peers.platform_api.catalog import (
 )
 from sync.peers.platform_api.ims import ims_token
 from sync.peers.platform_api.registry import (
-    descriptors_create,
-    descriptors_list,
-    descriptors_one,
-    registry_change,
-    registry_create,
     registry_get,
     registry_global_get,
     registry_global_list,
     registry_list,
     registry_stats,
 )
+from sync.peers.platform_api.registry_changes import registry_change, registry_create
+from sync.peers.platform_api.registry_descriptors import descriptors_create, descriptors_list, descriptors_one
 from sync.peers.platform_api.streaming import stream_batch, stream_one
 
 Handler = Callable[..., Response]
