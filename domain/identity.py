@@ -4,6 +4,10 @@ The Standard extension tells Campaign the app (``mobileAppV5/{pkey}/subscription
 sends the push token to the ECID service (``/id``, data provider 20919 on Android, 20920 on iOS),
 in either order and on different schedules. Each half is stored as it arrives; once both are known
 for an app the subscription exists, keyed by the ECID so a rotated token replaces the old one.
+
+Everything ``/id`` reads, writes or deletes stays inside the org it names (``d_orgid``): the org id
+is as public as the app (it ships in its configuration), so one org's calls must never change
+another org's subscriptions, even for the same ECID.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ def record_registration(session: Session, *, app_id: int, ecid: str, push_platfo
         conflict=("app_id", "ecid"),
         update=("push_platform", "last_registered_at"),
     )
-    identity = session.get(PushIdentity, ecid)
+    org_id = session.scalar(select(App.experience_cloud_org).where(App.id == app_id))
+    identity = session.get(PushIdentity, (org_id, ecid)) if org_id is not None else None
     if identity is None:
         return 0
     _link(session, app_id=app_id, ecid=ecid, platform=PLATFORMS[push_platform], token=identity.token)
@@ -47,22 +52,28 @@ def record_registration(session: Session, *, app_id: int, ecid: str, push_platfo
 
 
 def record_push_token(session: Session, *, ecid: str, org_id: str, dpid: str, token: str) -> int:
-    """Store the ``/id`` half; an empty token (``null`` on Android) removes the ECID's subscriptions.
+    """Store the ``/id`` half for the apps of ``org_id``; an empty token (``null`` on Android)
+    removes the ECID's subscriptions in those apps.
 
     Returns how many subscriptions were completed, refreshed or removed.
     """
     platform = PUSH_DPIDS[dpid]
     if token in ("", "null"):
-        session.execute(delete(PushIdentity).where(PushIdentity.ecid == ecid))
-        result = session.execute(delete(Subscription).where(Subscription.ecid == ecid, Subscription.sdk == SDK))
+        session.execute(delete(PushIdentity).where(PushIdentity.org_id == org_id, PushIdentity.ecid == ecid))
+        org_apps = select(App.id).where(App.experience_cloud_org == org_id)
+        result = session.execute(
+            delete(Subscription).where(
+                Subscription.ecid == ecid, Subscription.sdk == SDK, Subscription.app_id.in_(org_apps)
+            )
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
     token = normalise_token(platform, token)
     upsert(
         session,
         PushIdentity,
         {"ecid": ecid, "org_id": org_id, "token": token, "created_at": utcnow(), "updated_at": utcnow()},
-        conflict=("ecid",),
-        update=("org_id", "token", "updated_at"),
+        conflict=("org_id", "ecid"),
+        update=("token", "updated_at"),
     )
     registrations = session.execute(
         select(StandardRegistration.app_id, StandardRegistration.push_platform)

@@ -168,11 +168,12 @@ class StandardRegistration(Base):
 
 
 class PushIdentity(Base):
-    """The push token an ECID reported to the ECID service (``/id``, data provider 20919)."""
+    """The push token an ECID reported to the ECID service (``/id``, data providers 20919 and
+    20920) of one Experience Cloud org: each org's apps see only the tokens sent through it."""
 
     __tablename__ = "push_identity"
+    org_id: Mapped[str] = mapped_column(String(PUBLIC_ID_MAX), primary_key=True)
     ecid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    org_id: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX))
     token: Mapped[str] = mapped_column(String(TOKEN_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -61,9 +61,14 @@ def identifiers(suffix: str = "") -> dict[str, str]:
 
 
 def make_app(
-    application: Flask, name: str = "Shop", suffix: str = "", token_uri: str = "https://oauth2.googleapis.com/token"
+    application: Flask,
+    name: str = "Shop",
+    suffix: str = "",
+    token_uri: str = "https://oauth2.googleapis.com/token",
+    org: str = ORG,
 ) -> dict[str, Any]:
-    """Insert an app with both platforms; returns its id and :func:`identifiers`."""
+    """Insert an app of Experience Cloud org ``org`` with both platforms; returns its id and
+    :func:`identifiers`."""
     rt = runtime_of(application)
     ids = identifiers(suffix)
     with rt.sessions.begin() as session:
@@ -71,7 +76,7 @@ def make_app(
             name=name + suffix,
             campaign_standard_pkey=ids["pkey"],
             edge_config_id=ids["edge_config"],
-            experience_cloud_org=ORG,
+            experience_cloud_org=org,
         )
         app.platforms = [
             AppPlatform(

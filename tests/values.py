@@ -32,6 +32,7 @@ PKEY_LONG = (
 )
 #: An Experience Cloud (IMS) org id: 24 upper-case hex digits and ``@AdobeOrg``.
 ORG = "6D9DF9D05A9F8D8A0A495FD1@AdobeOrg"
+ORG_2 = "A1B2C3D4E5F60718293A4B5C@AdobeOrg"  # another company's org
 #: An Edge datastream (config) id: a UUID, also used as ``{uuid}:{environment}``.
 EDGE_CONFIG = "3f1e0f4c-9b9e-4d7a-8f0e-5c2d4b6a7e81"
 EDGE_CONFIG_DEV = EDGE_CONFIG + ":dev"

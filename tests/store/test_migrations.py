@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from flask import Flask
+from sqlalchemy import String, text
 
 from store import db as store_db
+from store.models import Base
+from tests.conftest import runtime_of
+from tests.values import ECID, FCM_TOKEN, ORG, ORG_2, ecid, fcm_token
 
 ROWS = [  # trackingLog id, log_date: id order is not time order (ids from a sequence, PostgreSQL)
     (1, "2026-12-07 10:00:00.000000"),
@@ -77,3 +84,51 @@ def test_a_watermark_past_every_row_stays_past_every_row(tmp_path: Path) -> None
     assert _watermark(url) == "2026-12-07T10:00:09+00:00|4"
     store_db.downgrade(url, "0003")
     assert _watermark(url) == "4"
+
+
+def _identities(url: str) -> list[tuple[str | None, str, str]]:
+    engine = store_db.make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT org_id, ecid, token FROM push_identity ORDER BY org_id, ecid")).all()
+    engine.dispose()
+    return [(org, ecid, token) for org, ecid, token in rows]
+
+
+def test_push_identities_become_per_org_and_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'identity.db'}"
+    store_db.upgrade(url, "0005")
+    engine = store_db.make_engine(url)
+    with engine.begin() as conn:
+        insert = text(
+            "INSERT INTO push_identity (ecid, org_id, token, created_at, updated_at) VALUES (:e, :o, :k, :t, :t)"
+        )
+        conn.execute(insert, {"e": ECID, "o": ORG, "k": FCM_TOKEN, "t": ROWS[0][1]})
+        conn.execute(insert, {"e": ecid("orphan"), "o": None, "k": fcm_token("orphan"), "t": ROWS[0][1]})
+    store_db.upgrade(url, "0006")
+    assert _identities(url) == [(ORG, ECID, FCM_TOKEN)]  # a row no org can reach is dropped
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO push_identity (ecid, org_id, token, created_at, updated_at) VALUES (:e, :o, :k, :t, :t)"),
+            {"e": ECID, "o": ORG_2, "k": fcm_token("other org"), "t": ROWS[1][1]},
+        )
+    engine.dispose()
+    assert len(_identities(url)) == 2  # one ECID, two orgs
+    store_db.downgrade(url, "0005")
+    assert _identities(url) == [(ORG_2, ECID, fcm_token("other org"))]  # the newest row of the ECID
+
+
+def test_the_models_are_what_the_migrations_build(app: Flask) -> None:
+    """A model changed without a migration (or the reverse) fails here, on the test database
+    (SQLite, or PostgreSQL in CI's second run), which the suite migrated to the newest revision."""
+
+    def compare_type(
+        context: Any, inspected: Any, metadata: Any, inspected_type: Any, metadata_type: Any
+    ) -> bool | None:
+        # SQLite does not enforce VARCHAR lengths, so migration 0005 widened them on PostgreSQL only.
+        if context.dialect.name == "sqlite" and isinstance(metadata_type, String):
+            return not isinstance(inspected_type, String)
+        return None  # Alembic's own comparison
+
+    with runtime_of(app).engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": compare_type})
+        assert compare_metadata(context, Base.metadata) == []
