@@ -103,7 +103,7 @@ def release_reregistered(session: Session, *, app_id: int | None = None) -> int:
     """Release the tokens APNs called unregistered (410) whose app registered them again later.
 
     Registration stays a single statement, so this runs where it matters instead: before a
-    delivery is analysed and before the quarantine is listed. Returns how many were released.
+    delivery of the app is analysed. Returns how many were released.
     """
     registered_later = exists().where(
         Subscription.app_id == Address.app_id,

@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from domain import quarantine
+from domain.analysis import analyse
 from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
-from store.models import Subscription
+from store.models import Delivery, Subscription
 from store.types import utcnow
 from tests.factories import make_app
 from tests.values import fcm_token
@@ -101,6 +102,17 @@ def test_hard_error_then_later_registration_releases(app: Flask, client: FlaskCl
     listed = client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
     assert [a["address"] for a in listed] == [GONE]  # registered before the 410: stays
     registered(app, ids["id"], GONE)  # the app registers the token again, after the 410
+    # Reading the quarantine changes nothing (a viewer's GET is no write) ...
+    assert client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"] == listed
+    assert disabled(app, GONE)
+    # ... the app's next delivery releases the token and targets it.
+    delivery = client.post(
+        "/api/v1/deliveries",
+        json={"app_id": ids["id"], "name": "Back", "message": {"body": "Welcome back"}, "target": {"all": True}},
+        headers=keys.marketer,
+    ).json
+    with sessions(app).begin() as session:
+        assert analyse(session, session.get(Delivery, delivery["id"])) == 1
     assert client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"] == []
     assert not disabled(app, GONE)
 
