@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         le=100 * 1024 * 1024,
         description="Largest request body accepted on the authenticated API.",
     )
+    metrics_token: str = Field(
+        default="",
+        repr=False,
+        description="When set, GET /metrics needs the header Authorization: Bearer <this token> "
+        "(Prometheus: authorization.credentials); empty serves the metrics to anyone who reaches them.",
+    )
     page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of list endpoints.")
     max_page_size: int = Field(default=500, ge=1, le=10000, description="Largest page size a client may ask.")
     worker: Literal["in-process", "off"] = Field(

@@ -1,11 +1,18 @@
-"""Operations surface: liveness, readiness and Prometheus metrics (no authentication)."""
+"""Operations surface: liveness, readiness and Prometheus metrics.
+
+``/healthz`` and ``/readyz`` answer anyone (load balancers and orchestrators call them). ``/metrics``
+names apps and counts their traffic, so it can be closed with ``PUSHGATE_METRICS_TOKEN``.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import hmac
+
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.errors import Unauthorized
 from core.metrics import render
 from gateway.runtime import runtime
 from store.db import is_migrated
@@ -36,5 +43,10 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    expected = runtime().settings.metrics_token
+    if expected:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            raise Unauthorized("GET /metrics needs Authorization: Bearer <PUSHGATE_METRICS_TOKEN>")
     body, content_type = render()
     return Response(body, content_type=content_type)
