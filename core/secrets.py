@@ -2,7 +2,9 @@
 
 Credentials (APNs .p8 keys and certificates, FCM service accounts) are stored encrypted with
 Fernet (AES-128-CBC + HMAC-SHA256) under ``PUSHGATE_SECRET_KEY``. When that setting is empty a key
-is generated once into ``<instance>/secret.key`` (mode 0600) and reused on every start.
+is generated once into ``<instance>/secret.key`` (mode 0600) and reused on every start. Folders and
+files pushgate creates to hold secrets or data (the instance folder, the SQLite database) are the
+owner's only (0700, 0600): :func:`private_folder`, :func:`private_file`.
 
 API keys are 256-bit random strings, so a single SHA-256 is the right hash: a slow password hash
 would only make every request slower without adding safety against guessing.
@@ -10,6 +12,7 @@ would only make every request slower without adding safety against guessing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -32,7 +35,7 @@ def resolve_secret_key(configured: str, instance_path: Path) -> bytes:
     else:
         path = instance_path / KEY_FILE
         if not path.exists():
-            instance_path.mkdir(parents=True, exist_ok=True)
+            private_folder(instance_path)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Fernet.generate_key())
@@ -45,6 +48,21 @@ def resolve_secret_key(configured: str, instance_path: Path) -> bytes:
             "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
         ) from None
     return key
+
+
+def private_folder(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by the owner only; a folder that exists is
+    left as its owner made it."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and readable by the owner only, in a private folder, unless it exists
+    (SQLite then opens it, and gives its WAL and shared-memory files the same mode)."""
+    private_folder(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class SecretBox:

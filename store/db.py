@@ -16,6 +16,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Dialect, Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.secrets import private_file
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -23,8 +25,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine for ``url`` with the per-dialect settings described above."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_file(Path(path))  # the store holds tokens, device data and profiles
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
