@@ -21,6 +21,7 @@ from gateway.auth import requires
 from gateway.http import json_body
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
+from gateway.spreadsheet import cell
 from store.models import SyncRun
 from sync import runs, service
 
@@ -89,7 +90,7 @@ def get_rejects(run_id: int) -> Response:
         writer.writerow(["file", "line", "identity", "reason"])
         with sessions() as session:
             for count, reject in enumerate(runs.iter_rejects(session, run_id), 1):
-                writer.writerow([reject.file, reject.line, reject.identity or "", reject.reason])
+                writer.writerow([cell(reject.file), reject.line, cell(reject.identity or ""), cell(reject.reason)])
                 if count % 1000 == 0:
                     yield buffer.getvalue()
                     buffer.seek(0)
