@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from core.errors import BadRequest, Conflict, NotFound
 from core.secrets import SecretBox, new_integration_key
-from domain.credentials import ApnsCredentials, FcmCredentials, apply_apns, apply_fcm, public_view
+from domain.credentials import (
+    ApnsCredentials,
+    FcmCredentials,
+    apply_apns,
+    apply_fcm,
+    public_view,
+    token_uri_problem,
+)
 from domain.fields import ID_MAX, FormId, Name, UrlId, lookup_key
 from store.models import App, AppPlatform, Delivery
 from store.types import utcnow
@@ -133,8 +140,11 @@ def id_by_standard_pkey(session: Session, pkey: str) -> int | None:
     return session.scalar(select(App.id).where(App.campaign_standard_pkey == pkey))
 
 
-def create_app(session: Session, box: SecretBox, data: AppCreate) -> App:
-    """Insert the app; absent integration keys are generated. 409 on any duplicate."""
+def create_app(session: Session, box: SecretBox, data: AppCreate, *, any_token_uri: bool = False) -> App:
+    """Insert the app; absent integration keys are generated. 409 on any duplicate; 400 for an FCM
+    service account whose token_uri is not Google's, unless ``any_token_uri`` (see
+    :func:`domain.credentials.token_uri_problem`)."""
+    _check_token_uri(data, any_token_uri)
     app = App(
         name=data.name,
         campaign_standard_pkey=data.campaign_standard_pkey,
@@ -151,9 +161,11 @@ def create_app(session: Session, box: SecretBox, data: AppCreate) -> App:
     return app
 
 
-def update_app(session: Session, box: SecretBox, app_id: int, data: AppPatch) -> App:
-    """Apply the fields present in ``data`` (see :class:`AppPatch`). 409 on any duplicate."""
+def update_app(session: Session, box: SecretBox, app_id: int, data: AppPatch, *, any_token_uri: bool = False) -> App:
+    """Apply the fields present in ``data`` (see :class:`AppPatch`). 409 on any duplicate; 400 as
+    :func:`create_app` for an FCM token_uri."""
     app = get_app(session, app_id)
+    _check_token_uri(data, any_token_uri)
     given = data.model_fields_set
     _check_unique(session, app.id, data)
     for name in ("name", "campaign_standard_pkey", "edge_config_id", "experience_cloud_org"):
@@ -242,6 +254,15 @@ def _apply(row: AppPlatform, data: IosPatch | AndroidPatch, box: SecretBox) -> N
             row.app_identifier = data.package_name
         if "fcm" in given:
             apply_fcm(row, box, data.fcm)
+
+
+def _check_token_uri(data: AppPatch, any_token_uri: bool) -> None:
+    fcm = data.android.fcm if data.android is not None else None
+    if fcm is None:
+        return
+    problem = token_uri_problem(fcm.service_account.token_uri, any_host=any_token_uri)
+    if problem is not None:
+        raise BadRequest(f"android.fcm.service_account.token_uri: {problem}", code="invalid_token_uri")
 
 
 def _check_unique(session: Session, app_id: int | None, data: AppPatch) -> None:

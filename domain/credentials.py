@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -209,6 +210,28 @@ class FcmCredentials(BaseModel):
         account = self.service_account.model_dump()
         account["private_key"] = self.service_account.private_key.get_secret_value()
         return {"service_account": json.dumps(account)}
+
+
+#: The hosts Google's service-account keys get OAuth tokens from (their ``token_uri``).
+GOOGLE_TOKEN_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com"})
+
+
+def token_uri_problem(token_uri: str, *, any_host: bool) -> str | None:
+    """Why pushgate must not post this account's signed assertion to ``token_uri``, or None.
+
+    Sending to Google's FCM, the token comes from Google: any other URL would make the server
+    post a signed JWT where an admin chose, and the answer would land in broadLog, where viewers
+    read it. ``any_host`` is for a gateway pointed at another FCM (``PUSHGATE_FCM_ENDPOINT``, such
+    as the local peer), whose tokens come from elsewhere."""
+    if any_host:
+        return None
+    parts = urlsplit(token_uri)
+    if parts.scheme == "https" and parts.hostname in GOOGLE_TOKEN_HOSTS and parts.port is None:
+        return None
+    return (
+        "the service account's token_uri must be Google's (https://oauth2.googleapis.com/token) "
+        "unless PUSHGATE_FCM_ENDPOINT points the gateway at another FCM"
+    )
 
 
 def apply_apns(row: AppPlatform, box: SecretBox, creds: ApnsToken | ApnsCertificate | None) -> None:

@@ -42,7 +42,7 @@ log = logging.getLogger("pushgate.api.apps")
 def create_app() -> tuple[Response, int]:
     data = json_body(apps.AppCreate)
     box = runtime().box
-    app = apps.create_app(db(), box, data)
+    app = apps.create_app(db(), box, data, any_token_uri=bool(runtime().settings.fcm_endpoint))
     db().commit()
     runtime().integration_keys.clear()
     log.info("app %s (%s) created", app.id, app.name)
@@ -80,7 +80,7 @@ def get_app(app_id: int) -> Response:
 def update_app(app_id: int) -> Response:
     data = json_body(apps.AppPatch)
     box = runtime().box
-    app = apps.update_app(db(), box, app_id, data)
+    app = apps.update_app(db(), box, app_id, data, any_token_uri=bool(runtime().settings.fcm_endpoint))
     db().commit()
     runtime().integration_keys.clear()
     log.info("app %s (%s) changed: %s", app.id, app.name, ", ".join(sorted(data.model_fields_set)) or "nothing")

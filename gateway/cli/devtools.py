@@ -106,7 +106,14 @@ def demo_command(fcm_token_url: str) -> None:
     """Create the demo app, two devices and a welcome delivery (sent when the gateway runs)."""
     rt = runtime()
     with rt.sessions.begin() as session:
-        app = apps.by_name(session, DEMO_APP) or apps.create_app(session, rt.box, _demo_app(fcm_token_url))
+        app = apps.by_name(session, DEMO_APP)
+        if app is None:
+            if not rt.settings.fcm_endpoint:
+                raise click.ClickException(
+                    "the demo app sends to the local emulators: run `flask --app wsgi emulators` and load "
+                    "the settings it writes (instance/emulators.env) first, as `make run` does"
+                )
+            app = apps.create_app(session, rt.box, _demo_app(fcm_token_url), any_token_uri=True)
         if profiles.find(session, DEMO_PROFILE) is None:
             profiles.upsert_profile(
                 session,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from core.config import Settings
 from core.secrets import SecretBox
+from domain.credentials import token_uri_problem
 from push.providers.apns import ApnsProvider, CertificateCredentials, TokenCredentials
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from push.providers.fcm import FcmProvider
@@ -60,8 +61,13 @@ class ProviderPool:
         secret = self.box.open(part.credentials)
         timeout = self.settings.provider_timeout
         if part.platform == "android":
+            account = json.loads(secret["service_account"])
+            # Checked when the credentials were given; again here for rows written before the rule.
+            problem = token_uri_problem(str(account.get("token_uri", "")), any_host=bool(self.settings.fcm_endpoint))
+            if problem is not None:
+                return MissingCredentials(part.platform, problem)
             return FcmProvider(
-                json.loads(secret["service_account"]),
+                account,
                 endpoint=self.settings.fcm_endpoint,
                 ca_bundle=self.settings.ca_bundle,
                 timeout=timeout,

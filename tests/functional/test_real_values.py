@@ -25,6 +25,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.app import create_app as create_gateway
 from gateway.cli import peers as runner
 from sdk_configs.snippets import kotlin_literal, swift_literal
 from tests.factories import service_account, tracking_rows
@@ -249,11 +250,12 @@ def test_campaign_standard_round_trip_on_both_platforms(
     body = app_body("Shop", campaign_standard_pkey=PKEY, experience_cloud_org=ORG)
     body["android"]["fcm"] = {"service_account": service_account(token_uri=emulators.fcm.token_url)}
     devices = {"android": (ecid("pixel"), FCM_TOKEN), "ios": (ecid("iphone"), APNS_TOKEN)}
+    # The app is created through a gateway pointed at the emulators: only such a gateway takes a
+    # service account whose token_uri is not Google's.
+    created = create_gateway(overrides=pointed).test_client().post("/api/v1/apps", json=body, headers=keys.admin)
+    assert created.status_code == 201, created.text
+    app_id = created.json["id"]
     with httpx.Client(base_url=live_server, timeout=10) as api:
-        created = api.post("/api/v1/apps", json=body, headers=keys.admin)
-        assert created.status_code == 201, created.text
-        app_id = created.json()["id"]
-
         configs = {}
         for platform, (device_ecid, token) in devices.items():
             config = fetch_config(live_server, keys, app_id, platform, "campaign-standard")["configuration"]
