@@ -141,7 +141,9 @@ def make_servers(args: argparse.Namespace, fx: Fixture, workdir: Path) -> list[S
         PUSHGATE_LOG_LEVEL="WARNING",
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     )
-    gateway_env = dict(env)
+    # One load client stands for many phones: the limit is set out of reach, and its check still
+    # runs on every request, so its cost is in the figures.
+    gateway_env = dict(env, PUSHGATE_RATE_LIMIT_PUBLIC="1000000000/minute")
     if args.prometheus_multiproc:
         metrics_dir = workdir / "prometheus"
         metrics_dir.mkdir()

@@ -8,6 +8,7 @@ naming the variable, so start-up can stop with that line and nothing else.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +63,25 @@ class Settings(BaseSettings):
         repr=False,
         description="When set, GET /metrics needs the header Authorization: Bearer <this token> "
         "(Prometheus: authorization.credentials); empty serves the metrics to anyone who reaches them.",
+    )
+    rate_limit_public: str = Field(
+        default="600/minute",
+        description="Requests one client address may make to each family of public endpoints (registration, "
+        "tracking, identity), e.g. 600/minute or 20/second;100/minute; empty: no limit. Behind a carrier NAT many "
+        "phones share one address: raise it for apps with large audiences in one network.",
+    )
+    rate_limit_api: str = Field(
+        default="6000/minute", description="Requests one API key may make to the API (empty: no limit)."
+    )
+    redis_url: str = Field(
+        default="",
+        description="Redis URL (redis://127.0.0.1:6379/0) where every process keeps the rate-limit counts; empty: "
+        "each process counts in its own memory (the embedded default, one process).",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (10.0.0.0/8, ::1) of reverse proxies whose "
+        "X-Forwarded-For, -Proto and -Host are believed; empty: none, the client address is the socket's.",
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of list endpoints.")
     max_page_size: int = Field(default=500, ge=1, le=10000, description="Largest page size a client may ask.")
@@ -282,6 +302,43 @@ class Settings(BaseSettings):
         if value and not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron expression (five fields, e.g. 0 */4 * * *)")
         return value
+
+    @field_validator("rate_limit_public", "rate_limit_api")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a rate limit such as 600/minute or 10/second;300/hour") from None
+        return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{item.strip()!r} is not an IP address or network such as 10.0.0.0/8") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`trusted_proxies` parsed."""
+        return tuple(
+            ipaddress.ip_network(i.strip(), strict=False) for i in self.trusted_proxies.split(",") if i.strip()
+        )
 
     @field_validator("public_url")
     @classmethod

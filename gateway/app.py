@@ -1,4 +1,5 @@
-"""The app factory: settings, store, blueprints, error rendering, request metrics, CLI."""
+"""The app factory: settings, store, blueprints, error rendering, request metrics, trusted proxies,
+rate limits, CLI."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from core.config import Settings, load_settings
 from core.errors import ClientError
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from core.secrets import SecretBox, resolve_secret_key
+from gateway.limits import install as install_limits
+from gateway.proxies import TrustedProxies
 from gateway.runtime import Runtime, TTLCache, close_session
 from store.db import make_engine, make_session_factory
 
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | 
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_metrics(app)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.proxy_networks)  # type: ignore[method-assign]
+    install_limits(app, settings)
     from gateway.cli import register_cli
 
     register_cli(app)

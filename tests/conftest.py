@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,23 @@ def app(settings_overrides: dict[str, Any]) -> Iterator[Flask]:
 def runtime_of(application: Flask) -> Any:
     with application.app_context():
         return runtime()
+
+
+@pytest.fixture
+def gateway_with(settings_overrides: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+    """Makes more gateways on the test database, each with some settings changed; their engines
+    are closed at the end of the test (the ``app`` fixture's cleanup empties the tables)."""
+    made: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        application = create_app(overrides={**settings_overrides, **overrides})
+        application.config["TESTING"] = True
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        runtime_of(application).engine.dispose()
 
 
 @pytest.fixture

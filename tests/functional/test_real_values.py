@@ -25,7 +25,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway.app import create_app as create_gateway
 from gateway.cli import peers as runner
 from sdk_configs.snippets import kotlin_literal, swift_literal
 from tests.factories import service_account, tracking_rows
@@ -242,6 +241,7 @@ def test_campaign_standard_round_trip_on_both_platforms(
     sdk_http: httpx.Client,
     emulators: runner.RunningEmulators,
     pointed: dict[str, Any],
+    gateway_with: Any,
 ) -> None:
     """A real pkey and org from app creation to the open: the app created over the API, each phone's
     launch registration and ``/id`` token (as the SDK builds them from the generated configuration),
@@ -252,7 +252,7 @@ def test_campaign_standard_round_trip_on_both_platforms(
     devices = {"android": (ecid("pixel"), FCM_TOKEN), "ios": (ecid("iphone"), APNS_TOKEN)}
     # The app is created through a gateway pointed at the emulators: only such a gateway takes a
     # service account whose token_uri is not Google's.
-    created = create_gateway(overrides=pointed).test_client().post("/api/v1/apps", json=body, headers=keys.admin)
+    created = gateway_with(**pointed).test_client().post("/api/v1/apps", json=body, headers=keys.admin)
     assert created.status_code == 201, created.text
     app_id = created.json["id"]
     with httpx.Client(base_url=live_server, timeout=10) as api:

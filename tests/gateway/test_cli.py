@@ -7,7 +7,6 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from domain import deliveries
-from gateway.app import create_app
 from gateway.cli.devtools import DEMO_APP
 from store.models import App, Delivery, Subscription
 from tests.conftest import runtime_of
@@ -52,9 +51,8 @@ def test_demo_needs_the_emulators_settings(runner: Any) -> None:
     assert result.exit_code == 1 and "instance/emulators.env" in result.output
 
 
-def test_demo_creates_its_app_once_and_a_welcome_delivery_each_time(settings_overrides: dict[str, Any]) -> None:
-    app = create_app(overrides={**settings_overrides, "fcm_endpoint": "https://127.0.0.1:8444"})
-    runner = app.test_cli_runner()
+def test_demo_creates_its_app_once_and_a_welcome_delivery_each_time(app: Any, gateway_with: Any) -> None:
+    runner = gateway_with(fcm_endpoint="https://127.0.0.1:8444").test_cli_runner()
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
     second = runner.invoke(args=["demo"])
