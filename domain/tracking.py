@@ -1,22 +1,30 @@
 """Tracking: turning SDK tracking calls into trackingLog rows linked to their broadLog message.
 
 A call counts only when it names a message that was sent (its broadLog row exists, is Sent, and
-belongs to the named delivery); anything else records nothing, since tracking URLs are public
-and guessable. Raw rows are kept; counts are unique per message and interaction.
+belongs to the named delivery, and to the named app when the call comes through an app's own
+endpoint); anything else records nothing, since tracking URLs are public and guessable. A message
+is received once and opened once: repeats write nothing (a unique index holds it under concurrent
+calls), and it is clicked at most once a minute per action, so repeating a public URL cannot
+inflate the trackingLog the Platform receives, nor a delivery's rates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain.fields import lookup_key
 from store.codes import BroadLogStatus
-from store.models import BroadLog, TrackingLog
+from store.models import BroadLog, Delivery, TrackingLog
+from store.types import utcnow
 
 RECEIVED, OPENED, CLICKED = "received", "opened", "clicked"
+#: The least time between two recorded clicks of one message on one action.
+CLICK_SPACING = timedelta(minutes=1)
 
 #: Campaign Classic ``/r/`` tags: 1 received, 2 clicked (the SDK's "opened" in the counts).
 CLASSIC_TAGS = {"1": RECEIVED, "2": OPENED}
@@ -39,6 +47,8 @@ class TrackingCall:
     tag: str
     action_id: str | None = None
     ecid: str | None = None
+    #: The app the call came through (Edge: the datastream's), when the endpoint names one.
+    app_id: int | None = None
 
 
 def parse_message_id(raw: str) -> int | None:
@@ -70,22 +80,64 @@ def message_by_provider_id(session: Session, provider_message_id: str) -> int | 
 
 
 def record(session: Session, call: TrackingCall) -> bool:
-    """Store ``call`` when it names a sent message; True when stored."""
+    """Store ``call`` when it names a sent message and is not a repeat; True when stored."""
+    broadlog = _sent_message(session, call)
+    if broadlog is None:
+        return False
+    action_id = lookup_key(call.action_id, 255)  # client text: kept only when storable
+    if call.interaction == CLICKED and _clicked_lately(session, broadlog.id, call.tag[:32], action_id):
+        return False
+    row = TrackingLog(
+        broadlog_id=broadlog.id,
+        delivery_id=broadlog.delivery_id,
+        profile_id=broadlog.profile_id,
+        interaction=call.interaction,
+        source=call.source,
+        tag=call.tag[:32],
+        action_id=action_id,
+        ecid=lookup_key(call.ecid, 64),
+    )
+    if call.interaction == CLICKED:
+        session.add(row)
+        return True
+    try:
+        with session.begin_nested():  # the unique index answers a concurrent repeat
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _sent_message(session: Session, call: TrackingCall) -> BroadLog | None:
+    """The Sent broadLog row the call names, of the delivery (and app) it names; else None."""
     broadlog = session.get(BroadLog, call.broadlog_id)
     if broadlog is None or broadlog.status != BroadLogStatus.SENT:
-        return False
+        return None
     if call.delivery_id is not None and broadlog.delivery_id != call.delivery_id:
-        return False
-    session.add(
-        TrackingLog(
-            broadlog_id=broadlog.id,
-            delivery_id=broadlog.delivery_id,
-            profile_id=broadlog.profile_id,
-            interaction=call.interaction,
-            source=call.source,
-            tag=call.tag[:32],
-            action_id=lookup_key(call.action_id, 255),  # client text: kept only when storable
-            ecid=lookup_key(call.ecid, 64),
+        return None
+    if call.app_id is not None:
+        delivery = session.get(Delivery, broadlog.delivery_id)
+        if delivery is None or delivery.app_id != call.app_id:
+            return None
+    return broadlog
+
+
+def _clicked_lately(session: Session, broadlog_id: int, tag: str, action_id: str | None) -> bool:
+    """Whether the same action of the message was clicked less than :data:`CLICK_SPACING` ago. An
+    action is the tag (Campaign Standard's action number, Edge's event type) with the action id."""
+    same_action = TrackingLog.action_id.is_(None) if action_id is None else TrackingLog.action_id == action_id
+    since = utcnow() - CLICK_SPACING
+    return (
+        session.scalar(
+            select(TrackingLog.id)
+            .where(
+                TrackingLog.broadlog_id == broadlog_id,
+                TrackingLog.interaction == CLICKED,
+                TrackingLog.tag == tag,
+                same_action,
+                TrackingLog.log_date > since,
+            )
+            .limit(1)
         )
+        is not None
     )
-    return True

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -233,6 +234,17 @@ class TrackingLog(Base):
     """One tracking call (receive, open, click, impression, button) for a broadLog message."""
 
     __tablename__ = "trackinglog"
+    #: One receive and one open per message (migration 0007); clicks are limited in domain.tracking.
+    __table_args__ = (
+        Index(
+            "uq_trackinglog_once",
+            "broadlog_id",
+            "interaction",
+            unique=True,
+            sqlite_where=text("interaction IN ('received', 'opened')"),
+            postgresql_where=text("interaction IN ('received', 'opened')"),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     broadlog_id: Mapped[int] = mapped_column(ForeignKey("broadlog.id", ondelete="CASCADE"), index=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), index=True)

@@ -95,7 +95,9 @@ def _token_syncs(session: Any, app: App, details: list[Any], ecid: str | None) -
     return count
 
 
-def _tracking_call(session: Any, xdm: dict[str, Any], ecid: str | None) -> TrackingCall | None:
+def _tracking_call(session: Any, app: App, xdm: dict[str, Any], ecid: str | None) -> TrackingCall | None:
+    """The tracking call an Edge event makes, for a message of ``app`` only (the datastream's app:
+    a message of another app, or an unknown one, records nothing)."""
     event_type = xdm.get("eventType")
     interaction = EDGE_EVENTS.get(event_type) if isinstance(event_type, str) else None
     if interaction is None or event_type is None:
@@ -122,6 +124,7 @@ def _tracking_call(session: Any, xdm: dict[str, Any], ecid: str | None) -> Track
         event_type,
         action_id=action_id if isinstance(action_id, str) else None,
         ecid=ecid,
+        app_id=app.id,
     )
 
 
@@ -162,7 +165,7 @@ def interact(location_hint: str | None = None) -> Response:
             _token_syncs(session, app, details, ecid)
         xdm = event.get("xdm")
         if isinstance(xdm, dict):
-            call = _tracking_call(session, xdm, ecid)
+            call = _tracking_call(session, app, xdm, ecid)
             if call is not None:
                 calls.append(call)
     for call in calls:

@@ -117,6 +117,27 @@ def test_push_identities_become_per_org_and_back(tmp_path: Path) -> None:
     assert _identities(url) == [(ORG_2, ECID, fcm_token("other org"))]  # the newest row of the ECID
 
 
+def test_repeated_receives_and_opens_are_dropped_and_clicks_kept(tmp_path: Path) -> None:
+    url = _database(tmp_path, None)  # trackingLog rows 1-4: opens of broadLog 1
+    store_db.upgrade(url, "0006")
+    engine = store_db.make_engine(url)
+    with engine.begin() as conn:
+        for row_id in (5, 6):
+            conn.execute(
+                text(
+                    "INSERT INTO trackinglog (id, broadlog_id, delivery_id, interaction, source, log_date) "
+                    "VALUES (:i, 1, 1, 'clicked', 'campaign-standard', :t)"
+                ),
+                {"i": row_id, "t": ROWS[0][1]},
+            )
+    store_db.upgrade(url, "0007")
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT id, interaction FROM trackinglog ORDER BY id")).all()
+    assert [tuple(row) for row in kept] == [(1, "opened"), (5, "clicked"), (6, "clicked")]
+    store_db.downgrade(url, "0006")
+    engine.dispose()
+
+
 def test_the_models_are_what_the_migrations_build(app: Flask) -> None:
     """A model changed without a migration (or the reverse) fails here, on the test database
     (SQLite, or PostgreSQL in CI's second run), which the suite migrated to the newest revision."""
