@@ -153,7 +153,9 @@ def run(url: str, app_id: int, template: str, batch_size: int) -> dict[str, Any]
 
     event.listen(engine, "before_cursor_execute", count)
     provider = Accepting()
-    delivery_engine = Engine(sessions, lambda part: provider, EngineSettings(batch_size=batch_size))
+    delivery_engine = Engine(
+        sessions, lambda part: provider, EngineSettings(tracking_key=b"bench" * 8, batch_size=batch_size)
+    )
     try:
         with sessions.begin() as session:
             data = {"app_id": app_id, "name": template, "target": {"all": True}, "message": {"title": template}}

@@ -70,6 +70,12 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A 256-bit key for ``purpose`` (such as signing tracking ids), derived from the secret
+        key: one secret to keep, and no purpose's key reveals another's or the secret itself."""
+        return hmac.new(self._key, b"pushgate/" + purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, value: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(value, separators=(",", ":")).encode())

@@ -48,6 +48,10 @@ class TTLCache:
             self._data.clear()
 
 
+#: What the tracking signatures' key is derived for (core.secrets.SecretBox.derive).
+TRACKING_PURPOSE = "tracking"
+
+
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
@@ -56,6 +60,11 @@ class Runtime:
     box: SecretBox
     #: integration key -> domain.subscriptions.KeyOwner; cleared whenever this process changes an app
     integration_keys: TTLCache = field(default_factory=lambda: TTLCache(0))
+
+    @property
+    def tracking_key(self) -> bytes:
+        """The key of the tracking signatures pushes carry (domain.tracking.signature)."""
+        return self.box.derive(TRACKING_PURPOSE)
 
 
 def runtime() -> Runtime:

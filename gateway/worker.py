@@ -62,6 +62,7 @@ def engine_settings(rt: Runtime) -> EngineSettings:
 
     s = rt.settings
     return EngineSettings(
+        tracking_key=rt.tracking_key,
         batch_size=s.worker_batch_size,
         lease=timedelta(seconds=s.worker_lease_seconds),
         quarantine=Policy(

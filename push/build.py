@@ -11,6 +11,7 @@ from domain.messages import Message
 from domain.personalisation import LookupTables
 from domain.templates.compiling import compile_message
 from domain.templates.rendering import ProfileLike, SubscriptionLike, make_context, render
+from domain.tracking import signature
 from push import payloads
 from push.providers.base import PushMessage
 from store.models import AppPlatform, Delivery
@@ -26,8 +27,10 @@ class Sendable(SubscriptionLike, Protocol):
 class Builder:
     """Builds the pushes of one delivery; compiles its message once."""
 
-    def __init__(self, delivery: Delivery, tables: LookupTables | None = None) -> None:
+    def __init__(self, delivery: Delivery, tracking_key: bytes, tables: LookupTables | None = None) -> None:
         self.delivery_id = delivery.id
+        #: Deliveries made before tracking was signed keep unsigned ids (see Delivery.signed_tracking).
+        self.tracking_key = tracking_key if delivery.signed_tracking else None
         self.compiled = compile_message(Message.model_validate(delivery.message), delivery.platforms)
         self.not_after = validity_end(delivery).timestamp()
         self.tables = tables
@@ -38,6 +41,7 @@ class Builder:
         self, broadlog_id: int, subscription: Sendable, profile: ProfileLike | None, part: AppPlatform
     ) -> PushMessage:
         rendered = render(self.compiled, make_context(profile, subscription, self.tables), subscription.platform)
+        mac = signature(self.tracking_key, broadlog_id, self.delivery_id) if self.tracking_key is not None else ""
         if subscription.platform == "ios":
             payload, headers = payloads.apns_request(
                 rendered,
@@ -48,6 +52,7 @@ class Builder:
                 expiration_epoch=payloads.expiration(
                     rendered, now_epoch=utcnow().timestamp(), not_after_epoch=self.not_after
                 ),
+                signature=mac,
             )
             return PushMessage(key=broadlog_id, token=subscription.token, payload=payload, headers=headers)
         message = payloads.fcm_message(
@@ -56,6 +61,7 @@ class Builder:
             delivery_id=self.delivery_id,
             sdk=subscription.sdk,
             ttl_seconds=_remaining(rendered.ttl_seconds, self.not_after),
+            signature=mac,
         )
         return PushMessage(key=broadlog_id, token=subscription.token, payload=message)
 

@@ -50,6 +50,8 @@ CONTEXT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class EngineSettings:
+    #: Signs each push's tracking ids (domain.tracking.signature); the gateway's tracking key.
+    tracking_key: bytes
     batch_size: int = 500
     lease: timedelta = timedelta(seconds=30)
     backoff_base: float = 1.0
@@ -197,7 +199,9 @@ class Engine:
         ids, delivery, rows = claimed
         builder = self._builders.get(delivery_id)
         if builder is None:
-            builder = self._builders[delivery_id] = Builder(delivery, LookupTables(self.sessions))
+            builder = self._builders[delivery_id] = Builder(
+                delivery, self.settings.tracking_key, LookupTables(self.sessions)
+            )
         by_part: dict[int, tuple[AppPlatform, list[PushMessage]]] = {}
         build_failures: dict[int, str] = {}
         tables = builder.read_tables

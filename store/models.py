@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -198,6 +199,9 @@ class Delivery(Timestamps, Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)  # why a delivery failed as a whole
+    #: Its pushes carry signed tracking ids, which tracking calls must then show (domain.tracking);
+    #: false for deliveries made before signing existed (migration 0008), whose pushes are out there.
+    signed_tracking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
 
 
 class BroadLog(Base):

@@ -114,6 +114,7 @@ def make_sent_message(
     subscription_id: int | None = None,
     provider_message_id: str | None = None,
     status: int = 1,
+    signed_tracking: bool = True,
 ) -> tuple[int, int]:
     """Insert a delivery with one broadLog row (Sent by default) to the subscription's token on its
     channel (an Android token without a subscription); returns (broadlog id, delivery id)."""
@@ -128,6 +129,7 @@ def make_sent_message(
             target={"all": True},
             platforms=["ios", "android"],
             status="running",
+            signed_tracking=signed_tracking,
         )
         session.add(delivery)
         session.flush()
@@ -162,3 +164,13 @@ def tracking_rows(application: Flask) -> list[dict[str, Any]]:
             }
             for t in session.scalars(select(TrackingLog).order_by(TrackingLog.id))
         ]
+
+
+def push_ids(application: Flask, broadlog_id: int, delivery_id: int, sdk: str = "campaign-classic") -> tuple[str, str]:
+    """``(_mId, _dId)`` as a push of the message to an app of the ``sdk`` family carries them,
+    tracking signature included."""
+    from domain.tracking import signature
+    from push.payloads.keys import tracking_ids
+
+    mac = signature(runtime_of(application).tracking_key, broadlog_id, delivery_id)
+    return tracking_ids(broadlog_id, delivery_id, sdk, mac)

@@ -105,17 +105,19 @@ def _tracking_call(session: Any, app: App, xdm: dict[str, Any], ecid: str | None
     execution = _dig(xdm, "_experience", "customerJourneyManagement", "messageExecution") or {}
     action_id = _dig(xdm, "pushNotificationTracking", "customAction", "actionID")
     message_id = execution.get("messageExecutionID") if isinstance(execution, dict) else None
-    broadlog_id = parse_message_id(message_id) if isinstance(message_id, str) else None
-    delivery_id = None
-    if broadlog_id is not None:
-        raw_delivery = execution.get("messageID")
-        delivery_id = parse_delivery_id(raw_delivery) if isinstance(raw_delivery, str) else None
-    else:
+    message = parse_message_id(message_id) if isinstance(message_id, str) else None
+    raw_delivery = execution.get("messageID") if isinstance(execution, dict) else None
+    delivery = parse_delivery_id(raw_delivery) if isinstance(raw_delivery, str) else None
+    if message is not None and delivery is not None:
+        broadlog_id, mac = message
+        delivery_id: int | None = delivery[0]
+        via_provider = False
+    else:  # Android's receive carries no _xdm: the provider's message id names the message
         provider_id = _dig(xdm, "pushNotificationTracking", "pushProviderMessageID")
-        if isinstance(provider_id, str):
-            broadlog_id = message_by_provider_id(session, provider_id)
-    if broadlog_id is None:
-        return None
+        found = message_by_provider_id(session, provider_id) if isinstance(provider_id, str) else None
+        if found is None:
+            return None
+        broadlog_id, mac, delivery_id, via_provider = found, None, None, True
     return TrackingCall(
         broadlog_id,
         delivery_id,
@@ -125,6 +127,8 @@ def _tracking_call(session: Any, app: App, xdm: dict[str, Any], ecid: str | None
         action_id=action_id if isinstance(action_id, str) else None,
         ecid=ecid,
         app_id=app.id,
+        signature=mac,
+        via_provider_id=via_provider,
     )
 
 
@@ -169,7 +173,7 @@ def interact(location_hint: str | None = None) -> Response:
             if call is not None:
                 calls.append(call)
     for call in calls:
-        matched = record(session, call)
+        matched = record(session, call, key=runtime().tracking_key)
         TRACKING_EVENTS.labels(SDK, call.interaction, str(matched).lower()).inc()
     session.commit()
     return _records([{"requestId": request_id, "handle": []}])

@@ -1,6 +1,8 @@
 """Push tracking calls of the Campaign SDKs: ``GET /r/?id=...`` (docs/protocols.md §1.2, §2.3).
 
 Classic: ``id=h{hex _mId},{_dId},{tag}``. Standard: ``id={_mId},{_dId},{action}&mcId={ECID}``.
+One of the two ids carries the push's tracking signature as ``.{signature}`` (``_dId`` for
+Classic and native apps, ``_mId`` for Standard: :func:`push.payloads.keys.tracking_ids`).
 The SDKs never retry and ignore the body, so the answer is always an immediate, empty 200:
 a malformed or unknown id records nothing and tells a prober nothing.
 """
@@ -19,7 +21,7 @@ from domain.tracking import (
     record,
 )
 from gateway.openapi import operation
-from gateway.runtime import db
+from gateway.runtime import db, runtime
 from gateway.sdk import public_blueprint
 
 bp = public_blueprint("tracking")
@@ -29,9 +31,10 @@ def parse(args_id: str, mcid: str | None) -> TrackingCall | None:
     parts = args_id.split(",")
     if len(parts) != 3 or len(args_id) > 200:
         return None
-    message_id, delivery_id = parse_message_id(parts[0]), parse_delivery_id(parts[1])
-    if message_id is None or delivery_id is None:
+    message, delivery = parse_message_id(parts[0]), parse_delivery_id(parts[1])
+    if message is None or delivery is None or (message[1] is not None and delivery[1] is not None):
         return None
+    (message_id, message_mac), (delivery_id, delivery_mac) = message, delivery
     tag = parts[2].strip()
     if mcid is not None:
         interaction = STANDARD_ACTIONS.get(tag)
@@ -41,7 +44,9 @@ def parse(args_id: str, mcid: str | None) -> TrackingCall | None:
         source = "campaign-classic"
     if interaction is None:
         return None
-    return TrackingCall(message_id, delivery_id, interaction, source, tag, ecid=mcid or None)
+    return TrackingCall(
+        message_id, delivery_id, interaction, source, tag, ecid=mcid or None, signature=message_mac or delivery_mac
+    )
 
 
 @bp.get("/r/")
@@ -64,7 +69,7 @@ def track() -> Response:
         TRACKING_EVENTS.labels("unknown", "unknown", "false").inc()
         return Response(status=200)
     session = db()
-    matched = record(session, call)
+    matched = record(session, call, key=runtime().tracking_key)
     if matched:
         session.commit()
     TRACKING_EVENTS.labels(call.source, call.interaction, str(matched).lower()).inc()

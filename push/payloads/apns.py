@@ -16,7 +16,7 @@ from typing import Any
 
 from domain.messages import Unsendable
 from domain.templates.rendering import RenderedMessage
-from push.payloads.keys import action_items, check_target, delivery_hex, family_keys, message_id
+from push.payloads.keys import action_items, check_target, family_keys, tracking_ids
 from push.payloads.size import fit
 
 
@@ -94,13 +94,15 @@ def apns_request(
     sdk: str,
     topic: str,
     expiration_epoch: int | None = None,
+    signature: str = "",
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The APNs payload and request headers for one iOS push.
+    """The APNs payload and request headers for one iOS push; ``signature`` is the tracking
+    signature of its ids (:func:`push.payloads.keys.tracking_ids`).
 
     Raises ``ValueError`` for ids that cannot be sent and :class:`~push.payloads.size.PayloadTooLarge`
     when the push cannot fit 4096 bytes even with its text shortened.
     """
     check_target(rendered, "ios", sdk)
-    mid, did = message_id(broadlog_id), delivery_hex(delivery_id)
+    mid, did = tracking_ids(broadlog_id, delivery_id, sdk, signature)
     payload = fit(rendered, lambda r: build_payload(r, mid, did, sdk), copies=1, sdk=sdk)
     return payload, apns_headers(rendered, topic=topic, expiration_epoch=expiration_epoch)

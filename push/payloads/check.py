@@ -17,7 +17,7 @@ from domain.templates.rendering import RenderContext, RenderedMessage, RenderPro
 from domain.templates.sandbox import DATA_DYNAMIC_ALLOWANCE
 from push.payloads.apns import build_payload
 from push.payloads.fcm import build_message
-from push.payloads.keys import SDKS, WORST_BROADLOG_ID, WORST_DELIVERY_ID, delivery_hex, message_id
+from push.payloads.keys import SDKS, WORST_BROADLOG_ID, WORST_DELIVERY_ID, WORST_SIGNATURE, tracking_ids
 from push.payloads.size import MAX_PAYLOAD_BYTES, PayloadTooLarge, payload_size
 
 _PLATFORM_NAMES = {"ios": "iOS", "android": "Android"}
@@ -34,7 +34,7 @@ class SizeReport:
 
 
 def _build_unfitted(rendered: RenderedMessage, sdk: str) -> dict[str, Any]:
-    mid, did = message_id(WORST_BROADLOG_ID), delivery_hex(WORST_DELIVERY_ID)
+    mid, did = tracking_ids(WORST_BROADLOG_ID, WORST_DELIVERY_ID, sdk, WORST_SIGNATURE)
     if rendered.platform == "ios":
         return build_payload(rendered, mid, did, sdk)
     return build_message(rendered, mid, did, sdk, None)

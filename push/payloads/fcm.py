@@ -29,7 +29,7 @@ import json
 from typing import Any
 
 from domain.templates.rendering import RenderedMessage
-from push.payloads.keys import action_items, action_type, check_target, delivery_hex, family_keys, message_id
+from push.payloads.keys import action_items, action_type, check_target, family_keys, tracking_ids
 from push.payloads.size import SEPARATORS, fit
 
 #: Sent as ``adb_version``: Adobe's Android notification builder requires the key.
@@ -107,6 +107,7 @@ def fcm_message(
     delivery_id: int,
     sdk: str,
     ttl_seconds: int | None = None,
+    signature: str = "",
 ) -> dict[str, Any]:
     """The FCM HTTP v1 ``message`` object for one Android push, without ``token``.
 
@@ -114,7 +115,7 @@ def fcm_message(
     delivery's validity when that is shorter). Raises like :func:`push.payloads.apns.apns_request`.
     """
     check_target(rendered, "android", sdk)
-    mid, did = message_id(broadlog_id), delivery_hex(delivery_id)
+    mid, did = tracking_ids(broadlog_id, delivery_id, sdk, signature)
     if ttl_seconds is not None and ttl_seconds < 0:
         raise ValueError("ttl_seconds must not be negative")
     copies = 2 if _shows_notification_block(rendered, sdk) else 1

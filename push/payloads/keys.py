@@ -2,7 +2,8 @@
 
 Every push carries ``_mId`` (the broadLog id, a decimal string below 2^32) and ``_dId`` (the
 delivery id, a lower-case hex string) as top-level *string* values; :func:`message_id` and
-:func:`delivery_hex` refuse ids that cannot be sent (:class:`~domain.messages.Unsendable`).
+:func:`delivery_hex` refuse ids that cannot be sent (:class:`~domain.messages.Unsendable`), and
+:func:`tracking_ids` adds the tracking signature to the one the family's SDK passes through.
 :func:`family_keys` gives the keys only one SDK family reads (Edge's ``_xdm``, Campaign
 Standard's ``uri``, ``media-attachment-url`` and ``_acsDeliveryTracking``), :func:`action_items` the
 buttons in the shape Adobe's SDKs parse. Pure functions, no I/O.
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 from domain.messages import Action, Unsendable
 from domain.templates.rendering import RenderedMessage
+from domain.tracking import SIGNATURE_CHARS, signed
 from push.payloads.size import SEPARATORS
 
 Sdk = Literal["campaign-classic", "campaign-standard", "edge", "native"]
@@ -23,6 +25,8 @@ MESSAGE_ID_LIMIT = 2**32  # _mId must stay below: iOS Classic keeps only the low
 #: Largest ids used for worst-case sizes (broadLog ids below 2^32; delivery ids are 32-bit).
 WORST_BROADLOG_ID = MESSAGE_ID_LIMIT - 1
 WORST_DELIVERY_ID = 2**31 - 1
+#: A signature of the length every one has, for worst-case sizes.
+WORST_SIGNATURE = "A" * SIGNATURE_CHARS
 
 _WEB_SCHEMES = ("http://", "https://")
 
@@ -39,6 +43,17 @@ def delivery_hex(delivery_id: int) -> str:
     if isinstance(delivery_id, bool) or delivery_id <= 0:
         raise Unsendable(f"delivery id {delivery_id} cannot be sent as _dId")
     return format(delivery_id, "x")
+
+
+def tracking_ids(broadlog_id: int, delivery_id: int, sdk: str, signature: str = "") -> tuple[str, str]:
+    """``(_mId, _dId)`` as the push carries them, the signature (:func:`domain.tracking.signature`)
+    on the id that the family's SDKs copy into their tracking calls unchanged: ``_dId`` for
+    Campaign Classic and native apps (their SDKs parse ``_mId`` as a number), ``_mId`` for Campaign
+    Standard (its Android SDK parses ``_dId`` as a hex int) and Edge (``messageExecutionID``)."""
+    mid, did = message_id(broadlog_id), delivery_hex(delivery_id)
+    if sdk in ("campaign-standard", "edge"):
+        return signed(mid, signature), did
+    return mid, signed(did, signature)
 
 
 def xdm(broadlog_id: int, delivery_id: int) -> dict[str, Any]:

@@ -75,11 +75,13 @@ def classic_registration(config: dict[str, Any], platform: str) -> httpx.Request
 
 
 def classic_tracking(
-    config: dict[str, Any], platform: str, message_id: int, delivery_id: str, tag: str
+    config: dict[str, Any], platform: str, message_id: str, delivery_id: str, tag: str
 ) -> httpx.Request:
+    """``message_id`` and ``delivery_id`` as the push carried them (``_mId``, ``_dId``): the SDK
+    parses ``_mId`` as a number and copies ``_dId`` unchanged."""
     _opted_in(config)
     server = _required(config, "campaignclassic.trackingServer")
-    hex_id = format(message_id, "02x" if platform == "ios" else "x")
+    hex_id = format(int(message_id), "02x" if platform == "ios" else "x")
     return httpx.Request("GET", f"https://{server}/r/?id=h{hex_id},{delivery_id},{tag}")
 
 
@@ -119,9 +121,12 @@ def identity_push_token(
 
 
 def standard_tracking(
-    config: dict[str, Any], message_id: int, delivery_id: str, action: str, ecid: str = ECID
+    config: dict[str, Any], message_id: str, delivery_id: str, action: str, ecid: str = ECID
 ) -> httpx.Request:
+    """The ids as the push carried them: the SDK copies both unchanged (Android also parses
+    ``_dId`` as a hex int to dispatch its own event, and sends nothing when that fails)."""
     _opted_in(config)
+    int(delivery_id, 16)
     server = _required(config, "campaign.server")
     return httpx.Request("GET", f"https://{server}/r/?id={message_id},{delivery_id},{action}&mcId={ecid}")
 
@@ -170,7 +175,8 @@ def edge_token_sync(config: dict[str, Any], platform: str, app_identifier: str) 
     return _interact(config, [event])
 
 
-def edge_tracking(config: dict[str, Any], platform: str, message_id: int, delivery_id: str) -> httpx.Request:
+def edge_tracking(config: dict[str, Any], platform: str, message_id: str, delivery_id: str) -> httpx.Request:
+    """The ids as the push's ``_xdm`` carried them (Messaging copies ``_xdm`` unchanged)."""
     dataset = config.get("messaging.eventDataset")
     if not dataset:
         raise SdkWouldNotSend("messaging.eventDataset is not set: Messaging sends no push tracking")
@@ -186,7 +192,7 @@ def edge_tracking(config: dict[str, Any], platform: str, message_id: int, delive
             "application": {"launches": {"value": 1}},
             "_experience": {
                 "customerJourneyManagement": {
-                    "messageExecution": {"messageExecutionID": str(message_id), "messageID": delivery_id}
+                    "messageExecution": {"messageExecutionID": message_id, "messageID": delivery_id}
                 }
             },
         },
@@ -203,5 +209,5 @@ def native_registration(native: dict[str, Any], platform: str) -> httpx.Request:
     return httpx.Request("POST", native["registration_url"], json=body)
 
 
-def native_tracking(native: dict[str, Any], message_id: int, delivery_id: str, tag: str) -> httpx.Request:
-    return httpx.Request("GET", f"{native['base_url']}/r/?id=h{message_id:x},{delivery_id},{tag}")
+def native_tracking(native: dict[str, Any], message_id: str, delivery_id: str, tag: str) -> httpx.Request:
+    return httpx.Request("GET", f"{native['base_url']}/r/?id=h{int(message_id):x},{delivery_id},{tag}")

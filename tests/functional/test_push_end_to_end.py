@@ -25,7 +25,7 @@ from gateway.worker import build_worker
 from store.models import Subscription
 from store.types import utcnow
 from tests.conftest import TEST_SECRET, runtime_of
-from tests.factories import make_app, make_profile
+from tests.factories import make_app, make_profile, push_ids
 from tests.values import apns_token, fcm_token
 from tests.waiting import wait_until
 
@@ -113,7 +113,8 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     assert ios["headers"]["apns-topic"] == ids["bundle_id"] and ios["headers"]["apns-push-type"] == "alert"
     assert ios["headers"]["apns-collapse-id"] == "sale" and ios["headers"]["apns-priority"] == "10"
     assert ios["payload"]["aps"]["alert"] == {"title": "Hi Alice", "body": "You are gold"}
-    assert ios["payload"]["offer"] == "A1" and ios["payload"]["_dId"] == format(delivery["id"], "x")
+    assert ios["payload"]["offer"] == "A1"
+    assert ios["payload"]["_dId"] == push_ids(app, int(ios["payload"]["_mId"]), delivery["id"])[1]  # signed
     android = next(r for r in emulators.inbox.items("android") if r["token"] == good_android[0])
     assert android["payload"]["data"]["adb_title"] == "Hi Alice" and android["payload"]["data"]["offer"] == "A1"
     quarantined = {
@@ -122,8 +123,9 @@ def test_delivery_reaches_good_tokens_once_and_handles_every_provider_error(
     assert quarantined == {ios_gone, ios_bad, android_gone, android_bad}
     # Tracking moves the counts: Classic receive + click for one sent message.
     logs = client.get(f"/api/v1/deliveries/{delivery['id']}/broadlogs?status=sent", headers=keys.viewer).json["items"]
-    client.get(f"/r/?id=h{logs[0]['id']:x},{delivery['id']:x},1")
-    client.get(f"/r/?id=h{logs[0]['id']:x},{delivery['id']:x},2")
+    _mid, did = push_ids(app, logs[0]["id"], delivery["id"])  # what the push carried
+    client.get(f"/r/?id=h{logs[0]['id']:x},{did},1")
+    client.get(f"/r/?id=h{logs[0]['id']:x},{did},2")
     counts = client.get(f"/api/v1/deliveries/{delivery['id']}", headers=keys.viewer).json["counts"]
     assert (counts["received"], counts["opened"]) == (1, 1)
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from flask import Flask
 
-from tests.factories import make_app, make_sent_message, tracking_rows
+from tests.factories import make_app, make_sent_message, push_ids, tracking_rows
 from tests.functional import sdk_wire
 
 CASES = [
@@ -74,15 +74,15 @@ def test_a_request_built_from_the_configuration_is_accepted(
 
     # A message sent to that subscription, then opened: tracked through the configured host too.
     broadlog_id, delivery_id = make_sent_message(app, ids["id"], subscription["id"])
-    delivery_hex = format(delivery_id, "x")
+    mid, did = push_ids(app, broadlog_id, delivery_id, sdk)
     if sdk == "campaign-classic":
-        request = sdk_wire.classic_tracking(config, platform, broadlog_id, delivery_hex, "2")
+        request = sdk_wire.classic_tracking(config, platform, mid, did, "2")
     elif sdk == "campaign-standard":
-        request = sdk_wire.standard_tracking(config, broadlog_id, delivery_hex, "1")
+        request = sdk_wire.standard_tracking(config, mid, did, "1")
     elif sdk == "edge":
-        request = sdk_wire.edge_tracking(config, platform, broadlog_id, delivery_hex)
+        request = sdk_wire.edge_tracking(config, platform, mid, did)
     else:
-        request = sdk_wire.native_tracking(document["native"], broadlog_id, delivery_hex, "2")
+        request = sdk_wire.native_tracking(document["native"], mid, did, "2")
     send(sdk_http, request)
     rows = tracking_rows(app)
     assert [(r["broadlog_id"], r["interaction"], r["source"]) for r in rows] == [

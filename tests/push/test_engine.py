@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from domain.analysis import analyse
 from domain.subscriptions import Registration, register
+from domain.tracking import signature
 from gateway.worker import engine_settings
 from push.engine import Engine
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
@@ -184,7 +185,9 @@ def test_delivery_outcomes_counts_and_quarantine(client: FlaskClient, keys: Any,
     sent = {names[m.token]: m for m in world["providers"]["android"].sent}
     assert sorted(sent) == ["busy-1", "ok-1", "ok-2"]
     data = sent["ok-1"].payload["data"]
-    assert data["_mId"] == str(logs["ok-1"]["id"]) and data["_dId"] == format(delivery["id"], "x")
+    mac = signature(runtime_of(client.application).tracking_key, logs["ok-1"]["id"], delivery["id"])
+    # Classic apps: the tracking signature rides on _dId, which their SDKs copy unchanged.
+    assert data["_mId"] == str(logs["ok-1"]["id"]) and data["_dId"] == f"{delivery['id']:x}.{mac}"
     assert data["adb_title"] == "Hi Alice"
     quarantined = client.get("/api/v1/quarantine?status=quarantine", headers=keys.viewer).json["items"]
     assert sorted(names[q["address"]] for q in quarantined) == ["bad-1", "gone-1"]

@@ -96,9 +96,38 @@ def test_ids_are_strings_in_every_push(sdk: str) -> None:
         assert where["_mId"] == "3000000123"
         assert where["_dId"] == "beef"
     # what comes back parses to the same rows (Standard passes _mId as is, Classic as h+hex)
-    assert parse_message_id(payload["_mId"]) == BROADLOG_ID
-    assert parse_message_id("h" + format(int(payload["_mId"]), "x")) == BROADLOG_ID
-    assert parse_delivery_id(data["_dId"]) == DELIVERY_ID
+    assert parse_message_id(payload["_mId"]) == (BROADLOG_ID, None)
+    assert parse_message_id("h" + format(int(payload["_mId"]), "x")) == (BROADLOG_ID, None)
+    assert parse_delivery_id(data["_dId"]) == (DELIVERY_ID, None)
+
+
+MAC = "Zm9vYmFyYmF"  # a signature's length and alphabet (base64url, 11 characters)
+
+
+@pytest.mark.parametrize(
+    ("sdk", "mid", "did"),
+    [
+        ("campaign-classic", "3000000123", "beef." + MAC),  # its SDKs parse _mId as a number
+        ("native", "3000000123", "beef." + MAC),  # the snippets build /r/ as Classic does
+        ("campaign-standard", "3000000123." + MAC, "beef"),  # Android parses _dId as a hex int
+        ("edge", "3000000123." + MAC, "beef"),  # messageExecutionID, copied with _xdm
+    ],
+)
+def test_the_tracking_signature_rides_on_the_id_each_family_passes_through(sdk: str, mid: str, did: str) -> None:
+    payload, _ = apns_request(
+        rendered("ios"), broadlog_id=BROADLOG_ID, delivery_id=DELIVERY_ID, sdk=sdk, topic=TOPIC, signature=MAC
+    )
+    data = fcm_message(rendered("android"), broadlog_id=BROADLOG_ID, delivery_id=DELIVERY_ID, sdk=sdk, signature=MAC)[
+        "data"
+    ]
+    for where in (payload, data):
+        assert (where["_mId"], where["_dId"]) == (mid, did)
+    signed_part = mid if sdk in ("campaign-standard", "edge") else did
+    parsed = parse_message_id(signed_part) if signed_part == mid else parse_delivery_id(signed_part)
+    assert parsed is not None and parsed[1] == MAC
+    if sdk == "edge":
+        execution = json.loads(data["_xdm"])["cjm"]["_experience"]["customerJourneyManagement"]["messageExecution"]
+        assert (execution["messageExecutionID"], execution["messageID"]) == (mid, did)
 
 
 @pytest.mark.parametrize("broadlog_id", [0, -1, 2**32, True])
@@ -118,7 +147,7 @@ def test_xdm_matches_what_tracking_reads() -> None:
     assert xdm(BROADLOG_ID, DELIVERY_ID) == EXPECTED_XDM
     execution = EXPECTED_XDM["cjm"]["_experience"]["customerJourneyManagement"]["messageExecution"]
     assert int(execution["messageExecutionID"]) == BROADLOG_ID
-    assert parse_delivery_id(execution["messageID"]) == DELIVERY_ID
+    assert parse_delivery_id(execution["messageID"]) == (DELIVERY_ID, None)
 
 
 # -- iOS ------------------------------------------------------------------------------------------

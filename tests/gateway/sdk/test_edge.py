@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.factories import make_app, make_sent_message, tracking_rows
+from tests.factories import make_app, make_sent_message, push_ids, tracking_rows
 from tests.gateway.sdk.test_classic import subscriptions
 from tests.values import APNS_TOKEN, BUNDLE_ID, ECID, EDGE_CONFIG, PACKAGE
 from tests.values import FCM_TOKEN as FCM
@@ -123,12 +123,15 @@ def tracking_event(
 def test_tracking_events_through_message_execution_and_provider_id(app: Flask, client: FlaskClient) -> None:
     ids = make_app(app)
     broadlog_id, delivery_id = make_sent_message(app, ids["id"], provider_message_id="0:1714558530123456%a1b2")
-    execution = {"messageExecutionID": str(broadlog_id), "messageID": f"{delivery_id:x}"}
+    mid, did = push_ids(app, broadlog_id, delivery_id, "edge")  # _xdm's ids, the signature on the first
+    execution = {"messageExecutionID": mid, "messageID": did}
+    unsigned = {"messageExecutionID": str(broadlog_id), "messageID": did}
     events = [
         tracking_event("pushTracking.receive", None),  # Android receive carries no _xdm: matched by provider id
         tracking_event("pushTracking.applicationOpened", execution),
         tracking_event("pushTracking.customAction", execution, action="buy"),
         tracking_event("pushTracking.applicationOpened", {"messageExecutionID": "999999", "messageID": "1"}),
+        tracking_event("pushTracking.customAction", unsigned, action="sell"),  # no signature: nothing
         {"xdm": {"eventType": "commerce.purchases"}},  # not ours: ignored
     ]
     assert post(client, ids["edge_config"], envelope(events)).status_code == 200

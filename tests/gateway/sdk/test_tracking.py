@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.factories import make_app, make_sent_message, tracking_rows
+from tests.factories import make_app, make_sent_message, push_ids, tracking_rows
 from tests.values import ECID
 
 
@@ -18,10 +18,11 @@ def sent(app: Flask) -> tuple[int, int]:
 
 def test_classic_receive_and_click_with_android_and_ios_hex(app: Flask, client: FlaskClient, sent) -> None:
     broadlog_id, delivery_id = sent
+    _mid, did = push_ids(app, broadlog_id, delivery_id, "campaign-classic")  # _dId carries the signature
     android = f"h{broadlog_id:x}"  # Android: plain lower-case hex
     ios = f"h{broadlog_id:02x}"  # iOS pads to two digits
-    assert client.get(f"/r/?id={android},{delivery_id:x},1").status_code == 200
-    assert client.get(f"/r/?id={ios},{delivery_id:x},2").status_code == 200
+    assert client.get(f"/r/?id={android},{did},1").status_code == 200
+    assert client.get(f"/r/?id={ios},{did},2").status_code == 200
     rows = tracking_rows(app)
     assert [(r["interaction"], r["source"], r["tag"]) for r in rows] == [
         ("received", "campaign-classic", "1"),
@@ -32,8 +33,10 @@ def test_classic_receive_and_click_with_android_and_ios_hex(app: Flask, client: 
 
 def test_standard_actions_with_ecid(app: Flask, client: FlaskClient, sent) -> None:
     broadlog_id, delivery_id = sent
+    mid, did = push_ids(app, broadlog_id, delivery_id, "campaign-standard")  # _mId carries the signature
+    assert did == f"{delivery_id:x}"  # the Android SDK parses _dId as a hex int
     for action in ("7", "1", "2", "3"):
-        url = f"/r/?id={broadlog_id},{delivery_id:x},{action}&mcId={ECID}"
+        url = f"/r/?id={mid},{did},{action}&mcId={ECID}"
         assert client.get(url).status_code == 200
     rows = tracking_rows(app)
     assert [r["interaction"] for r in rows] == ["received", "opened", "clicked", "clicked"]
@@ -54,11 +57,23 @@ def test_standard_actions_with_ecid(app: Flask, client: FlaskClient, sent) -> No
         "id={uuid},{d},1",
         "id=h{m},{d},1,extra",
         "id=h%00,{d},1",
+        "id=h{m},{d},1",  # no signature: the delivery was sent signed
+        "id=h{m},{d}.AAAAAAAAAAA,1",  # a signature, not this message's
+        "id={m10}.{sig},{d}.{sig},1&mcId=1",  # on both ids
+        "id=h{other},{d}.{sig},1",  # another message of the delivery, with this one's signature
     ],
 )
 def test_unknown_or_malformed_ids_record_nothing_and_answer_200(app: Flask, client: FlaskClient, sent, query) -> None:
     broadlog_id, delivery_id = sent
-    url = "/r/?" + query.format(m=f"{broadlog_id:x}", d=f"{delivery_id:x}", uuid="0b3f5e6c-1a2b-4c3d-9e8f-0123456789ab")
+    mac = push_ids(app, broadlog_id, delivery_id)[1].partition(".")[2]
+    url = "/r/?" + query.format(
+        m=f"{broadlog_id:x}",
+        m10=broadlog_id,
+        d=f"{delivery_id:x}",
+        sig=mac,
+        other=f"{broadlog_id + 1:x}",
+        uuid="0b3f5e6c-1a2b-4c3d-9e8f-0123456789ab",
+    )
     response = client.get(url)
     assert response.status_code == 200 and response.data == b""
     assert tracking_rows(app) == []
@@ -67,5 +82,12 @@ def test_unknown_or_malformed_ids_record_nothing_and_answer_200(app: Flask, clie
 def test_messages_not_sent_are_not_tracked(app: Flask, client: FlaskClient) -> None:
     ids = make_app(app)
     pending, delivery_id = make_sent_message(app, ids["id"], status=6)
-    assert client.get(f"/r/?id=h{pending:x},{delivery_id:x},1").status_code == 200
+    assert client.get(f"/r/?id=h{pending:x},{push_ids(app, pending, delivery_id)[1]},1").status_code == 200
     assert tracking_rows(app) == []
+
+
+def test_deliveries_sent_before_signing_are_tracked_by_their_ids(app: Flask, client: FlaskClient) -> None:
+    ids = make_app(app)
+    broadlog_id, delivery_id = make_sent_message(app, ids["id"], signed_tracking=False)
+    assert client.get(f"/r/?id=h{broadlog_id:x},{delivery_id:x},2").status_code == 200
+    assert [r["interaction"] for r in tracking_rows(app)] == ["opened"]

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from domain.tracking import TrackingCall
+from domain.tracking import TrackingCall, signature
 from domain.tracking import record as record_tracking
 from store.codes import BroadLogStatus
 from store.models import App, BroadLog, Delivery, Profile, Subscription, SyncReject, SyncState
@@ -166,13 +166,14 @@ def test_a_real_delivery_arrives_as_valid_xdm_with_stable_ids(
             select(BroadLog).where(BroadLog.status == BroadLogStatus.SENT).order_by(BroadLog.id)
         ).first()
         assert sent is not None
-        assert record_tracking(
-            session,
-            TrackingCall(sent.id, sent.delivery_id, "opened", "edge", "pushTracking.applicationOpened", ecid=opener),
+        key = rt.tracking_key
+        mac = signature(key, sent.id, sent.delivery_id)
+        opened = TrackingCall(
+            sent.id, sent.delivery_id, "opened", "edge", "pushTracking.applicationOpened", ecid=opener, signature=mac
         )
-        assert record_tracking(
-            session, TrackingCall(sent.id, None, "clicked", "campaign-standard", "2", action_id="buy")
-        )
+        assert record_tracking(session, opened, key=key)
+        clicked = TrackingCall(sent.id, None, "clicked", "campaign-standard", "2", action_id="buy", signature=mac)
+        assert record_tracking(session, clicked, key=key)
         finals = {
             row.id: row for row in session.scalars(select(BroadLog).where(BroadLog.delivery_id == delivery["id"]))
         }
