@@ -17,6 +17,7 @@ that every process of a deployment shares them. Over the limit: 429 ``rate_limit
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -66,7 +67,7 @@ def install(app: Flask, settings: Settings) -> Limiter:
     )
     # The limited views are wrapped in this app only (the blueprints are shared by every app a
     # process builds, tests build many): the wrapper checks the limit before the view runs.
-    views = app.view_functions
+    views: dict[str, Any] = app.view_functions
     if settings.rate_limit_public:
         for family, endpoints in FAMILIES.items():
             shared = limiter.shared_limit(settings.rate_limit_public, scope=family, key_func=client_address)
