@@ -72,6 +72,16 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The apps the key is limited to; none: every app its role allows.
+    app_ids: Mapped[list[ApiKeyApp]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class ApiKeyApp(Base):
+    """An app an API key is limited to (migration 0009)."""
+
+    __tablename__ = "api_key_app"
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_key.id", ondelete="CASCADE"), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("app.id", ondelete="CASCADE"), primary_key=True)
 
 
 class App(Timestamps, Base):
