@@ -97,8 +97,10 @@ class AppCreate(AppPatch):
         return self
 
 
-def list_query() -> Select[App]:
-    return select(App).options(selectinload(App.platforms))
+def list_query(apps: frozenset[int] | None = None) -> Select[App]:
+    """Every app, or ``apps`` only."""
+    stmt = select(App).options(selectinload(App.platforms))
+    return stmt if apps is None else stmt.where(App.id.in_(sorted(apps)))
 
 
 def get_app(session: Session, app_id: int) -> App:

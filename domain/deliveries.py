@@ -334,8 +334,13 @@ def describe(session: Session, delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def list_query(*, app_id: int | None = None, status: str | None = None) -> Select[Any]:
+def list_query(
+    *, app_id: int | None = None, status: str | None = None, apps: frozenset[int] | None = None
+) -> Select[Any]:
+    """Deliveries, of one app and in one status when given, of ``apps`` only when given."""
     stmt = select(Delivery)
+    if apps is not None:
+        stmt = stmt.where(Delivery.app_id.in_(sorted(apps)))
     if app_id is not None:
         stmt = stmt.where(Delivery.app_id == app_id)
     if status is not None:

@@ -1,7 +1,15 @@
-"""API keys: creation (the only moment the key is shown), listing, revocation, verification."""
+"""API keys: creation (the only moment the key is shown), listing, revocation, verification.
+
+A key has a role (viewer < marketer < admin) and may be limited to some apps: such a key sees and
+acts on those apps' subscriptions, deliveries, quarantine and SDK configurations only, cannot
+create apps, manage keys or run sync jobs, and cannot erase profiles unless it is admin. A key
+limited to no app reaches every app its role allows.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import Select, select
@@ -9,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, NotFound
 from core.secrets import api_key_matches, new_api_key, split_api_key
-from store.models import ApiKey
+from store.models import ApiKey, ApiKeyApp, App
 from store.types import utcnow
 
 Role = Literal["admin", "marketer", "viewer"]
@@ -21,15 +29,38 @@ def role_allows(held: str, needed: Role) -> bool:
     return held in ROLES and ROLES.index(held) >= ROLES.index(needed)
 
 
-def create_key(session: Session, *, name: str, role: str) -> tuple[ApiKey, str]:
-    """Store a new key and return it with the full secret, which is never stored or shown again."""
+@dataclass(frozen=True)
+class Scope:
+    """What a key may reach: its role, and the apps it is limited to (None: every app)."""
+
+    role: str
+    apps: frozenset[int] | None = None
+
+    def reaches(self, app_id: int) -> bool:
+        return self.apps is None or app_id in self.apps
+
+
+def scope_of(key: ApiKey) -> Scope:
+    apps = frozenset(link.app_id for link in key.app_ids)
+    return Scope(key.role, apps or None)
+
+
+def create_key(session: Session, *, name: str, role: str, apps: Iterable[int] = ()) -> tuple[ApiKey, str]:
+    """Store a new key (limited to ``apps`` when some are given) and return it with the full
+    secret, which is never stored or shown again."""
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}", code="invalid_request")
     name = name.strip()
     if not name or len(name) > 200:
         raise BadRequest("name must be 1 to 200 characters", code="invalid_request")
+    app_ids = sorted(set(apps))
+    known = set(session.scalars(select(App.id).where(App.id.in_(app_ids)))) if app_ids else set()
+    unknown = [str(app_id) for app_id in app_ids if app_id not in known]
+    if unknown:
+        raise BadRequest(f"no app with id {', '.join(unknown)}", code="unknown_app")
     full, lookup, key_hash = new_api_key()
     key = ApiKey(name=name, role=role, lookup=lookup, key_hash=key_hash)
+    key.app_ids = [ApiKeyApp(app_id=app_id) for app_id in app_ids]
     session.add(key)
     session.flush()
     return key, full
@@ -73,6 +104,7 @@ def describe(key: ApiKey) -> dict[str, object]:
         "name": key.name,
         "role": key.role,
         "prefix": f"pgk_{key.lookup}",
+        "apps": sorted(link.app_id for link in key.app_ids) or None,
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
     }

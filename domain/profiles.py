@@ -178,16 +178,17 @@ def list_query(email: str | None = None) -> Select[Profile]:
     return stmt
 
 
-def subscription_ids(session: Session, profile_ids: Iterable[int]) -> dict[int, list[int]]:
-    """The subscription ids linked to each profile, in one query."""
+def subscription_ids(
+    session: Session, profile_ids: Iterable[int], apps: frozenset[int] | None = None
+) -> dict[int, list[int]]:
+    """The subscription ids linked to each profile (of ``apps`` only, when given), in one query."""
     found: dict[int, list[int]] = defaultdict(list)
     ids = list(profile_ids)
     if ids:
-        rows = session.execute(
-            select(Subscription.profile_id, Subscription.id)
-            .where(Subscription.profile_id.in_(ids))
-            .order_by(Subscription.id)
-        )
+        stmt = select(Subscription.profile_id, Subscription.id).where(Subscription.profile_id.in_(ids))
+        if apps is not None:
+            stmt = stmt.where(Subscription.app_id.in_(sorted(apps)))
+        rows = session.execute(stmt.order_by(Subscription.id))
         for profile_id, sub_id in rows:
             if profile_id is not None:
                 found[profile_id].append(sub_id)

@@ -125,17 +125,23 @@ def _release(session: Session, address: Address) -> None:
     _disable(session, address.app_id, address.address, False)
 
 
-def release(session: Session, address_id: int) -> Address:
-    """An operator's release (``DELETE /api/v1/quarantine/{id}``)."""
+def release(session: Session, address_id: int, *, apps: frozenset[int] | None = None) -> Address:
+    """An operator's release (``DELETE /api/v1/quarantine/{id}``), of an entry of ``apps`` only
+    when given."""
     address = session.get(Address, address_id) if 0 < address_id <= ID_MAX else None
-    if address is None:
+    if address is None or (apps is not None and address.app_id not in apps):
         raise NotFound(f"no quarantine entry with id {address_id}")
     _release(session, address)
     return address
 
 
-def list_query(*, app_id: int | None = None, status: str | None = None) -> Select[Any]:
+def list_query(
+    *, app_id: int | None = None, status: str | None = None, apps: frozenset[int] | None = None
+) -> Select[Any]:
+    """Quarantine entries, of one app and in one status when given, of ``apps`` only when given."""
     stmt = select(Address)
+    if apps is not None:
+        stmt = stmt.where(Address.app_id.in_(sorted(apps)))
     if app_id is not None:
         stmt = stmt.where(Address.app_id == app_id)
     if status is not None:

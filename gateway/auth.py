@@ -1,4 +1,6 @@
-"""Bearer API keys on the JSON API: 401 for a missing or unknown key, 403 for a role too low."""
+"""Bearer API keys on the JSON API: 401 for a missing or unknown key, 403 for a role too low, and
+404 for an app outside the apps a key is limited to (see :mod:`domain.keys`): to such a key, the
+other apps and everything in them do not exist."""
 
 from __future__ import annotations
 
@@ -8,14 +10,18 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from core.errors import Forbidden, Unauthorized
-from domain.keys import Role, authenticate, role_allows
+from core.errors import Forbidden, NotFound, Unauthorized
+from domain.keys import Role, Scope, authenticate, role_allows, scope_of
 from gateway.runtime import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def current_role() -> str:
+def current_scope() -> Scope:
+    """The request's key: its role and the apps it is limited to. 401 without a live key."""
+    cached: Scope | None = g.get("api_scope")
+    if cached is not None:
+        return cached
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
@@ -23,22 +29,41 @@ def current_role() -> str:
     key = authenticate(db(), presented.strip())
     if key is None:
         raise Unauthorized("unknown or revoked API key")
-    g.api_key_id = key.id
-    return key.role
+    scope = scope_of(key)
+    g.api_key_id, g.api_scope = key.id, scope
+    return scope
 
 
-def requires(role: Role) -> Callable[[F], F]:
-    """Allow the view to keys whose role is ``role`` or higher; recorded for the OpenAPI document."""
+def current_role() -> str:
+    return current_scope().role
+
+
+def requires(role: Role, *, every_app: bool = False) -> Callable[[F], F]:
+    """Allow the view to keys whose role is ``role`` or higher (and, with ``every_app``, only to
+    keys limited to no app: the view reaches beyond any one app); recorded for the OpenAPI document."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            held = current_role()
-            if not role_allows(held, role):
-                raise Forbidden(f"this needs the {role} role; the key's role is {held}")
+            scope = current_scope()
+            if not role_allows(scope.role, role):
+                raise Forbidden(f"this needs the {role} role; the key's role is {scope.role}")
+            if every_app and scope.apps is not None:
+                raise Forbidden("this needs a key that is not limited to some apps")
             return view(*args, **kwargs)
 
         wrapper.required_role = role  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def app_scope() -> frozenset[int] | None:
+    """The apps the request's key is limited to; None: every app."""
+    return current_scope().apps
+
+
+def require_app(app_id: int) -> None:
+    """404, as for an unknown app, when the request's key does not reach ``app_id``."""
+    if not current_scope().reaches(app_id):
+        raise NotFound(f"no app with id {app_id}")

@@ -15,7 +15,7 @@ from domain import apps
 from gateway.api.common import created, no_content
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import AppOut, AppPage
-from gateway.auth import requires
+from gateway.auth import app_scope, require_app, requires
 from gateway.http import json_body
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
@@ -38,7 +38,7 @@ log = logging.getLogger("pushgate.api.apps")
     "must load), stored encrypted and never returned. 409 when the name, an integration key, the "
     "Campaign Standard pkey or the Edge config id is already used.",
 )
-@requires("admin")
+@requires("admin", every_app=True)
 def create_app() -> tuple[Response, int]:
     data = json_body(apps.AppCreate)
     box = runtime().box
@@ -54,7 +54,8 @@ def create_app() -> tuple[Response, int]:
 @requires("viewer")
 def list_apps() -> Response:
     box = runtime().box
-    page = paginate(db(), apps.list_query(), App.id, lambda rows: [apps.describe(a, box) for a in rows])
+    stmt = apps.list_query(app_scope())
+    page = paginate(db(), stmt, App.id, lambda rows: [apps.describe(a, box) for a in rows])
     return jsonify(page)
 
 
@@ -62,6 +63,7 @@ def list_apps() -> Response:
 @operation("Get an app", tag="apps", response=AppOut)
 @requires("viewer")
 def get_app(app_id: int) -> Response:
+    require_app(app_id)
     return jsonify(apps.describe(apps.get_app(db(), app_id), runtime().box))
 
 
@@ -78,6 +80,7 @@ def get_app(app_id: int) -> Response:
 )
 @requires("admin")
 def update_app(app_id: int) -> Response:
+    require_app(app_id)
     data = json_body(apps.AppPatch)
     box = runtime().box
     app = apps.update_app(db(), box, app_id, data, any_token_uri=bool(runtime().settings.fcm_endpoint))
@@ -96,6 +99,7 @@ def update_app(app_id: int) -> Response:
 )
 @requires("admin")
 def delete_app(app_id: int) -> tuple[str, int]:
+    require_app(app_id)
     apps.delete_app(db(), app_id)
     db().commit()
     runtime().integration_keys.clear()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, url_for
+from sqlalchemy.orm import Session
 
+from core.errors import NotFound
 from domain import deliveries
 from gateway.api.common import created
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import BroadLogPage, DeliveryOut, DeliveryPage
-from gateway.auth import requires
+from gateway.auth import app_scope, current_scope, require_app, requires
 from gateway.http import json_body, query_choice, query_int
 from gateway.openapi import operation
 from gateway.runtime import db
@@ -39,6 +41,7 @@ STATUS_NAMES = {s.name.lower(): s for s in BroadLogStatus}
 @requires("marketer")
 def create_delivery() -> tuple[Response, int]:
     data = json_body(deliveries.DeliveryCreate)
+    require_app(data.app_id)
     session = db()
     delivery, was_created = deliveries.create_delivery(session, data, payloads=payloads)
     session.commit()
@@ -62,7 +65,9 @@ def create_delivery() -> tuple[Response, int]:
 )
 @requires("marketer")
 def preview_delivery() -> Response:
-    return jsonify(deliveries.preview(db(), json_body(deliveries.DeliveryPreview), payloads=payloads))
+    data = json_body(deliveries.DeliveryPreview)
+    require_app(data.app_id)
+    return jsonify(deliveries.preview(db(), data, payloads=payloads))
 
 
 @bp.get("/deliveries")
@@ -80,7 +85,9 @@ def preview_delivery() -> Response:
 def list_deliveries() -> Response:
     session = db()
     app_id = query_int("app_id", 0, minimum=0)
-    stmt = deliveries.list_query(app_id=app_id or None, status=query_choice("status", deliveries.STATUSES))
+    stmt = deliveries.list_query(
+        app_id=app_id or None, status=query_choice("status", deliveries.STATUSES), apps=app_scope()
+    )
     return jsonify(paginate(session, stmt, Delivery.id, lambda rows: [deliveries.describe(session, d) for d in rows]))
 
 
@@ -89,7 +96,7 @@ def list_deliveries() -> Response:
 @requires("viewer")
 def get_delivery(delivery_id: int) -> Response:
     session = db()
-    return jsonify(deliveries.describe(session, deliveries.get_delivery(session, delivery_id)))
+    return jsonify(deliveries.describe(session, _delivery(session, delivery_id)))
 
 
 @bp.post("/deliveries/<int:delivery_id>/cancel")
@@ -97,7 +104,7 @@ def get_delivery(delivery_id: int) -> Response:
 @requires("marketer")
 def cancel_delivery(delivery_id: int) -> Response:
     session = db()
-    delivery = deliveries.cancel(session, deliveries.get_delivery(session, delivery_id))
+    delivery = deliveries.cancel(session, _delivery(session, delivery_id))
     session.commit()
     log.info("delivery %s cancelled", delivery_id)
     return jsonify(deliveries.describe(session, delivery))
@@ -113,7 +120,15 @@ def cancel_delivery(delivery_id: int) -> Response:
 @requires("viewer")
 def list_broadlogs(delivery_id: int) -> Response:
     session = db()
-    deliveries.get_delivery(session, delivery_id)
+    _delivery(session, delivery_id)
     status = query_choice("status", tuple(STATUS_NAMES))
     stmt = deliveries.broadlogs_query(delivery_id, int(STATUS_NAMES[status]) if status else None)
     return jsonify(paginate(session, stmt, BroadLog.id, lambda rows: [deliveries.describe_broadlog(r) for r in rows]))
+
+
+def _delivery(session: Session, delivery_id: int) -> Delivery:
+    """The delivery, 404 as for an unknown one when the request's key does not reach its app."""
+    delivery = deliveries.get_delivery(session, delivery_id)
+    if not current_scope().reaches(delivery.app_id):
+        raise NotFound(f"no delivery with id {delivery_id}")
+    return delivery

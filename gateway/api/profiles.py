@@ -13,11 +13,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, url_for
 from sqlalchemy.orm import Session
 
+from core.errors import Forbidden
 from domain import profiles
 from gateway.api.common import created, no_content, query_text
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import ProfileOut, ProfilePage
-from gateway.auth import requires
+from gateway.auth import app_scope, current_scope, requires
 from gateway.http import json_body
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
@@ -72,6 +73,9 @@ def get_profile(external_id: str) -> Response:
 )
 @requires("marketer")
 def erase_profile(external_id: str) -> tuple[str, int]:
+    scope = current_scope()
+    if scope.apps is not None and scope.role != "admin":
+        raise Forbidden("a key limited to some apps erases profiles only with the admin role")
     session = db()
     profiles.erase_profile(session, external_id, reconciliation_field=runtime().settings.reconciliation_field)
     session.commit()
@@ -93,5 +97,5 @@ def list_profiles() -> Response:
 
 
 def _render(session: Session, rows: Sequence[Profile]) -> list[dict[str, Any]]:
-    linked = profiles.subscription_ids(session, [p.id for p in rows])
+    linked = profiles.subscription_ids(session, [p.id for p in rows], app_scope())
     return [profiles.describe(p, linked.get(p.id, [])) for p in rows]

@@ -8,7 +8,7 @@ from domain import quarantine
 from gateway.api.common import no_content
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import QuarantinePage
-from gateway.auth import requires
+from gateway.auth import app_scope, requires
 from gateway.http import query_choice, query_int
 from gateway.openapi import operation
 from gateway.runtime import db
@@ -35,7 +35,7 @@ def list_quarantine() -> Response:
     # released when the app's next delivery is analysed (domain.analysis), not by a listing.
     session = db()
     app_id = query_int("app_id", 0, minimum=0)
-    stmt = quarantine.list_query(app_id=app_id or None, status=query_choice("status", STATUSES))
+    stmt = quarantine.list_query(app_id=app_id or None, status=query_choice("status", STATUSES), apps=app_scope())
     return jsonify(paginate(session, stmt, Address.id, lambda rows: [quarantine.describe(a) for a in rows]))
 
 
@@ -44,6 +44,6 @@ def list_quarantine() -> Response:
 @requires("marketer")
 def release(address_id: int) -> tuple[str, int]:
     session = db()
-    quarantine.release(session, address_id)
+    quarantine.release(session, address_id, apps=app_scope())
     session.commit()
     return no_content()

@@ -133,6 +133,7 @@ class ApiKeyOut(Out):
     name: str
     role: Literal["admin", "marketer", "viewer"]
     prefix: str = Field(description="the key's public beginning, to recognise it")
+    apps: list[int] | None = Field(description="the apps the key is limited to; null: every app")
     created_at: datetime
     revoked_at: datetime | None
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from domain import apps
 from gateway.api.schemas import Out
-from gateway.auth import requires
+from gateway.auth import require_app, requires
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
 from sdk_configs.generator import AppFacts, check_choice, generate
@@ -75,5 +75,6 @@ class SdkConfigOut(Out):
 def get_sdk_config(app_id: int) -> Response:
     platform = check_choice("query parameter platform", request.args.get("platform", ""), PLATFORMS)
     sdk = check_choice("query parameter sdk", request.args.get("sdk", ""), SDKS)
+    require_app(app_id)
     app = apps.get_app(db(), app_id)
     return jsonify(generate(AppFacts.of(app), platform, sdk, runtime().settings.public_url).as_dict())

@@ -22,7 +22,7 @@ from domain.fields import SINGLE_LINE, ScalarParams
 from gateway.api.common import no_content, query_text
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import RegistrationOut, SubscriptionOut, SubscriptionPage
-from gateway.auth import requires
+from gateway.auth import current_scope, require_app, requires
 from gateway.http import json_body, query_bool, query_choice
 from gateway.lookups import integration_key_owner
 from gateway.openapi import operation
@@ -183,6 +183,7 @@ def unregister() -> tuple[str, int]:
 @requires("viewer")
 def list_subscriptions(app_id: int) -> Response:
     session = db()
+    require_app(app_id)
     app = apps.get_app(session, app_id)
     stmt = subscriptions.subscriptions_query(
         app.id,
@@ -198,4 +199,7 @@ def list_subscriptions(app_id: int) -> Response:
 @operation("Get a subscription", tag="subscriptions", response=SubscriptionOut)
 @requires("viewer")
 def get_subscription(subscription_id: int) -> Response:
-    return jsonify(subscriptions.describe(subscriptions.get(db(), subscription_id)))
+    subscription = subscriptions.get(db(), subscription_id)
+    if not current_scope().reaches(subscription.app_id):
+        raise NotFound(f"no subscription with id {subscription_id}")
+    return jsonify(subscriptions.describe(subscription))

@@ -39,7 +39,7 @@ bp = Blueprint("sync", __name__)
     "same job is in progress in this process. The body may be empty. A logs run asked within the export "
     "interval ends refused (its error says when it may run again) unless force is true.",
 )
-@requires("admin")
+@requires("admin", every_app=True)
 def start(job: str) -> tuple[Response, int]:
     options = json_body(SyncRunRequest) if request.content_length else SyncRunRequest()
     rt = runtime()
@@ -60,7 +60,7 @@ def start(job: str) -> tuple[Response, int]:
     response=SyncRunPage,
     query={**PAGE_QUERY, "job": ("string", "only runs of this job")},
 )
-@requires("admin")
+@requires("admin", every_app=True)
 def list_runs() -> Response:
     stmt = runs.list_query(query_text("job", 32))
     return jsonify(paginate(db(), stmt, SyncRun.id, lambda rows: [runs.describe(r) for r in rows]))
@@ -68,7 +68,7 @@ def list_runs() -> Response:
 
 @bp.get("/sync/runs/<int:run_id>")
 @operation("A sync run and its summary", tag="sync", response=SyncRunOut)
-@requires("admin")
+@requires("admin", every_app=True)
 def get_run(run_id: int) -> Response:
     return jsonify(runs.describe(_run(run_id)))
 
@@ -79,7 +79,7 @@ def get_run(run_id: int) -> Response:
     tag="sync",
     response_media_type="text/csv",
 )
-@requires("admin")
+@requires("admin", every_app=True)
 def get_rejects(run_id: int) -> Response:
     _run(run_id)
     sessions = runtime().sessions

@@ -10,6 +10,7 @@ from domain import deliveries
 from gateway.cli.devtools import DEMO_APP
 from store.models import App, Delivery, Subscription
 from tests.conftest import runtime_of
+from tests.factories import make_app
 
 
 def test_keys_create_list_revoke(runner: Any, client: FlaskClient) -> None:
@@ -66,3 +67,16 @@ def test_demo_creates_its_app_once_and_a_welcome_delivery_each_time(app: Any, ga
         assert [d.status for d in welcome] == ["scheduled", "scheduled"]
         assert deliveries.describe(session, welcome[-1])["message"]["title"] == "Hello {{ profile.first_name }}"
     assert f"demo app {apps[0].id}: welcome delivery {welcome[-1].id}" in second.output
+
+
+def test_keys_limited_to_apps(runner: Any, app: Any, client: FlaskClient) -> None:
+    first, second = make_app(app), make_app(app, name="Other", suffix="-other")
+    made = runner.invoke(args=["keys", "create", "--role", "viewer", "--name", "agency", "--app", str(first["id"])])
+    assert made.exit_code == 0 and f"limited to apps {first['id']}" in made.output
+    headers = {"Authorization": f"Bearer {made.output.strip().splitlines()[-1]}"}
+    assert client.get(f"/api/v1/apps/{first['id']}", headers=headers).status_code == 200
+    assert client.get(f"/api/v1/apps/{second['id']}", headers=headers).status_code == 404
+    listing = runner.invoke(args=["keys", "list"]).output
+    assert any(line.endswith("agency") and f"\t{first['id']}\t" in line for line in listing.splitlines())
+    unknown = runner.invoke(args=["keys", "create", "--role", "viewer", "--name", "x", "--app", "424242"])
+    assert unknown.exit_code == 1 and "no app with id 424242" in unknown.output
