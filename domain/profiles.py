@@ -6,11 +6,8 @@ registered earlier with a user key naming this profile are linked to it. Profile
 sync module go through :func:`import_profiles`, a set-based batch form that merges attributes key
 by key rather than replacing them.
 
-Erasure (:func:`erase_profile`) removes the person, not the history: the profile row and its
-audience memberships are deleted, its subscriptions are kept but unlinked (no profile, no user
-key), and broadLog / trackingLog rows are kept for delivery statistics with their link to the
-person (profile id, and the ECID on tracking rows) cleared. Functions flush; the caller commits.
-Log lines name profiles by internal id only, never by external id or e-mail.
+Erasure is :mod:`domain.erasure`. Functions flush; the caller commits. Log lines name profiles by
+internal id only, never by external id or e-mail.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +31,7 @@ from core.errors import BadRequest, Conflict, NotFound
 from domain.fields import ATTRIBUTES_MAX_BYTES, SINGLE_LINE, Attributes, Email, check_json, storable
 from domain.subscriptions import link_profile, link_profiles
 from store.clock import stamp
-from store.models import AudienceMember, BroadLog, Profile, Subscription, TrackingLog
+from store.models import Profile, Subscription
 from store.upsert import upsert_many
 
 log = logging.getLogger("pushgate.profiles")
@@ -137,38 +134,6 @@ def upsert_profile(
             log.info("profile %s linked to %d earlier subscriptions", profile.id, linked)
         return profile, created
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def erase_profile(session: Session, external_id: str, *, reconciliation_field: str) -> dict[str, int]:
-    """Erase the person (see the module docstring); returns counts of what was touched."""
-    profile = get_profile(session, external_id)
-    key = profile.email if reconciliation_field == "email" else profile.external_id
-    # Unlinked subscriptions whose user key still names the person carry personal data too.
-    named = and_(Subscription.profile_id.is_(None), Subscription.user_key == key) if key else None
-    owned = Subscription.profile_id == profile.id
-    counts = {
-        "subscriptions": _rowcount(
-            session.execute(
-                update(Subscription)
-                .where(or_(owned, named) if named is not None else owned)
-                .values(profile_id=None, user_key=None)
-            )
-        ),
-        "broadlogs": _rowcount(
-            session.execute(update(BroadLog).where(BroadLog.profile_id == profile.id).values(profile_id=None))
-        ),
-        "trackinglogs": _rowcount(
-            session.execute(
-                update(TrackingLog).where(TrackingLog.profile_id == profile.id).values(profile_id=None, ecid=None)
-            )
-        ),
-        "audiences": _rowcount(session.execute(delete(AudienceMember).where(AudienceMember.profile_id == profile.id))),
-    }
-    profile_id = profile.id
-    session.delete(profile)
-    session.flush()
-    log.info("profile %s erased: %s", profile_id, ", ".join(f"{v} {k}" for k, v in counts.items()))
-    return counts
 
 
 def list_query(email: str | None = None) -> Select[Profile]:

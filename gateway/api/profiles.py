@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, url_for
 from sqlalchemy.orm import Session
 
 from core.errors import Forbidden
-from domain import profiles
+from domain import erasure, profiles
 from gateway.api.common import created, no_content, query_text
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import ProfileOut, ProfilePage
@@ -67,9 +67,12 @@ def get_profile(external_id: str) -> Response:
     "Erase a profile",
     tag="profiles",
     status=204,
-    description="Erasure: the profile and its audience memberships are removed; its subscriptions "
-    "are kept but unlinked (no profile, no user key); broadLog and trackingLog rows are kept for "
-    "statistics with their profile (and the tracking ECID) cleared.",
+    description="Erasure, in one transaction: the profile, its audience memberships and the subscriptions "
+    "that name it (token, device data, ECID, params) with their quarantine entries and Campaign Standard "
+    "identity rows are removed; broadLog and trackingLog rows stay for delivery counts with the profile, "
+    "subscription, token and ECID cleared; the external id and e-mail are removed from delivery targets, "
+    "sync rejects and details, and personalisation rows. The next `sync logs` asks the Platform's Privacy "
+    "Service to delete the person too. A key limited to some apps erases only with the admin role.",
 )
 @requires("marketer")
 def erase_profile(external_id: str) -> tuple[str, int]:
@@ -77,7 +80,7 @@ def erase_profile(external_id: str) -> tuple[str, int]:
     if scope.apps is not None and scope.role != "admin":
         raise Forbidden("a key limited to some apps erases profiles only with the admin role")
     session = db()
-    profiles.erase_profile(session, external_id, reconciliation_field=runtime().settings.reconciliation_field)
+    erasure.erase_profile(session, external_id, reconciliation_field=runtime().settings.reconciliation_field)
     session.commit()
     return no_content()
 

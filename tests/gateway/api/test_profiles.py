@@ -200,13 +200,13 @@ def test_erasure_removes_the_person_and_keeps_anonymous_history(app: Flask, clie
     assert client.delete("/api/v1/profiles/erase-me", headers=keys.marketer).status_code == 204
 
     assert client.get("/api/v1/profiles/erase-me", headers=keys.viewer).status_code == 404
-    unlinked = client.get(f"/api/v1/subscriptions/{mine['id']}", headers=keys.viewer).json
-    assert unlinked["profile"] is None and unlinked["user_key"] is None and unlinked["token"] == fcm_token("mine")
+    # The person's subscription is gone with its token and device data; the other one is untouched.
+    assert client.get(f"/api/v1/subscriptions/{mine['id']}", headers=keys.viewer).status_code == 404
     kept = client.get(f"/api/v1/subscriptions/{theirs['id']}", headers=keys.viewer).json
     assert kept["user_key"] == "keep-me" and kept["profile"]["external_id"] == "keep-me"
     with app.app_context(), runtime().sessions() as session:
-        broadlogs = {b.id: b.profile_id for b in session.scalars(select(BroadLog))}
-        assert broadlogs == {broadlog_id: None, other_broadlog: profile_ids["keep-me"]}
+        broadlogs = {b.id: (b.profile_id, b.subscription_id) for b in session.scalars(select(BroadLog))}
+        assert broadlogs == {broadlog_id: (None, None), other_broadlog: (profile_ids["keep-me"], theirs["id"])}
         tracking = {t.broadlog_id: (t.profile_id, t.ecid) for t in session.scalars(select(TrackingLog))}
         assert tracking == {
             broadlog_id: (None, None),
@@ -215,7 +215,4 @@ def test_erasure_removes_the_person_and_keeps_anonymous_history(app: Flask, clie
         members = [m.profile_id for m in session.scalars(select(AudienceMember))]
         assert members == [profile_ids["keep-me"]]
         assert session.scalar(select(Audience.name)) == "VIP"
-        assert [s.id for s in session.scalars(select(Subscription).order_by(Subscription.id))] == [
-            mine["id"],
-            theirs["id"],
-        ]
+        assert [s.id for s in session.scalars(select(Subscription).order_by(Subscription.id))] == [theirs["id"]]
