@@ -35,6 +35,12 @@ REGISTRATIONS = Counter(
     "Push registrations by SDK family, platform and outcome",
     ["sdk", "platform", "outcome"],
 )
+UNVERIFIED_USER_KEYS = Counter(
+    "pushgate_unverified_user_keys_total",
+    "Registrations stored unlinked because the app verifies user keys and theirs was not vouched for, "
+    "by SDK family, platform and reason (missing: no hash where one is required; invalid: a wrong hash)",
+    ["sdk", "platform", "reason"],
+)
 TRACKING_EVENTS = Counter(
     "pushgate_tracking_events_total",
     "Tracking calls by source, interaction and whether they matched a message",

@@ -2,6 +2,8 @@
 
 An app has an iOS part, an Android part, or both (rows of ``app_platform``), each with its own
 integration key, store identifier and sealed provider credentials (see :mod:`domain.credentials`).
+An app may verify the user keys its registrations send (:mod:`domain.user_keys`), with a secret
+made here: at a creation that turns verification on, or by :func:`rotate_user_key_secret`.
 Functions take a Session and flush; the caller commits. Name, integration keys, Campaign Standard
 pkey and Edge config id are unique: each is checked before writing so the 409 names the field,
 and a race lost at the database is still a 409 (the session is then rolled back).
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from core.errors import BadRequest, Conflict, NotFound
 from core.secrets import SecretBox, new_integration_key
+from domain import user_keys
 from domain.credentials import (
     ApnsCredentials,
     FcmCredentials,
@@ -34,6 +37,12 @@ from store.types import utcnow
 BundleId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")]
 PackageName = Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")]
 KEY_NOTE = "generated when absent; null in a PATCH generates a new one"
+VERIFICATION_NOTE = (
+    "whether a registration's user key must come with user_key_hash (native) or the additional param "
+    "userKeyHash (Campaign Classic), HMAC-SHA256(the app's user-key secret, user key) in hex, to link a "
+    "profile. off: never checked; optional: a hash sent must be right, none links as before; required: "
+    "only a right hash links. A user key not vouched for is stored unlinked, never refused"
+)
 
 
 class IosPatch(BaseModel):
@@ -76,12 +85,16 @@ class AppPatch(BaseModel):
     )
     edge_config_id: UrlId | None = Field(default=None, description="the datastream id: a UUID, or {id}:{environment}")
     experience_cloud_org: UrlId | None = Field(default=None, description="the IMS org id, such as …@AdobeOrg")
+    user_key_verification: user_keys.Mode | None = Field(
+        default=None,
+        description=VERIFICATION_NOTE + "; turning it on needs a secret: POST /api/v1/apps/{app_id}/user-key-secret",
+    )
 
-    @field_validator("name")
+    @field_validator("name", "user_key_verification")
     @classmethod
-    def _name_not_null(cls, value: str | None) -> str | None:
+    def _not_null(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
-            raise PydanticCustomError("required", "name cannot be removed")
+            raise PydanticCustomError("required", "{field} cannot be removed", {"field": info.field_name})
         return value
 
 
@@ -89,6 +102,10 @@ class AppCreate(AppPatch):
     name: Name
     ios: IosCreate | None = None
     android: AndroidCreate | None = None
+    user_key_verification: user_keys.Mode = Field(
+        default="off",
+        description=VERIFICATION_NOTE + "; optional or required makes the app's secret, shown once in the answer",
+    )
 
     @model_validator(mode="after")
     def _one_platform(self) -> AppCreate:
@@ -143,8 +160,9 @@ def id_by_standard_pkey(session: Session, pkey: str) -> int | None:
 
 
 def create_app(session: Session, box: SecretBox, data: AppCreate, *, any_token_uri: bool = False) -> App:
-    """Insert the app; absent integration keys are generated. 409 on any duplicate; 400 for an FCM
-    service account whose token_uri is not Google's, unless ``any_token_uri`` (see
+    """Insert the app; absent integration keys are generated, and so is the user-key secret when
+    verification is on (read it once with :func:`user_key_secret`). 409 on any duplicate; 400 for
+    an FCM service account whose token_uri is not Google's, unless ``any_token_uri`` (see
     :func:`domain.credentials.token_uri_problem`)."""
     _check_token_uri(data, any_token_uri)
     app = App(
@@ -152,7 +170,10 @@ def create_app(session: Session, box: SecretBox, data: AppCreate, *, any_token_u
         campaign_standard_pkey=data.campaign_standard_pkey,
         edge_config_id=data.edge_config_id,
         experience_cloud_org=data.experience_cloud_org,
+        user_key_verification=data.user_key_verification,
     )
+    if data.user_key_verification != "off":
+        app.user_key_secret = user_keys.seal(box, user_keys.new_secret())
     _check_unique(session, None, data)
     if data.ios is not None:
         app.platforms.append(_platform("ios", data.ios, box))
@@ -164,13 +185,21 @@ def create_app(session: Session, box: SecretBox, data: AppCreate, *, any_token_u
 
 
 def update_app(session: Session, box: SecretBox, app_id: int, data: AppPatch, *, any_token_uri: bool = False) -> App:
-    """Apply the fields present in ``data`` (see :class:`AppPatch`). 409 on any duplicate; 400 as
-    :func:`create_app` for an FCM token_uri."""
+    """Apply the fields present in ``data`` (see :class:`AppPatch`). 409 on any duplicate, and for
+    turning user-key verification on in an app without a secret (make it first: the app's backend
+    needs it before any app in the field can send a hash); 400 as :func:`create_app` for an FCM
+    token_uri."""
     app = get_app(session, app_id)
     _check_token_uri(data, any_token_uri)
     given = data.model_fields_set
     _check_unique(session, app.id, data)
-    for name in ("name", "campaign_standard_pkey", "edge_config_id", "experience_cloud_org"):
+    if data.user_key_verification not in (None, "off") and app.user_key_secret is None:
+        raise Conflict(
+            f"app {app.id} has no user-key secret yet: make one with POST /api/v1/apps/{app.id}/user-key-secret "
+            "(shown once), give it to your backend, then turn user_key_verification on",
+            code="user_key_secret_missing",
+        )
+    for name in ("name", "campaign_standard_pkey", "edge_config_id", "experience_cloud_org", "user_key_verification"):
         if name in given:
             setattr(app, name, getattr(data, name))
     for platform in ("ios", "android"):
@@ -191,6 +220,24 @@ def update_app(session: Session, box: SecretBox, app_id: int, data: AppPatch, *,
     app.updated_at = utcnow()  # also when only a platform row changed
     _flush(session)
     return app
+
+
+def rotate_user_key_secret(session: Session, box: SecretBox, app_id: int) -> tuple[App, str]:
+    """Give the app a new user-key secret, whatever its verification mode (an app turns it on once
+    its backend holds one); returns the app and the secret, to show once. Hashes made with the
+    previous secret stop vouching at once."""
+    app = get_app(session, app_id)
+    secret = user_keys.new_secret()
+    app.user_key_secret = user_keys.seal(box, secret)
+    app.updated_at = utcnow()
+    _flush(session)
+    return app, secret
+
+
+def user_key_secret(app: App, box: SecretBox) -> str | None:
+    """The app's user-key secret in clear; None when it has none. The API shows it only in the
+    answer that made it."""
+    return None if app.user_key_secret is None else user_keys.unseal(box, app.user_key_secret)
 
 
 def delete_app(session: Session, app_id: int) -> None:
@@ -216,6 +263,8 @@ def describe(app: App, box: SecretBox) -> dict[str, Any]:
         "campaign_standard_pkey": app.campaign_standard_pkey,
         "edge_config_id": app.edge_config_id,
         "experience_cloud_org": app.experience_cloud_org,
+        "user_key_verification": app.user_key_verification,
+        "user_key_secret_set": app.user_key_secret is not None,
         "created_at": app.created_at.isoformat(),
         "updated_at": app.updated_at.isoformat(),
     }

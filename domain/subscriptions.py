@@ -2,14 +2,16 @@
 
 Every registration path (Campaign Classic, Campaign Standard, Edge, the native API) ends in
 :func:`register`. It never creates a profile: a ``user_key`` that matches no profile leaves the
-subscription unlinked, and :func:`link_profile` links it later when that profile arrives.
+subscription unlinked, and :func:`link_profile` links it later when that profile arrives. Where the
+app verifies user keys (:mod:`domain.user_keys`), :func:`check_user_key` comes first and drops a
+user key that is not vouched for.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from pydantic_core import PydanticCustomError
@@ -17,8 +19,10 @@ from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, NotFound
+from core.secrets import SecretBox
+from domain import user_keys
 from domain.fields import ID_MAX, lookup_key, storable
-from store.models import TOKEN_MAX, AppPlatform, Profile, Subscription
+from store.models import TOKEN_MAX, App, AppPlatform, Profile, Subscription
 from store.types import utcnow
 from store.upsert import upsert
 
@@ -88,7 +92,8 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
 class Registration:
     """What one registration call tells us. ``None`` means "this SDK does not say", so the stored
     value is kept; ``user_key`` is the exception when ``sets_user_key`` (Classic and native send
-    it on every call, and an empty one means the user logged out)."""
+    it on every call, and an empty one means the user logged out). ``user_key_hash`` vouches for
+    the user key (:func:`check_user_key`); it is never stored."""
 
     app_id: int
     platform: str
@@ -97,6 +102,7 @@ class Registration:
     push_provider: str
     user_key: str | None = None
     sets_user_key: bool = False
+    user_key_hash: str | None = None
     ecid: str | None = None
     device: dict[str, str | None] = field(default_factory=dict)
     additional_params: dict[str, Any] | None = None
@@ -134,7 +140,9 @@ def register(session: Session, reg: Registration, *, reconciliation_field: str) 
             values[name] = check_length(name, reg.device[name])
             updates.append(name)
     if reg.additional_params is not None:
-        values["additional_params"] = check_params(reg.additional_params)
+        # The hash a Classic app sends among its params is a credential: never stored.
+        params = {name: value for name, value in reg.additional_params.items() if name != user_keys.HASH_PARAM}
+        values["additional_params"] = check_params(params)
         updates.append("additional_params")
     if reg.disabled is not None:
         updates.append("disabled")
@@ -167,8 +175,12 @@ def link_profile(session: Session, profile: Profile, reconciliation_field: str) 
 
 
 class KeyOwner(NamedTuple):
+    """The app part an integration key names, with its app's user-key verification."""
+
     app_id: int
     platform: str
+    user_key_verification: str = "off"
+    user_key_secret: bytes | None = None  # sealed (domain.user_keys.seal)
 
 
 def platform_by_integration_key(session: Session, integration_key: str) -> KeyOwner | None:
@@ -177,13 +189,37 @@ def platform_by_integration_key(session: Session, integration_key: str) -> KeyOw
     if key is None:
         return None
     row = session.connection().execute(_BY_INTEGRATION_KEY, {"key": key}).first()
-    return KeyOwner(row[0], row[1]) if row is not None else None
+    return KeyOwner(row[0], row[1], row[2], row[3]) if row is not None else None
+
+
+def check_user_key(reg: Registration, owner: KeyOwner, box: SecretBox) -> tuple[Registration, str | None]:
+    """Apply the app's user-key verification to ``reg`` before :func:`register`. Returns the
+    registration to store and why its user key was dropped (``domain.user_keys.MISSING`` or
+    ``INVALID``), or None when it stands.
+
+    A dropped user key is stored as none at all: the subscription is kept (the SDKs never retry a
+    refused registration) but linked to no profile, now or later, since :func:`link_profile`,
+    :func:`link_profiles` and every other use of a user key find nothing to go on. The hash comes
+    from ``user_key_hash`` or, for Campaign Classic, the additional param ``userKeyHash``."""
+    if not reg.sets_user_key or not reg.user_key or owner.user_key_verification == "off":
+        return reg, None
+    given = reg.user_key_hash
+    if given is None and reg.additional_params is not None:
+        param = reg.additional_params.get(user_keys.HASH_PARAM)
+        given = param if isinstance(param, str) else None
+    secret = None if owner.user_key_secret is None else user_keys.unseal(box, owner.user_key_secret)
+    reason = user_keys.refusal(owner.user_key_verification, secret, reg.user_key, given)
+    if reason is None:
+        return reg, None
+    return replace(reg, user_key=None), reason
 
 
 # Prebuilt and run on the session's Core connection: these run on every registration, where
 # statement building and the ORM's bookkeeping would cost more than the queries.
-_BY_INTEGRATION_KEY = select(AppPlatform.app_id, AppPlatform.platform).where(
-    AppPlatform.integration_key == bindparam("key")
+_BY_INTEGRATION_KEY = (
+    select(AppPlatform.app_id, AppPlatform.platform, App.user_key_verification, App.user_key_secret)
+    .join(App, App.id == AppPlatform.app_id)
+    .where(AppPlatform.integration_key == bindparam("key"))
 )
 _PROFILE_ID_OF = {
     "external_id": select(Profile.id).where(Profile.external_id == bindparam("b_user_key")).limit(1).scalar_subquery(),

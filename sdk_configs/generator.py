@@ -69,6 +69,7 @@ class AppFacts:
     campaign_standard_pkey: str | None = None
     edge_config_id: str | None = None
     experience_cloud_org: str | None = None
+    user_key_verification: str = "off"  # optional | required: the snippets send the user key's hash
 
     @classmethod
     def of(cls, app: App) -> AppFacts:
@@ -81,6 +82,7 @@ class AppFacts:
             campaign_standard_pkey=app.campaign_standard_pkey,
             edge_config_id=app.edge_config_id,
             experience_cloud_org=app.experience_cloud_org,
+            user_key_verification=app.user_key_verification,
         )
 
 
@@ -191,6 +193,7 @@ def generate(app: AppFacts, platform: str, sdk: str, public_url: str) -> SdkConf
         base_url=endpoint.base_url,
         configuration=configuration,
         integration_key=part.integration_key,
+        verify_user_keys=app.user_key_verification != "off",
     )
     return SdkConfig(
         app_id=app.id,

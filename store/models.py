@@ -93,6 +93,10 @@ class App(Timestamps, Base):
     campaign_standard_pkey: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX), unique=True)
     edge_config_id: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX), unique=True)
     experience_cloud_org: Mapped[str | None] = mapped_column(String(PUBLIC_ID_MAX), index=True)
+    #: off | optional | required: whether a registration's user key must be vouched for by
+    #: HMAC-SHA256(secret, user_key) to link a profile (domain.user_keys; migration 0010).
+    user_key_verification: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
+    user_key_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet ciphertext, shown once
     platforms: Mapped[list[AppPlatform]] = relationship(
         back_populates="app", cascade="all, delete-orphan", order_by="AppPlatform.platform"
     )

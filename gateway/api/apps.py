@@ -2,7 +2,7 @@
 
 Credentials go in once and never come out: responses show only their public parts (key id, team
 id, certificate subject and expiry, FCM project and client e-mail), and log lines name apps by id
-and name only.
+and name only. The user-key secret (domain.user_keys) comes out once, in the answer that made it.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ log = logging.getLogger("pushgate.api.apps")
     description="Give ios, android or both. Integration keys are generated when absent. APNs "
     "credentials are either a .p8 key (key_p8, key_id, team_id) or a certificate with its private "
     "key; FCM credentials are the service-account JSON object. Credentials are checked (the keys "
-    "must load), stored encrypted and never returned. 409 when the name, an integration key, the "
-    "Campaign Standard pkey or the Edge config id is already used.",
+    "must load), stored encrypted and never returned. With user_key_verification optional or "
+    "required the answer carries user_key_secret, the app's new user-key secret, this once. 409 when "
+    "the name, an integration key, the Campaign Standard pkey or the Edge config id is already used.",
 )
 @requires("admin", every_app=True)
 def create_app() -> tuple[Response, int]:
@@ -46,7 +47,11 @@ def create_app() -> tuple[Response, int]:
     db().commit()
     runtime().integration_keys.clear()
     log.info("app %s (%s) created", app.id, app.name)
-    return created(apps.describe(app, box), url_for(".get_app", app_id=app.id))
+    body = apps.describe(app, box)
+    secret = apps.user_key_secret(app, box)  # a new app's secret is the one this request made
+    if secret is not None:
+        body["user_key_secret"] = secret
+    return created(body, url_for(".get_app", app_id=app.id))
 
 
 @bp.get("/apps")
@@ -76,7 +81,9 @@ def get_app(app_id: int) -> Response:
     description="Fields omitted are kept. A platform object changes the fields it gives (adding the "
     'platform if the app lacks it, which then needs bundle_id or package_name); "ios": null or '
     '"android": null removes that platform; "apns": null or "fcm": null removes the '
-    'credentials; "integration_key": null generates a new key.',
+    'credentials; "integration_key": null generates a new key. 409 user_key_secret_missing when '
+    "user_key_verification is turned on in an app without a secret: make it first with POST "
+    "/api/v1/apps/{app_id}/user-key-secret.",
 )
 @requires("admin")
 def update_app(app_id: int) -> Response:
@@ -88,6 +95,29 @@ def update_app(app_id: int) -> Response:
     runtime().integration_keys.clear()
     log.info("app %s (%s) changed: %s", app.id, app.name, ", ".join(sorted(data.model_fields_set)) or "nothing")
     return jsonify(apps.describe(app, box))
+
+
+@bp.post("/apps/<int:app_id>/user-key-secret")
+@operation(
+    "Make a new user-key secret",
+    tag="apps",
+    response=AppOut,
+    description="Replaces the app's user-key secret with a new one, returned as user_key_secret in this "
+    "answer only. The app's backend computes HMAC-SHA256(secret, user key) in lower-case hex for the "
+    "user who logs in, and the app sends it beside the user key (user_key_hash, or the Campaign Classic "
+    "additional param userKeyHash). Hashes made with the previous secret stop vouching at once: with "
+    "verification required, devices registering with them are stored unlinked until they send a new one. "
+    "Works in any mode, so the backend can hold the secret before verification is turned on.",
+)
+@requires("admin")
+def rotate_user_key_secret(app_id: int) -> Response:
+    require_app(app_id)
+    box = runtime().box
+    app, secret = apps.rotate_user_key_secret(db(), box, app_id)
+    db().commit()
+    runtime().integration_keys.clear()
+    log.info("app %s (%s): new user-key secret", app.id, app.name)
+    return jsonify({**apps.describe(app, box), "user_key_secret": secret})
 
 
 @bp.delete("/apps/<int:app_id>")

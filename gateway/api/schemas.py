@@ -55,6 +55,15 @@ class AppOut(Out):
     campaign_standard_pkey: str | None
     edge_config_id: str | None
     experience_cloud_org: str | None
+    user_key_verification: Literal["off", "optional", "required"] = Field(
+        description="whether registrations must vouch for their user key with HMAC-SHA256(secret, user key)"
+    )
+    user_key_secret_set: bool = Field(description="whether the app has a user-key secret")
+    user_key_secret: str | None = Field(
+        default=None,
+        description="the user-key secret, only in the answer that made it (a creation with verification on, "
+        "POST /api/v1/apps/{app_id}/user-key-secret): shown once, store it in your backend, never in the app",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -4,7 +4,8 @@ Native registration is for apps that ship without Adobe's SDKs. It is authorised
 integration key, like the SDK endpoints, and its bodies are capped by the public limit
 (``PUSHGATE_MAX_PUBLIC_BODY_BYTES``) rather than the API's. Every path ends in
 :func:`domain.subscriptions.register`, so a native registration behaves exactly like an SDK one:
-idempotent on (app, token), linked to the profile its user key names.
+idempotent on (app, token), linked to the profile its user key names (where the app verifies user
+keys, only when ``user_key_hash`` vouches for it: :mod:`domain.user_keys`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from core.errors import NotFound
-from core.metrics import REGISTRATIONS
+from core.metrics import REGISTRATIONS, UNVERIFIED_USER_KEYS
 from domain import apps, subscriptions
 from domain.fields import SINGLE_LINE, ScalarParams
 from gateway.api.common import no_content, query_text
@@ -34,6 +35,8 @@ bp = Blueprint("subscriptions", __name__)
 DeviceText = Annotated[str, Field(max_length=255), SINGLE_LINE]
 Token = Annotated[str, Field(min_length=1, max_length=TOKEN_MAX + 200), SINGLE_LINE]  # APNs: spaces, <>
 UserKey = Annotated[str, Field(max_length=255), SINGLE_LINE]
+# Checked by the verification, not here: a malformed hash vouches for nothing, like a wrong one.
+UserKeyHash = Annotated[str, Field(max_length=128), SINGLE_LINE]
 # Any storable string: a key no app has is answered 404 unknown_integration_key, as on the SDK paths.
 IntegrationKey = Annotated[str, Field(min_length=1, max_length=200), SINGLE_LINE]
 
@@ -89,6 +92,12 @@ class NativeRegistration(BaseModel):
     user_key: UserKey | None = Field(
         default=None, description="who uses the device; sent on every call, absent or empty means nobody"
     )
+    user_key_hash: UserKeyHash | None = Field(
+        default=None,
+        description="HMAC-SHA256(the app's user-key secret, user_key) in lower-case hex, from the app's "
+        "backend; where the app verifies user keys, a user key links a profile only with the right one "
+        "(without it the subscription is stored unlinked, with the same answer). Never stored",
+    )
     device: Device | None = None
     params: ScalarParams | None = Field(default=None, description="additional params; replace the stored ones")
 
@@ -126,8 +135,7 @@ def register() -> tuple[Response, int]:
     session = db()
     platform = _platform_for(data.integration_key)
     device = {} if data.device is None else {name: getattr(data.device, name) for name in data.device.model_fields_set}
-    sub_id, created = subscriptions.register(
-        session,
+    registration, unverified = subscriptions.check_user_key(
         subscriptions.Registration(
             app_id=platform.app_id,
             platform=platform.platform,
@@ -136,13 +144,20 @@ def register() -> tuple[Response, int]:
             push_provider="apns" if platform.platform == "ios" else "fcm",
             user_key=data.user_key,
             sets_user_key=True,
+            user_key_hash=data.user_key_hash,
             device=device,
             additional_params=data.params,
         ),
-        reconciliation_field=runtime().settings.reconciliation_field,
+        platform,
+        runtime().box,
+    )
+    sub_id, created = subscriptions.register(
+        session, registration, reconciliation_field=runtime().settings.reconciliation_field
     )
     session.commit()
     REGISTRATIONS.labels("native", platform.platform, "created" if created else "updated").inc()
+    if unverified is not None:
+        UNVERIFIED_USER_KEYS.labels("native", platform.platform, unverified).inc()
     # Only that the token is registered: the stored view (profile, device data) would let anyone
     # holding an app's public integration key look people up by re-registering tokens.
     return jsonify(id=sub_id, status="registered"), 201 if created else 200

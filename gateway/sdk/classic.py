@@ -3,7 +3,8 @@
 The SDK posts a form, treats any 200 as success, ignores the body and never retries; it skips the
 call while token, userKey and params are unchanged, so the endpoint is an idempotent upsert keyed
 by (app, token). An unknown ``mobileAppUuid`` gets a 404, which the legacy SDK reports as an
-unknown integration key.
+unknown integration key. Where the app verifies user keys, the hash travels as the additional
+param ``userKeyHash``; a user key without a right one is stored unlinked, still with a 200.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from flask import Response
 
 from core.errors import BadRequest, NotFound
-from core.metrics import REGISTRATIONS
-from domain.subscriptions import Registration, register
+from core.metrics import REGISTRATIONS, UNVERIFIED_USER_KEYS
+from domain.subscriptions import Registration, check_user_key, register
 from gateway.http import form_fields
 from gateway.lookups import integration_key_owner
 from gateway.openapi import operation
@@ -65,9 +66,12 @@ def _register(platform: str) -> Response:
         device={column: fields.get(name) for name, column in DEVICE_FORM_FIELDS.items() if name in fields},
         additional_params=parse_additional_params(fields.get("additionalParams", "")),
     )
+    registration, unverified = check_user_key(registration, part, runtime().box)
     _id, created = register(session, registration, reconciliation_field=runtime().settings.reconciliation_field)
     session.commit()
     REGISTRATIONS.labels(SDK, platform, "created" if created else "updated").inc()
+    if unverified is not None:
+        UNVERIFIED_USER_KEYS.labels(SDK, platform, unverified).inc()
     return Response(status=200)
 
 
@@ -76,7 +80,10 @@ _DOC = dict(
     public=True,
     body_media_type="application/x-www-form-urlencoded",
     description="Form fields: registrationToken, mobileAppUuid, userKey, deviceImei, deviceName, "
-    "deviceModel, deviceBrand, deviceManufacturer, osName, osVersion, osLanguage, additionalParams (XML).",
+    "deviceModel, deviceBrand, deviceManufacturer, osName, osVersion, osLanguage, additionalParams (XML). "
+    "Where the app verifies user keys, the param userKeyHash carries HMAC-SHA256(the app's user-key secret, "
+    "userKey) in hex; without a right one the subscription is stored unlinked (still 200), and the param "
+    "is never stored.",
 )
 
 

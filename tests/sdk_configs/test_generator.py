@@ -250,6 +250,25 @@ def test_snippets_register_and_track_with_the_sdk_api(call: str, platform: str, 
 
 
 @pytest.mark.parametrize(("sdk", "platform"), CASES)
+def test_an_app_that_verifies_user_keys_gets_snippets_that_send_the_hash(sdk: str, platform: str) -> None:
+    plain = next(iter(generate(shop(), platform, sdk, PUBLIC).snippets.values()))
+    for mode in ("optional", "required"):
+        snippet = next(iter(generate(shop(user_key_verification=mode), platform, sdk, PUBLIC).snippets.values()))
+        if sdk == "campaign-classic":  # as an additional parameter of registerDevice
+            assert '"userKeyHash"' in snippet and "currentUserKeyHash()" in snippet
+        elif sdk == "native":
+            assert '"user_key_hash"' in snippet and "userKeyHash: String?" in snippet
+        else:  # Campaign Standard and Edge send no user key: nothing to vouch for
+            assert snippet == plain
+            continue
+        assert "Never ship the secret in the app" in snippet and "HMAC-SHA256" in snippet
+        code = _code_only(snippet)
+        for opening, closing in ("()", "{}", "[]"):
+            assert code.count(opening) == code.count(closing), (opening, closing)
+    assert "userKeyHash" not in plain and "user_key_hash" not in plain
+
+
+@pytest.mark.parametrize(("sdk", "platform"), CASES)
 def test_hostile_app_names_and_keys_stay_inside_comments_and_literals(sdk: str, platform: str) -> None:
     name = 'Evil\n*/ import x "$a" \\(b)\u2028z'
     key = 'k"$x\\(y)\n'

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from urllib.parse import quote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.metrics import UNVERIFIED_USER_KEYS
 from tests.factories import make_app, make_profile
 from tests.values import ANDROID_KEY, APNS_TOKEN, FCM_TOKEN, IOS_KEY
 
@@ -41,7 +44,7 @@ def android_body(key: str, token: str = FCM_TOKEN, user_key: str = "alice@exampl
     return "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs).encode()
 
 
-def ios_body(key: str, token: str = APNS_TOKEN, user_key: str = "alice@example.com") -> bytes:
+def ios_body(key: str, token: str = APNS_TOKEN, user_key: str = "alice@example.com", params: str = IOS_PARAMS) -> bytes:
     # The iOS encoder leaves non-ASCII letters as raw UTF-8 bytes.
     pairs = [
         ("registrationToken", token),
@@ -54,7 +57,7 @@ def ios_body(key: str, token: str = APNS_TOKEN, user_key: str = "alice@example.c
         ("osName", "iOS"),
         ("osVersion", "17.4"),
         ("osLanguage", "de-CH"),
-        ("additionalParams", IOS_PARAMS),
+        ("additionalParams", params),
     ]
     return "&".join(f"{k}={quote(v, safe='ü')}" for k, v in pairs).encode()
 
@@ -137,6 +140,32 @@ def test_empty_user_key_unlinks(app: Flask, client: FlaskClient, keys) -> None:
     )
     [sub] = subscriptions(client, keys.viewer, ids["id"])
     assert sub["user_key"] is None and sub["profile"] is None
+
+
+def test_a_user_key_links_only_with_its_hash_where_the_app_requires_one(app: Flask, client: FlaskClient, keys) -> None:
+    ids = make_app(app)
+    make_profile(app, "alice@example.com")
+    url = f"/api/v1/apps/{ids['id']}"
+    secret = client.post(f"{url}/user-key-secret", headers=keys.admin).json["user_key_secret"]
+    client.patch(url, json={"user_key_verification": "required"}, headers=keys.admin)
+    right = hmac.new(secret.encode(), b"alice@example.com", hashlib.sha256).hexdigest()
+    # The iOS extension writes the params sorted, so userKeyHash comes between loyalty and quote.
+    vouched = IOS_PARAMS.replace(
+        '<param name="quote"', f'<param name="userKeyHash" value="{right}" /><param name="quote"'
+    )
+    missing = UNVERIFIED_USER_KEYS.labels("campaign-classic", "ios", "missing")._value.get()
+    for params in (IOS_PARAMS, vouched):
+        response = client.post(
+            "/nms/mobile/1/registerIOS.jssp", data=ios_body(ids["ios_key"], params=params), content_type=FORM
+        )
+        assert response.status_code == 200
+        [sub] = subscriptions(client, keys.viewer, ids["id"])
+        assert sub["additional_params"] == {"loyalty": "gold", "city": "Zürich", "quote": "it's"}
+        if params == IOS_PARAMS:  # stored as if it had no user key, and counted
+            assert sub["user_key"] is None and sub["profile"] is None
+            assert UNVERIFIED_USER_KEYS.labels("campaign-classic", "ios", "missing")._value.get() == missing + 1
+        else:
+            assert sub["user_key"] == "alice@example.com" and sub["profile"]["external_id"] == "alice@example.com"
 
 
 def test_plus_encoded_spaces_are_accepted(app: Flask, client: FlaskClient, keys) -> None:
