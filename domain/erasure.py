@@ -14,7 +14,9 @@ What goes, for the profile and for the subscriptions it owns (or whose user key 
   rejects that quote it, personalisation rows keyed by it or holding it, examples of refused lines
   kept in sync files' and runs' details.
 
-Nothing is logged but counts and the internal profile id. Functions flush; the caller commits.
+The person is queued for the Platform too (:class:`store.models.PrivacyRequest`, their identities
+sealed with the secret key): the next ``sync logs`` asks its Privacy Service to delete them. Nothing
+is logged but counts and the internal profile id. Functions flush; the caller commits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from sqlalchemy import Text, and_, cast, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from core.secrets import SecretBox
 from domain.profiles import get_profile
 from store.models import (
     Address,
@@ -34,6 +37,7 @@ from store.models import (
     BroadLog,
     Delivery,
     LookupRow,
+    PrivacyRequest,
     PushIdentity,
     StandardRegistration,
     Subscription,
@@ -48,9 +52,11 @@ log = logging.getLogger("pushgate.profiles")
 ERASED = "(erased)"
 
 
-def erase_profile(session: Session, external_id: str, *, reconciliation_field: str) -> dict[str, int]:
-    """Erase the person (see the module docstring); returns counts of what was touched."""
+def erase_profile(session: Session, external_id: str, *, reconciliation_field: str, box: SecretBox) -> dict[str, int]:
+    """Erase the person (see the module docstring) and queue them for the Platform's Privacy
+    Service, their identities sealed with ``box``; returns counts of what was touched."""
     profile = get_profile(session, external_id)
+    session.add(PrivacyRequest(identities=box.seal({"external_id": profile.external_id, "email": profile.email})))
     names = [value for value in (profile.external_id, profile.email) if value]
     key = profile.email if reconciliation_field == "email" else profile.external_id
     # Unlinked subscriptions whose user key still names the person carry personal data too.

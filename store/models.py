@@ -391,6 +391,25 @@ class SyncReject(Base):
     reason: Mapped[str] = mapped_column(String(255))
 
 
+class PrivacyRequest(Base):
+    """An erased person the Platform must forget too: ``sync logs`` sends a Privacy Service delete
+    job for each row not sent yet (migration 0011).
+
+    The identities are sealed like credentials (``{"external_id", "email"}`` through the app's
+    SecretBox), so that after an erasure no column holds them in clear, and cleared once the
+    Platform has taken the job; ``job_id`` stays as the record of it.
+    """
+
+    __tablename__ = "privacy_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    regulation: Mapped[str] = mapped_column(String(16), default="gdpr")
+    identities: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    job_id: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class LookupTable(Timestamps, Base):
     """A personalisation table from a ``data_*`` file: templates read ``tables.<name>[key].<field>``."""
 

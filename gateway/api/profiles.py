@@ -80,7 +80,8 @@ def erase_profile(external_id: str) -> tuple[str, int]:
     if scope.apps is not None and scope.role != "admin":
         raise Forbidden("a key limited to some apps erases profiles only with the admin role")
     session = db()
-    erasure.erase_profile(session, external_id, reconciliation_field=runtime().settings.reconciliation_field)
+    rt = runtime()
+    erasure.erase_profile(session, external_id, reconciliation_field=rt.settings.reconciliation_field, box=rt.box)
     session.commit()
     return no_content()
 

@@ -55,7 +55,7 @@ def test_email_reconciliation_links_and_erasure_removes_every_subscription_namin
     session.get_one(Subscription, stray).profile_id = None
     session.flush()
 
-    counts = erasure.erase_profile(session, "eve", reconciliation_field="email")
+    counts = erasure.erase_profile(session, "eve", reconciliation_field="email", box=runtime().box)
 
     assert counts["subscriptions"] == 2  # both named Eve: linked, or by their user key
     session.expire_all()

@@ -20,6 +20,7 @@ from store.models import (
     Base,
     LookupRow,
     LookupTable,
+    PrivacyRequest,
     PushIdentity,
     StandardRegistration,
     SyncFile,
@@ -115,5 +116,11 @@ def test_no_column_of_any_table_names_the_person_after_erasure(app: Flask, live_
         delivery_counts_after = http.get("/api/v1/deliveries", headers=keys.viewer).json()["items"]
     left = [(t, c, text[:80]) for t, c, text in _everything(app) if any(s in text for s in secrets)]
     assert left == []
+    # Queued for the Platform's Privacy Service, sealed: only the secret key opens it.
+    rt = runtime_of(app)
+    with rt.sessions() as session:
+        (queued,) = session.scalars(select(PrivacyRequest)).all()
+        assert queued.sent_at is None and queued.identities is not None
+        assert rt.box.open(queued.identities) == {"external_id": PERSON, "email": EMAIL}
     # The history stays countable: same deliveries, same counts.
     assert [d["counts"] for d in delivery_counts_after] == [d["counts"] for d in delivery_counts_before]
