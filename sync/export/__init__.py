@@ -4,8 +4,9 @@
 :mod:`sync.export.guardrail` (at most every 4 hours), checked for what it needs by
 :mod:`sync.export.config` (the ``export`` section of the sync configuration, the AEP settings, the
 provisioned dataset and schema), its rows are read by :mod:`sync.export.tables` and mapped, sent
-and committed by :mod:`sync.export.stream`. The one package that talks to the Platform is
-:mod:`sync.platform`.
+and committed by :mod:`sync.export.stream`. After the streams, :mod:`sync.export.privacy` sends
+the Privacy Service a delete job for each person erased since. The one package that talks to the
+Platform is :mod:`sync.platform`.
 """
 
 from sync.export.job import run

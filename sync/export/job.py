@@ -1,4 +1,5 @@
-"""The ``logs`` sync job: broadLog, trackingLog, quarantine and preferences out to the Platform.
+"""The ``logs`` sync job: broadLog, trackingLog, quarantine and preferences out to the Platform, and
+the erased people's delete jobs.
 
 One run, for each requested stream (``--stream``, else the configuration's ``export.streams``,
 else all four):
@@ -18,6 +19,11 @@ else all four):
 5. **Summary** per stream (:func:`export_stream`'s outcome): rows read, records sent, rejected,
    messages retried, the watermark, the transport used, and the rows left for a later run because
    they are newer than the run's horizon (:func:`waiting_rows`).
+6. **Erasures.** After the streams, every erased person not yet sent goes to the Privacy Service
+   as a delete job (:mod:`sync.export.privacy`), whatever ``--stream`` names; the outcome
+   ``privacy`` (people read, delete jobs sent) appears only when some were pending. The guardrail
+   does not hold them back: a run whose streams are all refused still sends them (and then ends
+   ``succeeded`` with the streams skipped); with none pending it ends ``refused`` as before.
 
 Only a fault of the record itself makes a rejected row: a row that cannot be mapped or fails the
 shipped schema (step 2), or a record a streaming 207 refuses for its own content (its XDM
@@ -48,10 +54,11 @@ from store.types import iso_z, utcnow
 from sync.config import sync_config
 from sync.export.config import ExportConfig, Target, check_settings, export_config, provisioned
 from sync.export.guardrail import claim_streams
+from sync.export.privacy import send_erasures
 from sync.export.stream import Export, Stats, resolve_batch
 from sync.export.tables import TABLES, ExportTable
 from sync.platform.client import Platform
-from sync.runs import FileOutcome, RunContext, SyncError
+from sync.runs import FileOutcome, RunContext, RunRefused, SyncError
 from sync.xdm import STREAMS
 
 JOB = "logs"
@@ -82,8 +89,18 @@ def run(context: RunContext) -> None:
             platform.tokens.token()
         except ExternalError as exc:
             raise SyncError(f"cannot authenticate with Adobe IMS: {exc}") from None
-        for stream, forced in claim_streams(context, streams, utcnow(), interval, force=force):
+        refused: RunRefused | None = None
+        try:
+            claimed = claim_streams(context, streams, utcnow(), interval, force=force)
+        except RunRefused as exc:  # the guardrail limits exports, not deletions
+            refused, claimed = exc, []
+        for stream, forced in claimed:
             context.file(export_stream(context, platform, stream, targets[stream], forced=forced, config=config))
+        erasures = send_erasures(context, platform, config.identityNamespace)
+        if erasures is not None:
+            context.file(erasures)
+        elif refused is not None:
+            raise refused
 
 
 def export_stream(

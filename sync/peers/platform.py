@@ -1,5 +1,6 @@
 """A local Adobe Experience Platform for development and tests: IMS, Schema Registry, Catalog, data
-usage labels, batch ingestion and streaming ingestion on one plain-HTTP base URL on loopback.
+usage labels, batch ingestion, streaming ingestion and the Privacy Service on one plain-HTTP base
+URL on loopback.
 
 It speaks Adobe's APIs as documented on experienceleague.adobe.com and developer.adobe.com, so the
 sync module's client works against it exactly as against Adobe: point ``PUSHGATE_AEP_IMS_URL``,
@@ -55,12 +56,20 @@ Adobe's endpoints
   ``_{tenantId}``, no extraneous keys). For a Profile-enabled dataset, a record Profile would drop
   (ExperienceEvent over 10 KB, profile record over 100 KB, no primary identity) is reported as
   failed, unless ``strict_profile_limits`` is off.
+- Privacy Service, ``/data/core/privacy/jobs`` (the Platform's headers, but ``x-sandbox-name`` is
+  ignored): ``POST`` ``{companyContexts: [{namespace: "imsOrgID", value: <org>}], users: [{key,
+  action: ["access"|"delete"], userIDs: [{namespace, value, type}]}] (1 to 1000 users, 1 to 9 ids
+  each), include: [products], regulation, expandIds?, priority?}`` -> ``{jobs: [{jobId, customer:
+  {user: {key, action: [action]}}}], requestStatus: 1, totalRecords}``, one job per user and
+  action; ``GET ?regulation=gdpr[&page&size]`` lists them (``{items, page, size, totalRecords}``),
+  ``GET /{jobId}`` shows one (``jobId``, ``userKey``, ``action``, ``status: processing``,
+  ``userIds``, ``regulation``, ...). An invalid request gets 400 with ``detail`` saying why.
 
 Control and inspection API (no auth; not Adobe's)
 -------------------------------------------------
 - ``GET /_peer/state``: config, schemas, field groups, descriptors, datasets with record counts
-  (``records``, ``distinct_ids``, ``duplicates``, ``failed``, ``profile_dropped``), batches, pending
-  faults and call counts per category.
+  (``records``, ``distinct_ids``, ``duplicates``, ``failed``, ``profile_dropped``), batches, Privacy
+  Service jobs (``privacy_jobs``, identities included), pending faults and call counts per category.
 - ``GET /_peer/records?dataset=ID[&failed=true]``: every accepted (or failed) record in arrival
   order: ``{seq, via, xactionId|batchId, receivedTimeMs, profile, record}`` -- duplicates
   included, so tests can check exactly-once delivery by ``_id``.
@@ -68,7 +77,7 @@ Control and inspection API (no auth; not Adobe's)
 - ``POST /_peer/reset``: forget everything (tokens too); ``POST /_peer/time {"advance": seconds}``:
   move the peer's clock (token expiry).
 - ``POST /_peer/faults``, ``GET /_peer/faults``, ``DELETE /_peer/faults``: fault injection. A fault
-  is ``{"path": "ims"|"registry"|"catalog"|"labels"|"batch"|"streaming"|"streaming-batch",
+  is ``{"path": "ims"|"registry"|"catalog"|"labels"|"batch"|"streaming"|"streaming-batch"|"privacy",
   "status": 401|403|413|429|500|502|503|504, "times": N (1), "retry_after": seconds (1, on 429 and
   503 as a Retry-After header), "slow": seconds}`` and answers the next N calls of that category
   with Adobe's body for that status; ``"slow"`` alone delays them. For ``streaming-batch``,
@@ -90,6 +99,7 @@ http://127.0.0.1:8445`` first, then the ``PUSHGATE_AEP_*`` settings to export. I
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import signal
 import threading
@@ -179,6 +189,11 @@ class PlatformPeer:
 
     def records(self, dataset_id: str, *, failed: bool = False) -> list[dict[str, Any]]:
         return self.state.dataset_records(dataset_id, failed=failed)
+
+    def privacy_jobs(self) -> list[dict[str, Any]]:
+        """The Privacy Service jobs received, in order (each with its ``userIds``)."""
+        with self.state.lock:
+            return copy.deepcopy(list(self.state.privacy_jobs.values()))
 
     def add_fault(self, **spec: Any) -> Fault:
         """``peer.add_fault(path="streaming-batch", status=503, times=2)``: as ``POST /_peer/faults``."""

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from sync.peers.platform_api.state import Fault, PeerState, json_response
 from sync.peers.platform_api.streaming import DCCS_AUTH_PROBLEM, DCCS_INLET_PROBLEM
 
-CATEGORIES = ("ims", "registry", "catalog", "labels", "batch", "streaming", "streaming-batch")
+CATEGORIES = ("ims", "registry", "catalog", "labels", "batch", "streaming", "streaming-batch", "privacy")
 FAULT_STATUSES = (400, 401, 403, 404, 413, 429, 500, 502, 503, 504)
 _TITLES = {
     400: "Bad Request",

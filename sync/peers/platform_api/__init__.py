@@ -8,6 +8,6 @@ the module docstring there lists the endpoints and the Adobe documentation each 
 One module per API surface, all on :mod:`.state` (configuration, state, errors, shared helpers):
 :mod:`.ims` (tokens), :mod:`.registry`, :mod:`.registry_changes` and :mod:`.registry_descriptors`
 (Schema Registry reads, writes and descriptors), :mod:`.catalog` (Catalog and dataset labels),
-:mod:`.batch` (batch ingestion), :mod:`.streaming` (streaming ingestion); :mod:`.routes` maps URLs
-to them.
+:mod:`.batch` (batch ingestion), :mod:`.streaming` (streaming ingestion), :mod:`.privacy` (Privacy
+Service jobs); :mod:`.routes` maps URLs to them.
 """

@@ -17,6 +17,7 @@ from sync.peers.platform_api.catalog import (
     labels,
 )
 from sync.peers.platform_api.ims import ims_token
+from sync.peers.platform_api.privacy import privacy_create, privacy_list, privacy_one
 from sync.peers.platform_api.registry import (
     registry_get,
     registry_global_get,
@@ -56,6 +57,9 @@ ENDPOINTS: dict[str, tuple[str, Handler]] = {
     "batch_action": ("batch", batch_action),
     "stream_one": ("streaming", stream_one),
     "stream_batch": ("streaming-batch", stream_batch),
+    "privacy_create": ("privacy", privacy_create),
+    "privacy_list": ("privacy", privacy_list),
+    "privacy_one": ("privacy", privacy_one),
 }
 
 ROUTES = Map(
@@ -100,6 +104,9 @@ ROUTES = Map(
         ),
         Rule("/collection/batch/<inlet>", methods=["POST"], endpoint="stream_batch"),
         Rule("/collection/<inlet>", methods=["POST"], endpoint="stream_one"),
+        Rule("/data/core/privacy/jobs", methods=["POST"], endpoint="privacy_create"),
+        Rule("/data/core/privacy/jobs", methods=["GET"], endpoint="privacy_list"),
+        Rule("/data/core/privacy/jobs/<job_id>", methods=["GET"], endpoint="privacy_one"),
     ],
     merge_slashes=False,
     strict_slashes=False,

@@ -182,6 +182,8 @@ class PeerState:
             self.batches: dict[str, Batch] = {}
             self.records: dict[str, list[dict[str, Any]]] = {}
             self.failed: dict[str, list[dict[str, Any]]] = {}
+            #: Privacy Service jobs by id, in creation order.
+            self.privacy_jobs: dict[str, dict[str, Any]] = {}
             self.standard_refs: set[str] = set()
             self.faults: list[Fault] = []
             self.requests: deque[dict[str, Any]] = deque(maxlen=2000)
@@ -246,6 +248,7 @@ class PeerState:
                 "standard_refs": sorted(self.standard_refs),
                 "datasets": datasets,
                 "batches": [{"id": b.id, "dataset": b.dataset_id, "status": b.status} for b in self.batches.values()],
+                "privacy_jobs": copy.deepcopy(list(self.privacy_jobs.values())),
                 "faults": [f.describe() for f in self.faults],
                 "calls": calls,
             }
@@ -288,8 +291,10 @@ class PeerState:
         found = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         return found is not None and found.expires_at > self.now()
 
-    def check_platform(self, request: Request) -> None:
-        """The headers every Platform API call carries (token, API key, organization, sandbox)."""
+    def check_platform(self, request: Request, *, sandbox: bool = True) -> None:
+        """The headers every Platform API call carries (token, API key, organization, sandbox).
+        ``sandbox=False``: an API that works across the organization's sandboxes and ignores
+        ``x-sandbox-name`` (the Privacy Service)."""
         valid = self.valid_token(request)
         if valid is None:
             raise gateway_error(401, "403010", "Oauth token is missing.")
@@ -305,10 +310,12 @@ class PeerState:
             raise gateway_error(400, "400003", "Missing header")
         if org != self.config.org_id:
             raise gateway_error(403, "403025", "Profile is not valid")
+        if not sandbox:
+            return
         # Requests without a sandbox name go to the default production sandbox, "prod".
-        sandbox = request.headers.get("x-sandbox-name") or "prod"
-        if sandbox != self.config.sandbox:
-            raise bad_request(f"Sandbox '{sandbox}' is not available to {org}", 403, "Forbidden")
+        name = request.headers.get("x-sandbox-name") or "prod"
+        if name != self.config.sandbox:
+            raise bad_request(f"Sandbox '{name}' is not available to {org}", 403, "Forbidden")
 
     def compiled_for(self, schema_id: str) -> xdm.CompiledSchema:
         compiled = self.compiled.get(schema_id)
