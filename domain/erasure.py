@@ -56,7 +56,6 @@ def erase_profile(session: Session, external_id: str, *, reconciliation_field: s
     """Erase the person (see the module docstring) and queue them for the Platform's Privacy
     Service, their identities sealed with ``box``; returns counts of what was touched."""
     profile = get_profile(session, external_id)
-    session.add(PrivacyRequest(identities=box.seal({"external_id": profile.external_id, "email": profile.email})))
     names = [value for value in (profile.external_id, profile.email) if value]
     key = profile.email if reconciliation_field == "email" else profile.external_id
     # Unlinked subscriptions whose user key still names the person carry personal data too.
@@ -68,6 +67,9 @@ def erase_profile(session: Session, external_id: str, *, reconciliation_field: s
         )
     ).all()
     subscription_ids = [row.id for row in theirs]
+    ecids = sorted({row.ecid for row in theirs if row.ecid})
+    sealed = box.seal({"external_id": profile.external_id, "email": profile.email, "ecids": ecids})
+    session.add(PrivacyRequest(identities=sealed))
     messages = BroadLog.subscription_id.in_(subscription_ids) if subscription_ids else None
     person = BroadLog.profile_id == profile.id
     their_messages = or_(person, messages) if messages is not None else person

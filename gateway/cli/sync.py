@@ -112,6 +112,11 @@ def _report_platform(run: SyncRun) -> None:
         if item["status"] == "skipped":
             click.echo(f"{word:8} {item['name']}: {item.get('reason')}")
             continue
+        if item["name"] == "privacy":  # erasures sent to the Privacy Service, not a stream
+            sent, pending = details.get("delete_jobs", 0), details.get("pending", 0)
+            line = f"{word:8} privacy: {sent} delete jobs sent, {pending} pending"
+            click.echo(line + (f": {item['reason']}" if item.get("reason") else ""))
+            continue
         line = f"{word:8} {item['name']}: {item['rows']} rows, {item['applied']} sent, {item['rejected']} rejected, "
         line += f"{details.get('retried', 0)} retried, watermark {details.get('watermark') or '-'}"
         line += f" ({details.get('mode', '?')}{', forced' if details.get('forced') else ''})"
@@ -126,8 +131,9 @@ def _report_platform(run: SyncRun) -> None:
         objects = sum(item.get("rows", 0) for item in items)
         click.echo(f"run {run.id} {run.status}: {len(items)} streams, {objects} objects, {changed} created or updated")
     else:
+        streams = [item for item in items if item["name"] != "privacy"]
         click.echo(
-            f"run {run.id} {run.status}: {len(items)} streams, {summary.get('rows', 0)} rows, "
+            f"run {run.id} {run.status}: {len(streams)} streams, {summary.get('rows', 0)} rows, "
             f"{summary.get('applied', 0)} sent, {summary.get('rejected', 0)} rejected"
         )
         if summary.get("rejected"):

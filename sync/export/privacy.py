@@ -158,7 +158,8 @@ def opened(box: SecretBox, namespace: str, row: Any) -> tuple[Person | None, str
     if not isinstance(external_id, str) or not external_id:
         return None, "the sealed identities have no external id"
     email = email if isinstance(email, str) and email else None
-    user = User(key=f"pushgate-{row.id}", ids=user_ids(namespace, external_id, email))
+    ecids = [e for e in identities.get("ecids") or () if isinstance(e, str) and e]
+    user = User(key=f"pushgate-{row.id}", ids=user_ids(namespace, external_id, email, ecids))
     return Person(int(row.id), user, (external_id, email)), ""
 
 

@@ -45,6 +45,7 @@ PRODUCTS = ("profileService", "identity", "aepDataLake")
 #: organization's own (``custom``), as the export's ``CRMID`` is.
 STANDARD_NAMESPACES = frozenset({"AdCloud", "CORE", "ECID", "Email", "Phone", "TNTID", "IDFA", "GAID", "WAID"})
 EMAIL_NAMESPACE = "Email"
+ECID_NAMESPACE = "ECID"
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,14 @@ class User:
     ids: tuple[dict[str, str], ...]
 
 
-def user_ids(namespace: str, external_id: str, email: str | None = None) -> tuple[dict[str, str], ...]:
+def user_ids(
+    namespace: str, external_id: str, email: str | None = None, ecids: Sequence[str] = ()
+) -> tuple[dict[str, str], ...]:
     """The person's identities: the external id in ``namespace`` and, when known, the e-mail in
-    ``Email``; each as Profile and Identity Service read it (``standard``/``custom``) and as the
-    data lake reads it (``unregistered``)."""
+    ``Email``, each as Profile and Identity Service read it (``standard``/``custom``) and as the
+    data lake reads it (``unregistered``); then the ECIDs of their devices (the exported
+    trackingLog and subscription records are keyed by them), as ``standard`` ``ECID``, as many as
+    the limit of ids a person may have leaves room for."""
     found: list[dict[str, str]] = []
     for space, value in ((namespace, external_id), (EMAIL_NAMESPACE, email)):
         if not value:
@@ -66,6 +71,7 @@ def user_ids(namespace: str, external_id: str, email: str | None = None) -> tupl
         kind = "standard" if space in STANDARD_NAMESPACES else "custom"
         found.append({"namespace": space, "value": value, "type": kind})
         found.append({"namespace": space, "value": value, "type": "unregistered"})
+    found.extend({"namespace": ECID_NAMESPACE, "value": ecid, "type": "standard"} for ecid in ecids)
     return tuple(found[:MAX_IDS])
 
 

@@ -121,6 +121,6 @@ def test_no_column_of_any_table_names_the_person_after_erasure(app: Flask, live_
     with rt.sessions() as session:
         (queued,) = session.scalars(select(PrivacyRequest)).all()
         assert queued.sent_at is None and queued.identities is not None
-        assert rt.box.open(queued.identities) == {"external_id": PERSON, "email": EMAIL}
+        assert rt.box.open(queued.identities) == {"external_id": PERSON, "email": EMAIL, "ecids": [ECID]}
     # The history stays countable: same deliveries, same counts.
     assert [d["counts"] for d in delivery_counts_after] == [d["counts"] for d in delivery_counts_before]

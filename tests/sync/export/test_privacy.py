@@ -209,3 +209,50 @@ def test_identities_are_masked_in_messages_even_when_cut_short() -> None:
         "HTTP 403: for (identity)… (check the credentials)"
     )
     assert privacy.without("nothing to hide", [ALICE]) == "nothing to hide"
+
+
+def test_the_devices_ecids_follow_the_person_ids_within_the_limit() -> None:
+    from sync.platform.privacy import MAX_IDS, user_ids
+    from tests.values import crm_id, ecid
+
+    devices = [ecid(n) for n in range(8)]
+    ids = user_ids("CRMID", crm_id(7), "ada.lovelace@example.com", devices)
+    assert len(ids) == MAX_IDS
+    assert [i["namespace"] for i in ids[:4]] == ["CRMID", "CRMID", "Email", "Email"]
+    assert ids[4:] == tuple({"namespace": "ECID", "value": e, "type": "standard"} for e in devices[: MAX_IDS - 4])
+
+
+def test_an_erasure_over_the_api_reaches_the_platform_with_the_next_sync_logs(
+    app: Flask, peer: PlatformPeer, provisioned: Any, client: Any, keys: Any, runner: Any
+) -> None:
+    from domain.subscriptions import Registration, register
+    from tests.factories import make_app
+    from tests.values import ecid, fcm_token
+
+    ids = make_app(app)
+    device = ecid("alice-phone")
+    assert (
+        client.put(f"/api/v1/profiles/{ALICE}", json={"email": ALICE_EMAIL}, headers=keys.marketer).status_code == 201
+    )
+    with runtime_of(app).sessions.begin() as session:
+        registration = Registration(
+            app_id=ids["id"],
+            platform="android",
+            token=fcm_token("alice-phone"),
+            sdk="campaign-classic",
+            push_provider="fcm",
+            user_key=ALICE,
+            sets_user_key=True,
+            ecid=device,
+        )
+        register(session, registration, reconciliation_field="external_id")
+    assert client.delete(f"/api/v1/profiles/{ALICE}", headers=keys.admin).status_code == 204
+
+    result = runner.invoke(args=["sync", "logs"])
+    assert result.exit_code == 0, result.output
+    assert "privacy: 1 delete jobs sent, 0 pending" in result.output
+    (job,) = peer.privacy_jobs()
+    assert {"namespace": "ECID", "value": device, "type": "standard"} in job["userIds"]
+    assert {"namespace": "Email", "value": ALICE_EMAIL, "type": "standard"} in job["userIds"]
+    (stored,) = rows(app).values()
+    assert stored.identities is None and stored.job_id == job["jobId"]
