@@ -56,7 +56,7 @@ def erase_profile(session: Session, external_id: str, *, reconciliation_field: s
     """Erase the person (see the module docstring) and queue them for the Platform's Privacy
     Service, their identities sealed with ``box``; returns counts of what was touched."""
     profile = get_profile(session, external_id)
-    names = [value for value in (profile.external_id, profile.email) if value]
+    names = [value for value in (profile.external_id, profile.email) if value]  # never empty: the id is required
     key = profile.email if reconciliation_field == "email" else profile.external_id
     # Unlinked subscriptions whose user key still names the person carry personal data too.
     named = and_(Subscription.profile_id.is_(None), Subscription.user_key == key) if key else None
@@ -70,9 +70,7 @@ def erase_profile(session: Session, external_id: str, *, reconciliation_field: s
     ecids = sorted({row.ecid for row in theirs if row.ecid})
     sealed = box.seal({"external_id": profile.external_id, "email": profile.email, "ecids": ecids})
     session.add(PrivacyRequest(identities=sealed))
-    messages = BroadLog.subscription_id.in_(subscription_ids) if subscription_ids else None
-    person = BroadLog.profile_id == profile.id
-    their_messages = or_(person, messages) if messages is not None else person
+    their_messages = or_(BroadLog.profile_id == profile.id, BroadLog.subscription_id.in_(subscription_ids))
     counts = {
         "trackinglogs": _rowcount(
             session.execute(
@@ -93,9 +91,7 @@ def erase_profile(session: Session, external_id: str, *, reconciliation_field: s
         ),
         "quarantine": _forget_tokens(session, [(row.app_id, row.token) for row in theirs]),
         "identities": _forget_ecids(session, [(row.app_id, row.ecid) for row in theirs if row.ecid]),
-        "subscriptions": _rowcount(session.execute(delete(Subscription).where(Subscription.id.in_(subscription_ids))))
-        if subscription_ids
-        else 0,
+        "subscriptions": _rowcount(session.execute(delete(Subscription).where(Subscription.id.in_(subscription_ids)))),
         "audiences": _rowcount(session.execute(delete(AudienceMember).where(AudienceMember.profile_id == profile.id))),
         "delivery_targets": _forget_in_targets(session, profile.external_id),
         "sync_rejects": _forget_rejects(session, names),
@@ -155,16 +151,12 @@ def _forget_in_targets(session: Session, external_id: str) -> int:
 
 
 def _forget_rejects(session: Session, names: Sequence[str]) -> int:
-    if not names:
-        return 0
     quoting = [SyncReject.reason.contains(name, autoescape=True) for name in names]
     return _rowcount(session.execute(delete(SyncReject).where(or_(SyncReject.identity.in_(names), *quoting))))
 
 
 def _forget_lookup_rows(session: Session, names: Sequence[str]) -> int:
     """Personalisation rows keyed by the person, or holding their external id or e-mail."""
-    if not names:
-        return 0
     holding = [cast(LookupRow.fields, Text).contains(name, autoescape=True) for name in names]
     return _rowcount(session.execute(delete(LookupRow).where(or_(LookupRow.key.in_(names), *holding))))
 
@@ -176,7 +168,7 @@ def _scrub_details(session: Session, names: Sequence[str]) -> int:
     for model, column in ((SyncFile, "details"), (SyncRun, "summary")):
         attribute = getattr(model, column)
         mentions = or_(*[cast(attribute, Text).contains(name, autoescape=True) for name in names])
-        for row in session.scalars(select(model).where(mentions)) if names else ():
+        for row in session.scalars(select(model).where(mentions)):
             setattr(row, column, _scrubbed(getattr(row, column), names))
             changed += 1
     return changed
