@@ -63,7 +63,8 @@ def app_scope() -> frozenset[int] | None:
     return current_scope().apps
 
 
-def require_app(app_id: int) -> None:
-    """404, as for an unknown app, when the request's key does not reach ``app_id``."""
+def require_app(app_id: int, missing: str | None = None) -> None:
+    """404 when the request's key does not reach ``app_id``, saying what an unknown id says:
+    ``missing`` (for a row of that app: "no delivery with id 7"), else that no app has the id."""
     if not current_scope().reaches(app_id):
-        raise NotFound(f"no app with id {app_id}")
+        raise NotFound(missing or f"no app with id {app_id}")

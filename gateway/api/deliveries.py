@@ -7,12 +7,11 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, url_for
 from sqlalchemy.orm import Session
 
-from core.errors import NotFound
 from domain import deliveries
 from gateway.api.common import created
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import BroadLogPage, DeliveryOut, DeliveryPage
-from gateway.auth import app_scope, current_scope, require_app, requires
+from gateway.auth import app_scope, require_app, requires
 from gateway.http import json_body, query_choice, query_int
 from gateway.openapi import operation
 from gateway.runtime import db
@@ -129,6 +128,5 @@ def list_broadlogs(delivery_id: int) -> Response:
 def _delivery(session: Session, delivery_id: int) -> Delivery:
     """The delivery, 404 as for an unknown one when the request's key does not reach its app."""
     delivery = deliveries.get_delivery(session, delivery_id)
-    if not current_scope().reaches(delivery.app_id):
-        raise NotFound(f"no delivery with id {delivery_id}")
+    require_app(delivery.app_id, f"no delivery with id {delivery_id}")
     return delivery

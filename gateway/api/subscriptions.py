@@ -23,7 +23,7 @@ from domain.fields import SINGLE_LINE, ScalarParams
 from gateway.api.common import no_content, query_text
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import RegistrationOut, SubscriptionOut, SubscriptionPage
-from gateway.auth import current_scope, require_app, requires
+from gateway.auth import require_app, requires
 from gateway.http import json_body, query_bool, query_choice
 from gateway.lookups import integration_key_owner
 from gateway.openapi import operation
@@ -215,6 +215,5 @@ def list_subscriptions(app_id: int) -> Response:
 @requires("viewer")
 def get_subscription(subscription_id: int) -> Response:
     subscription = subscriptions.get(db(), subscription_id)
-    if not current_scope().reaches(subscription.app_id):
-        raise NotFound(f"no subscription with id {subscription_id}")
+    require_app(subscription.app_id, f"no subscription with id {subscription_id}")
     return jsonify(subscriptions.describe(subscription))
