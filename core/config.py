@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     rate_limit_api: str = Field(
         default="6000/minute", description="Requests one API key may make to the API (empty: no limit)."
     )
+    rate_limit_sign_in: str = Field(
+        default="10/minute;50/hour",
+        description="Console sign-in attempts one client address may make, and as many for one e-mail "
+        "(empty: no limit).",
+    )
     redis_url: str = Field(
         default="",
         description="Redis URL (redis://127.0.0.1:6379/0) where every process keeps the rate-limit counts; empty: "
@@ -303,7 +308,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a cron expression (five fields, e.g. 0 */4 * * *)")
         return value
 
-    @field_validator("rate_limit_public", "rate_limit_api")
+    @field_validator("rate_limit_public", "rate_limit_api", "rate_limit_sign_in")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         from limits import parse_many

@@ -103,10 +103,19 @@ class DeliveryCreate(BaseModel):
         return value
 
 
-def create_delivery(session: Session, data: DeliveryCreate, *, payloads: PayloadEncoding) -> tuple[Delivery, bool]:
+def create_delivery(
+    session: Session,
+    data: DeliveryCreate,
+    *,
+    payloads: PayloadEncoding,
+    created_by: str | None = None,
+    proof: bool = False,
+) -> tuple[Delivery, bool]:
     """Create the delivery, or return the one made earlier with the same idempotency key.
 
-    Returns ``(delivery, created)``. The message's templates are compiled and its worst-case
+    Returns ``(delivery, created)``. ``created_by`` names who asked for it (a console user's
+    e-mail, "API key <name>"); ``proof`` marks a proof sent to test devices from the console.
+    The message's templates are compiled and its worst-case
     payload size checked here (with ``payloads``, the sender's encoding), so a delivery that
     cannot be sent is refused now, not at send time.
     """
@@ -130,6 +139,8 @@ def create_delivery(session: Session, data: DeliveryCreate, *, payloads: Payload
         platforms=platforms,
         status=DeliveryStatus.SCHEDULED,
         idempotency_key=data.idempotency_key,
+        created_by=created_by,
+        proof=proof,
         **_stored(data),
     )
     session.add(delivery)
@@ -270,9 +281,10 @@ def get_delivery(session: Session, delivery_id: int) -> Delivery:
     return delivery
 
 
-def cancel(session: Session, delivery: Delivery) -> Delivery:
-    """Stop a scheduled or running delivery; its Pending messages become Cancelled."""
-    if not delivery_status.cancel(session, delivery.id, utcnow()):
+def cancel(session: Session, delivery: Delivery, *, cancelled_by: str | None = None) -> Delivery:
+    """Stop a scheduled or running delivery; its Pending messages become Cancelled. ``cancelled_by``
+    names who did (as ``created_by`` does)."""
+    if not delivery_status.cancel(session, delivery.id, utcnow(), cancelled_by=cancelled_by):
         session.refresh(delivery)  # a worker may have moved it since it was read
         raise delivery_status.refusal(delivery_status.CANCEL, delivery.status)
     session.execute(
@@ -331,6 +343,9 @@ def describe(session: Session, delivery: Delivery) -> dict[str, Any]:
         "started_at": iso(delivery.started_at),
         "ended_at": iso(delivery.ended_at),
         "error": delivery.error,
+        "created_by": delivery.created_by,
+        "cancelled_by": delivery.cancelled_by,
+        "proof": delivery.proof,
     }
 
 

@@ -91,9 +91,9 @@ def complete(session: Session, delivery_id: int, now: datetime) -> bool:
     return perform(session, delivery_id, COMPLETE, ended_at=now)
 
 
-def cancel(session: Session, delivery_id: int, now: datetime) -> bool:
-    """scheduled or running -> cancelled; False when it is over already."""
-    return perform(session, delivery_id, CANCEL, ended_at=now)
+def cancel(session: Session, delivery_id: int, now: datetime, *, cancelled_by: str | None = None) -> bool:
+    """scheduled or running -> cancelled, recording who did; False when it is over already."""
+    return perform(session, delivery_id, CANCEL, ended_at=now, cancelled_by=cancelled_by)
 
 
 def fail(session: Session, delivery_id: int, error: str, now: datetime) -> bool:

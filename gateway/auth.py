@@ -30,8 +30,14 @@ def current_scope() -> Scope:
     if key is None:
         raise Unauthorized("unknown or revoked API key")
     scope = scope_of(key)
-    g.api_key_id, g.api_scope = key.id, scope
+    g.api_key_id, g.api_key_name, g.api_scope = key.id, key.name, scope
     return scope
+
+
+def key_label() -> str:
+    """How the request's key is recorded on what it creates or cancels: "API key <name>"."""
+    current_scope()
+    return f"API key {g.api_key_name}"
 
 
 def current_role() -> str:

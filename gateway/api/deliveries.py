@@ -11,7 +11,7 @@ from domain import deliveries
 from gateway.api.common import created
 from gateway.api.pagination import PAGE_QUERY, paginate
 from gateway.api.schemas import BroadLogPage, DeliveryOut, DeliveryPage
-from gateway.auth import app_scope, require_app, requires
+from gateway.auth import app_scope, key_label, require_app, requires
 from gateway.http import json_body, query_choice, query_int
 from gateway.openapi import operation
 from gateway.runtime import db
@@ -42,7 +42,7 @@ def create_delivery() -> tuple[Response, int]:
     data = json_body(deliveries.DeliveryCreate)
     require_app(data.app_id)
     session = db()
-    delivery, was_created = deliveries.create_delivery(session, data, payloads=payloads)
+    delivery, was_created = deliveries.create_delivery(session, data, payloads=payloads, created_by=key_label())
     session.commit()
     body = deliveries.describe(session, delivery)
     if not was_created:
@@ -103,7 +103,7 @@ def get_delivery(delivery_id: int) -> Response:
 @requires("marketer")
 def cancel_delivery(delivery_id: int) -> Response:
     session = db()
-    delivery = deliveries.cancel(session, _delivery(session, delivery_id))
+    delivery = deliveries.cancel(session, _delivery(session, delivery_id), cancelled_by=key_label())
     session.commit()
     log.info("delivery %s cancelled", delivery_id)
     return jsonify(deliveries.describe(session, delivery))

@@ -186,6 +186,9 @@ class DeliveryOut(Out):
     started_at: datetime | None
     ended_at: datetime | None
     error: str | None
+    created_by: str | None = Field(description='a console user\'s e-mail, or "API key <name>"')
+    cancelled_by: str | None
+    proof: bool = Field(description="a proof sent from the console to test devices")
 
 
 class DeliveryPage(Out):

@@ -5,6 +5,7 @@ module          commands
 ==============  ==========================================================
 ``db``          ``db upgrade``, ``db downgrade``, ``db current``
 ``keys``        ``keys create``, ``keys list``, ``keys revoke``
+``users``       ``users create``, ``users list`` (console sign-ins)
 ``worker``      ``worker``
 ``sync``        ``sync segments|profiles|upload|provision|logs``
 ``sdk_config``  ``sdk-config APP --platform --sdk``
@@ -25,6 +26,7 @@ def register_cli(app: Flask) -> None:
     from gateway.cli.keys import keys_cli
     from gateway.cli.sdk_config import sdk_config_command
     from gateway.cli.sync import sync_cli
+    from gateway.cli.users import users_cli
     from gateway.cli.worker import worker_command
 
     register_devtools(app)
@@ -33,3 +35,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(sdk_config_command)
     app.cli.add_command(sync_cli)
+    app.cli.add_command(users_cli)

@@ -8,6 +8,7 @@ Provider credentials are stored only as Fernet ciphertext (``credentials``).
 
 from store.models.apps import ApiKey, ApiKeyApp, App, AppPlatform
 from store.models.base import NAMING, PUBLIC_ID_MAX, TOKEN_MAX, Base, ExportedTimestamps, Timestamps
+from store.models.console import ConsoleUser, TestDevice
 from store.models.deliveries import Address, BroadLog, Delivery, TrackingLog
 from store.models.people import Audience, AudienceMember, Profile, PushIdentity, StandardRegistration, Subscription
 from store.models.sync import (
@@ -35,6 +36,7 @@ __all__ = [
     "AudienceMember",
     "Base",
     "BroadLog",
+    "ConsoleUser",
     "Delivery",
     "ExportedTimestamps",
     "LookupRow",
@@ -48,6 +50,7 @@ __all__ = [
     "SyncReject",
     "SyncRun",
     "SyncState",
+    "TestDevice",
     "Timestamps",
     "TrackingLog",
 ]

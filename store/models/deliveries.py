@@ -46,6 +46,11 @@ class Delivery(Timestamps, Base):
     #: Its pushes carry signed tracking ids, which tracking calls must then show (domain.tracking);
     #: false for deliveries made before signing existed (migration 0008), whose pushes are out there.
     signed_tracking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
+    #: Who asked for it and who cancelled it: a console user's e-mail or "API key <name>".
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    cancelled_by: Mapped[str | None] = mapped_column(String(255))
+    #: A proof: sent at once to test devices from the console, kept apart from the campaigns.
+    proof: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class BroadLog(Base):
