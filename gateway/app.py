@@ -70,6 +70,9 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (ops.bp, api, classic.bp, standard.bp, edge.bp, tracking.bp):
         app.register_blueprint(blueprint)
+    from gateway import console
+
+    console.install(app)
 
 
 def _error(status: int, code: str, message: str) -> tuple[Response, int]:

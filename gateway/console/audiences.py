@@ -1,0 +1,15 @@
+"""Console: audiences (being built)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from gateway.console.access import requires
+
+bp = Blueprint("audiences", __name__, url_prefix="/audiences")
+
+
+@bp.get("/")
+@requires("viewer")
+def index() -> str:
+    return render_template("console/placeholder.html", title="audiences")

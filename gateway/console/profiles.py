@@ -1,0 +1,15 @@
+"""Console: profiles (being built)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from gateway.console.access import requires
+
+bp = Blueprint("profiles", __name__, url_prefix="/profiles")
+
+
+@bp.get("/")
+@requires("viewer")
+def index() -> str:
+    return render_template("console/placeholder.html", title="profiles")

@@ -1,0 +1,15 @@
+"""Console: quarantine (being built)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from gateway.console.access import requires
+
+bp = Blueprint("quarantine", __name__, url_prefix="/quarantine")
+
+
+@bp.get("/")
+@requires("viewer")
+def index() -> str:
+    return render_template("console/placeholder.html", title="quarantine")
