@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.functional.console.conftest import sign_in, serious_violations
+from tests.functional.console.conftest import serious_violations, sign_in
 
 
 def test_a_marketer_signs_in_sees_the_navigation_and_signs_out(page: Any, make_user: Any) -> None:
