@@ -105,14 +105,29 @@ def authenticate(session: Session, email: str, password: str) -> ConsoleUser | N
     return user
 
 
+def verify(user: ConsoleUser, password: str) -> bool:
+    """Whether ``password`` is the user's (no side effect)."""
+    try:
+        return bool(_HASHER.verify(user.password_hash, password[: PASSWORD_MAX + 1]))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def change_password(session: Session, user: ConsoleUser, current: str, new: str) -> None:
     """Replace the password after checking the current one (a BadRequest when it is wrong)."""
-    try:
-        _HASHER.verify(user.password_hash, current[: PASSWORD_MAX + 1])
-    except (VerificationError, InvalidHashError):
-        raise BadRequest("the current password is not right", code="wrong_password") from None
+    if not verify(user, current):
+        raise BadRequest("the current password is not right", code="wrong_password")
     user.password_hash = _HASHER.hash(check_password(new))
     session.flush()
+
+
+def set_password(session: Session, user: ConsoleUser, password: str | None = None) -> str:
+    """Replace the password without knowing the old one (an operator's reset); returns the new
+    password, generated when none is given. Every session of the user ends."""
+    chosen = check_password(password) if password is not None else generate_password()
+    user.password_hash = _HASHER.hash(chosen)
+    session.flush()
+    return chosen
 
 
 def password_version(user: ConsoleUser) -> str:

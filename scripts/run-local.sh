@@ -33,4 +33,5 @@ while time.monotonic() < deadline:
         time.sleep(0.2)
 PY
 echo "gateway on http://127.0.0.1:${FLASK_RUN_PORT:-5000} — the welcome push appears at http://127.0.0.1:8440/"
+echo "console on http://127.0.0.1:${FLASK_RUN_PORT:-5000}/console/ — sign in with the 'console:' line above"
 "$BIN/flask" --app wsgi run

@@ -4,7 +4,8 @@
 Platform peer, until interrupted, and writes the settings that point a gateway at them to
 ``<instance>/emulators.env``. ``demo`` creates a demo
 app whose credentials those peers accept, two devices and a welcome delivery, so the first
-``make run`` shows a push arriving.
+``make run`` shows a push arriving, and a demo marketer for the console whose password is kept in
+``<instance>/console-demo-password`` (owner-only) so that every ``make run`` can print the sign-in.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from core.config import Settings
-from domain import apps, deliveries, profiles
+from core.secrets import private_file
+from domain import apps, deliveries, profiles, users
 from domain.messages import Message
 from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
 from push import payloads
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from sync.peers.platform import PeerConfig
 
 DEMO_APP = "pushgate demo"
 DEMO_PROFILE = "demo@example.com"
 DEMO_IOS_TOKEN = "5eed" * 16
 DEMO_ANDROID_TOKEN = "demo-android-device:APA91bDemoTokenForTheLocalFcmEmulator0001"
+DEMO_MARKETER = "marketer@example.com"
 
 
 @click.command("emulators")
@@ -149,6 +154,25 @@ def demo_command(fcm_token_url: str) -> None:
             payloads=payloads,
         )
         click.echo(f"demo app {app.id}: welcome delivery {delivery.id} to 2 devices, sent as soon as the gateway runs")
+        click.echo(_demo_marketer(session, rt.settings))
+
+
+def _demo_marketer(session: Session, settings: Settings) -> str:
+    """Create the demo marketer once; the sign-in line to print (its password when still known)."""
+    password_file = settings.instance_path / "console-demo-password"
+    user = users.find(session, DEMO_MARKETER)
+    if user is None:
+        _user, password = users.create_user(session, email=DEMO_MARKETER, role="marketer")
+        private_file(password_file)
+        password_file.write_text(password + "\n")
+    elif password_file.exists() and users.verify(user, kept := password_file.read_text().strip()):
+        password = kept
+    else:  # changed in the console since: only its owner knows it
+        return (
+            f"console: sign in as {DEMO_MARKETER} with the password it was given "
+            f"(reset it with: flask --app wsgi users set-password --email {DEMO_MARKETER})"
+        )
+    return f"console: sign in at /console/ as {DEMO_MARKETER} with the password {password}"
 
 
 def _demo_app(token_url: str) -> apps.AppCreate:

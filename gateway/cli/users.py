@@ -1,7 +1,8 @@
-"""``flask --app wsgi users create|list``: the people who sign in to the console.
+"""``flask --app wsgi users create|list|set-password``: the people who sign in to the console.
 
-Without ``--password``, ``users create`` generates one and prints it as its last line, so scripts
-can take it with ``tail -n 1``; it is not stored anywhere readable and cannot be shown again.
+Without ``--password``, ``users create`` and ``users set-password`` generate one and print it as
+their last line, so scripts can take it with ``tail -n 1``; it is stored only as an argon2 hash
+and cannot be shown again.
 """
 
 from __future__ import annotations
@@ -44,3 +45,22 @@ def users_list() -> None:
         for user in rows:
             seen = f"{user.last_sign_in_at:%Y-%m-%d %H:%M}" if user.last_sign_in_at else "never signed in"
             click.echo(f"{user.id}\t{user.role}\t{user.email}\t{seen}")
+
+
+@users_cli.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", help="The new password; without it one is generated and printed as the last line.")
+def users_set_password(email: str, password: str | None) -> None:
+    """Reset a user's password (every session of theirs ends)."""
+    with runtime().sessions.begin() as session:
+        user = user_service.find(session, email)
+        if user is None:
+            raise click.ClickException(f"no user with e-mail {email.strip().lower()}")
+        try:
+            chosen = user_service.set_password(session, user, password)
+        except ClientError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"password of {user.email} changed; their sessions have ended")
+    if password is None:
+        click.echo("the new generated password, shown once:")
+        click.echo(chosen)
