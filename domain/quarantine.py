@@ -163,3 +163,30 @@ def describe(address: Address) -> dict[str, Any]:
         "last_error_at": iso(address.last_error_at),
         "unregistered_at": iso(address.unregistered_at),
     }
+
+
+STATUSES = (VALID, WITH_ERRORS, QUARANTINE, DENYLISTED)
+PLATFORMS = ("ios", "android")
+
+
+def newest_first(
+    session: Session,
+    *,
+    app_id: int | None = None,
+    status: str | None = None,
+    platform: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[Address], int | None]:
+    """One page of :func:`list_query`'s entries (and of one platform when given), the latest entry
+    first, starting below the id ``before`` when given (the console's pages). Returns the entries
+    and the ``before`` of the next page, None on the last one."""
+    stmt = list_query(app_id=app_id, status=status)
+    if platform is not None:
+        stmt = stmt.where(Address.platform == platform)
+    if before is not None:
+        stmt = stmt.where(Address.id < before)
+    rows = list(session.scalars(stmt.order_by(Address.id.desc()).limit(limit + 1)))
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1].id
+    return rows, None

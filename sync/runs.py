@@ -26,7 +26,7 @@ from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
-from core.errors import PushgateError
+from core.errors import NotFound, PushgateError
 from store.models import SyncReject, SyncRun
 from store.types import iso, utcnow
 
@@ -237,3 +237,26 @@ def describe(run: SyncRun) -> dict[str, Any]:
 def list_query(job: str | None = None) -> Select[SyncRun]:
     stmt = select(SyncRun)
     return stmt.where(SyncRun.job == job) if job is not None else stmt
+
+
+def get_run(session: Session, run_id: int) -> SyncRun:
+    """The run ``run_id``; :class:`NotFound` (404, ``unknown_sync_run``) when there is none."""
+    run = session.get(SyncRun, run_id) if 0 < run_id <= 2**31 - 1 else None  # larger ids cannot exist
+    if run is None:
+        raise NotFound(f"no sync run with id {run_id}", code="unknown_sync_run")
+    return run
+
+
+def newest_first(
+    session: Session, *, job: str | None = None, before: int | None = None, limit: int = 50
+) -> tuple[list[SyncRun], int | None]:
+    """One page of runs (of one job when given), the latest first, starting below the id
+    ``before`` when given (the console's pages). Returns the runs and the ``before`` of the next
+    page, None on the last one."""
+    stmt = list_query(job)
+    if before is not None:
+        stmt = stmt.where(SyncRun.id < before)
+    rows = list(session.scalars(stmt.order_by(SyncRun.id.desc()).limit(limit + 1)))
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1].id
+    return rows, None

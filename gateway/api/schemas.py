@@ -301,7 +301,7 @@ class SyncSummaryOut(Out):
 class SyncRunOut(Out):
     id: int
     job: str
-    trigger: Literal["cli", "api", "schedule"]
+    trigger: Literal["cli", "api", "schedule", "console"]
     status: Literal["running", "succeeded", "failed", "refused"]
     summary: SyncSummaryOut
     error: str | None

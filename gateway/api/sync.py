@@ -7,11 +7,7 @@ rows of a run download as CSV from ``GET /sync/runs/{id}/rejects``.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
-
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request
 
 from core.errors import NotFound
 from gateway.api.common import query_text
@@ -21,7 +17,7 @@ from gateway.auth import requires
 from gateway.http import json_body
 from gateway.openapi import operation
 from gateway.runtime import db, runtime
-from gateway.spreadsheet import cell
+from gateway.spreadsheet import download, rejects_csv
 from store.models import SyncRun
 from sync import runs, service
 
@@ -82,24 +78,7 @@ def get_run(run_id: int) -> Response:
 @requires("admin", every_app=True)
 def get_rejects(run_id: int) -> Response:
     _run(run_id)
-    sessions = runtime().sessions
-
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["file", "line", "identity", "reason"])
-        with sessions() as session:
-            for count, reject in enumerate(runs.iter_rejects(session, run_id), 1):
-                writer.writerow([cell(reject.file), reject.line, cell(reject.identity or ""), cell(reject.reason)])
-                if count % 1000 == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
-    response = Response(stream_with_context(lines()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="sync-run-{run_id}-rejects.csv"'
-    return response
+    return download(rejects_csv(runtime().sessions, run_id), f"sync-run-{run_id}-rejects.csv")
 
 
 def _run(run_id: int) -> SyncRun:

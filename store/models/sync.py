@@ -28,7 +28,7 @@ class SyncRun(Base):
     __table_args__ = (Index("ix_sync_run_job_started", "job", "started_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     job: Mapped[str] = mapped_column(String(32))
-    trigger: Mapped[str] = mapped_column(String(16))  # cli | api | schedule
+    trigger: Mapped[str] = mapped_column(String(16))  # cli | api | schedule | console
     status: Mapped[str] = mapped_column(String(16), default="running")  # running|succeeded|failed|refused
     summary: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
