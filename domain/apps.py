@@ -120,6 +120,20 @@ def list_query(apps: frozenset[int] | None = None) -> Select[App]:
     return stmt if apps is None else stmt.where(App.id.in_(sorted(apps)))
 
 
+def listing(session: Session, after: int | None = None, limit: int = 50) -> list[App]:
+    """Up to ``limit`` apps in id order, those after id ``after`` only when given, platforms
+    loaded (the console's list pages through them this way)."""
+    stmt = list_query().order_by(App.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(App.id > after)
+    return list(session.scalars(stmt))
+
+
+def names(session: Session) -> dict[int, str]:
+    """Every app's name by id, in name order (the console's app filters and pickers)."""
+    return {app_id: name for app_id, name in session.execute(select(App.id, App.name).order_by(App.name, App.id))}
+
+
 def get_app(session: Session, app_id: int) -> App:
     app = session.get(App, app_id) if 0 < app_id <= ID_MAX else None
     if app is None:

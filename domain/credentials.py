@@ -15,7 +15,8 @@ credential_kind           sealed object
 ``fcm_service_account``   ``{"service_account": "<the service-account JSON as a string>"}``
 ========================  ===========================================================
 
-:func:`public_view` opens a sealed object and returns only what may be shown.
+:func:`public_view` opens a sealed object and returns only what may be shown;
+:func:`certificate_pem_from_p12` turns a .p12 export into the PEM ``certificate_pem`` takes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -45,6 +47,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import BadRequest
 from core.secrets import SecretBox
 from domain.fields import SINGLE_LINE, Email, secret_check
 from store.models import AppPlatform
@@ -232,6 +235,22 @@ def token_uri_problem(token_uri: str, *, any_host: bool) -> str | None:
         "the service account's token_uri must be Google's (https://oauth2.googleapis.com/token) "
         "unless PUSHGATE_FCM_ENDPOINT points the gateway at another FCM"
     )
+
+
+def certificate_pem_from_p12(data: bytes, password: str = "") -> str:
+    """The certificate and private key of a PKCS#12 file (the .p12 Keychain Access exports) as one
+    PEM text, which :class:`ApnsCertificate` takes as ``certificate_pem``. 400 when the file cannot
+    be opened (not PKCS#12, wrong password) or lacks the certificate or its key; the message never
+    quotes the file."""
+    if len(data) > PEM_MAX:
+        raise BadRequest(f"the .p12 file is larger than {PEM_MAX} bytes; it is not a push certificate")
+    try:
+        key, cert, _chain = pkcs12.load_key_and_certificates(data, password.encode() or None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise BadRequest("the .p12 file cannot be opened: it is not PKCS#12, or the password is wrong") from None
+    if cert is None or key is None:
+        raise BadRequest("the .p12 file must hold the push certificate and its private key; export both")
+    return cert.public_bytes(serialization.Encoding.PEM).decode() + _pkcs8(key)
 
 
 def apply_apns(row: AppPlatform, box: SecretBox, creds: ApnsToken | ApnsCertificate | None) -> None:
