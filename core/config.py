@@ -8,7 +8,10 @@ naming the variable, so start-up can stop with that line and nothing else.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -379,6 +382,26 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         field = str(first["loc"][0]) if first["loc"] else "worker_lease_seconds"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"invalid setting {ENV_PREFIX}{field.upper()}: {message}") from None
+
+
+#: ``PUSHGATE_*`` variables that are not settings of the gateway: the test suite's.
+NOT_SETTINGS = frozenset({"PUSHGATE_TEST_DATABASE_URL", "PUSHGATE_TEST_OUTPUT", "PUSHGATE_CHROMIUM"})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning line for each ``PUSHGATE_*`` variable that is no setting (a typo such as
+    ``PUSHGATE_PAGESIZE`` would otherwise be ignored without a word), naming the closest one."""
+    names = [name.upper() for name in Settings.model_fields]
+    warnings = []
+    for variable in sorted(os.environ if environ is None else environ):
+        name = variable.removeprefix(ENV_PREFIX)
+        if name == variable or name in names or variable in NOT_SETTINGS:
+            continue
+        # Compared without the prefix every variable shares, which would make anything look close.
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else "; see the README's settings table"
+        warnings.append(f"unknown setting {variable} is ignored{hint}")
+    return warnings
 
 
 def settings_table() -> list[tuple[str, str, str]]:

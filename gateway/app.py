@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, Map
 
-from core.config import Settings, load_settings
+from core.config import Settings, load_settings, unknown_variables
 from core.errors import ClientError
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from core.secrets import SecretBox, resolve_secret_key
@@ -38,6 +38,9 @@ def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | 
     settings = settings or load_settings(overrides)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(settings.log_level)
+    if overrides is None:  # the environment is what configures this gateway
+        for warning in unknown_variables():
+            log.warning(warning)
 
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_api_body_bytes
@@ -121,10 +124,14 @@ def _register_metrics(app: Flask) -> None:
 
 
 def create_app_or_exit() -> Flask:
-    """``create_app`` for entry points: a wrong setting stops start-up with one clear line."""
+    """``create_app`` for entry points: a wrong setting or an unreachable database stops start-up
+    with one clear line."""
     from core.errors import ConfigError
+    from store.db import check_reachable
 
     try:
-        return create_app()
+        app = create_app()
+        check_reachable(app.extensions["pushgate"].engine)
     except ConfigError as exc:
         raise SystemExit(f"pushgate: {exc}") from None
+    return app

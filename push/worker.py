@@ -19,10 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from aiolimiter import AsyncLimiter
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.metrics import QUEUE_DEPTH
 from push.engine import Engine
 from store.codes import Channel
+from store.db import database_error
 
 log = logging.getLogger("pushgate.worker")
 #: How often the queue-depth gauge is refreshed.
@@ -37,6 +39,9 @@ PLATFORM_ORDER = ("ios", "android")
 #: A batch slower than this moves its loop on to the next platform (a provider timing out or
 #: throttling must not hold the other platform back).
 SLOW_BATCH_SECONDS = 2.0
+#: A failing tick that fails the same way again is logged again only after this long: an
+#: unreachable database must not fill the log with the same line every poll.
+REPEAT_LOG_SECONDS = 60.0
 
 
 class Worker:
@@ -58,6 +63,7 @@ class Worker:
         self._woken: asyncio.Event | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._depth_measured_at = float("-inf")
+        self._last_failure: tuple[str, float] = ("", float("-inf"))
         self.engine: Engine | None = None
 
     def start(self) -> None:
@@ -65,6 +71,14 @@ class Worker:
         self._thread = threading.Thread(target=self._main, args=(ready,), name="pushgate-worker", daemon=True)
         self._thread.start()
         ready.wait(10)
+
+    def _report(self, reason: str) -> None:
+        """Log a failed tick as one line, once a minute while it keeps failing the same way."""
+        now = time.monotonic()
+        last, at = self._last_failure
+        if reason != last or now - at >= REPEAT_LOG_SECONDS:
+            log.error("worker tick failed, %s; retrying every %.1f s", reason, self.poll_interval)
+            self._last_failure = (reason, now)
 
     def wake(self) -> None:
         """Tick now instead of at the next poll (a delivery was just created in this process)."""
@@ -91,8 +105,12 @@ class Worker:
             while not self._stopping.is_set():
                 try:
                     await self.tick()
+                except SQLAlchemyError as exc:
+                    self._report(f"the database failed: {database_error(exc)}")
                 except Exception:
                     log.exception("worker tick failed; retrying")
+                else:
+                    self._last_failure = ("", float("-inf"))
                 await self._pause()
         finally:
             for task in self._tasks.values():

@@ -14,8 +14,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Dialect, Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import ConfigError
 from core.secrets import private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -73,6 +75,43 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def database_failure(engine: Engine, exc: BaseException) -> str | None:
+    """One line for a database error of ``engine`` (None for any other exception): that it is not
+    migrated when it is not, else what the driver said."""
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    try:
+        migrated, current = is_migrated(engine), current_revision(engine)
+    except SQLAlchemyError:
+        return f"the database failed: {database_error(exc)}"
+    if not migrated:
+        return (
+            f"the database is at migration {current or 'none'}, this pushgate needs {head_revision()}: "
+            "run flask --app wsgi db upgrade"
+        )
+    return f"the database failed: {database_error(exc)}"
+
+
+def database_error(exc: Exception) -> str:
+    """One line saying what the driver said: the first line of its message, without SQL or
+    SQLAlchemy's background link."""
+    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return lines[0] if lines else type(original).__name__
+
+
+def check_reachable(engine: Engine) -> None:
+    """Connect once; a :class:`ConfigError` of one line naming ``PUSHGATE_DATABASE_URL`` (its
+    password hidden) and the driver's reason when that fails, so that start-up stops with it."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = database_error(exc)
+        raise ConfigError(f"the database of PUSHGATE_DATABASE_URL ({where}) is unreachable: {reason}") from None
 
 
 def is_migrated(engine: Engine) -> bool:

@@ -53,16 +53,22 @@ def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay
     instance = rt.settings.instance_path
     from gateway.cli import peers as runner  # the peers load only for this command
 
-    running = runner.start(
-        runner.StoredCredentials(rt.sessions, rt.box),
-        instance / "emulators" / "tls",
-        apns_port=apns_port,
-        fcm_port=fcm_port,
-        inbox_port=inbox_port,
-        slow_delay=slow_delay,
-        platform_port=None if platform_port < 0 else platform_port,
-        platform_config=_platform_config(rt.settings),
-    )
+    try:
+        running = runner.start(
+            runner.StoredCredentials(rt.sessions, rt.box),
+            instance / "emulators" / "tls",
+            apns_port=apns_port,
+            fcm_port=fcm_port,
+            inbox_port=inbox_port,
+            slow_delay=slow_delay,
+            platform_port=None if platform_port < 0 else platform_port,
+            platform_config=_platform_config(rt.settings),
+        )
+    except OSError as exc:  # a port taken (another make run?) or not ours to take
+        raise click.ClickException(
+            f"the emulators cannot start: {exc.strerror or exc}; stop what uses it, or choose other ports "
+            "(--apns-port, --fcm-port, --inbox-port, --platform-port)"
+        ) from None
     env = running.environment()
     env_file = instance / "emulators.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ def start(
     platform_port: int | None = None,
     platform_config: PeerConfig | None = None,
 ) -> RunningEmulators:
+    _check_free(apns_port, fcm_port, inbox_port, platform_port or 0)
     tls = local_tls(tls_dir)
     inbox = Inbox()
     apns = EmulatorThread(
@@ -128,6 +130,20 @@ def start(
     server = make_server("127.0.0.1", inbox_port, _inbox_app(inbox, platform), threaded=True)
     threading.Thread(target=server.serve_forever, name="emulator-inbox", daemon=True).start()
     return RunningEmulators(apns, fcm, server, inbox, tls.ca_path, platform)
+
+
+def _check_free(*ports: int) -> None:
+    """An OSError naming the first fixed port another program holds, before any peer starts (so
+    that none is left running, and werkzeug does not print its own lines for the inbox's)."""
+    for port in ports:
+        if port <= 0:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise OSError(exc.errno, f"port {port} on 127.0.0.1 is in use") from None
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">

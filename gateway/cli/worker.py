@@ -14,7 +14,14 @@ def worker_command() -> None:
     import threading
 
     from gateway.worker import build_worker, start_scheduler
+    from store.db import current_revision, head_revision, is_migrated
 
+    engine = runtime().engine
+    if not is_migrated(engine):
+        raise click.ClickException(
+            f"the database is at migration {current_revision(engine) or 'none'}, this pushgate needs "
+            f"{head_revision()}: run flask --app wsgi db upgrade"
+        )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
