@@ -88,7 +88,11 @@ def _register_error_handlers(app: Flask) -> None:
         return jsonify(exc.to_dict()), exc.status
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
+    def http_error(exc: HTTPException) -> tuple[Response | str, int]:
+        if request.blueprint is None and request.path.startswith("/console/"):
+            from gateway.console import error_page
+
+            return error_page(exc)  # an unknown console page: a page, not the API's JSON
         code = (exc.name or "error").lower().replace(" ", "_")
         return _error(exc.code or 500, code, exc.description or code)
 

@@ -87,6 +87,12 @@ def _client_error(exc: ClientError) -> tuple[str, int]:
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[str, int]:
+    return error_page(exc)
+
+
+def error_page(exc: HTTPException) -> tuple[str, int]:
+    """The console's page for an HTTP error, also for a path under /console/ that no view has
+    (the app's handler sends those here: they belong to no blueprint)."""
     status = exc.code or 500
     return render_template("console/error.html", status=status, title=exc.name, message=exc.description), status
 

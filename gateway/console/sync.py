@@ -5,9 +5,10 @@ Everyone signed in reads the runs and downloads a run's rejects as CSV: the same
 ``GET /api/v1/sync/runs/{id}/rejects`` (:func:`gateway.spreadsheet.rejects_csv`, cells that a
 spreadsheet would run as formulas escaped). "Run now" needs the admin role and starts the job
 exactly as ``POST /api/v1/sync/{job}/run`` does: :func:`sync.service.start_in_background`, one run
-of a job at a time per process, recorded with the trigger ``console``. The view then waits a moment for the run: a job whose
-settings are missing (no Azure Blob, sFTP or Platform configuration) ends at once, and its
-reason is shown as the page's message instead of a run that merely looks started.
+of a job at a time per process, recorded with the trigger ``console``. The view then waits a
+moment for the run: a job whose settings are missing (no Azure Blob, sFTP or Platform
+configuration) ends at once, and its reason is shown as the page's message instead of a run that
+merely looks started.
 """
 
 from __future__ import annotations

@@ -91,3 +91,14 @@ def test_next_never_leaves_the_console(app: Flask) -> None:
         data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"},
     )
     assert response.headers["Location"] == "/console/deliveries/"
+
+
+def test_an_unknown_console_path_is_a_page_and_an_unknown_api_path_json(
+    console_as: Callable[[str], ConsoleClient], app: Flask
+) -> None:
+    viewer = console_as("viewer")
+    for path in ("/console/audiences/1/nothing-here", "/console/deliveries/" + "9" * 30):
+        response = viewer.get(path)
+        assert response.status_code == 404 and response.mimetype == "text/html"
+        assert "Deliveries" in response.get_data(as_text=True)  # the console's layout, with its navigation
+    assert app.test_client().get("/api/v1/nothing").mimetype == "application/json"
