@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, case, exists, insert, literal, or_, select
+from sqlalchemy import Select, and_, case, exists, func, insert, literal, not_, or_, select
 from sqlalchemy.orm import Session
 
+from core.errors import BadRequest
 from domain.quarantine import release_reregistered
 from store.clock import stamp
 from store.codes import BroadLogStatus, Channel, FailureReason, FailureType
-from store.models import Address, AudienceMember, BroadLog, Delivery, Profile, Subscription
+from store.models import Address, App, Audience, AudienceMember, BroadLog, Delivery, Profile, Subscription
 
 
 def target_query(delivery: Delivery) -> Select[Any]:
@@ -116,3 +117,43 @@ def analyse(session: Session, delivery: Delivery) -> int:
         execution_options={"preserve_rowcount": True},
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reach(session: Session, app_id: int, target: dict[str, Any], platforms: list[str]) -> dict[str, int]:
+    """How many devices a delivery of ``app_id`` to ``target`` on ``platforms`` would send to if
+    it were analysed now, per platform (every platform asked for is a key): the target
+    subscriptions :func:`analyse` would write Pending, i.e. without the ones it writes Ignored
+    (disabled or quarantined, denylisted, push consent ``n``). A quarantine that analysis would
+    lift first (:func:`~domain.quarantine.release_reregistered`) does not count against a device.
+    Nothing is written. An unknown app or audience, or a platform the app lacks, is a BadRequest.
+    """
+    app = session.get(App, app_id)
+    if app is None:
+        raise BadRequest(f"no app with id {app_id}", code="unknown_app")
+    missing = sorted(set(platforms) - {part.platform for part in app.platforms})
+    if missing:
+        raise BadRequest(f"the app has no {', '.join(missing)} part", code="unknown_platform")
+    if "audience" in target and session.get(Audience, target["audience"]) is None:
+        raise BadRequest(f"no audience with id {target['audience']}", code="unknown_audience")
+    probe = Delivery(app_id=app_id, target=target, platforms=sorted(set(platforms)))  # never added to the session
+    targets = target_query(probe).distinct().subquery()
+    token_is = (Address.app_id == Subscription.app_id, Address.address == Subscription.token)
+    lifted = and_(Address.unregistered_at.is_not(None), Subscription.last_registered_at > Address.unregistered_at)
+    quarantined = exists().where(*token_is, Address.status == "quarantine", not_(lifted))
+    released_at_analysis = exists().where(*token_is, Address.status == "quarantine", lifted)
+    denylisted = exists().where(*token_is, Address.status == "denylisted")
+    ignored = or_(
+        and_(Subscription.disabled.is_(True), not_(released_at_analysis)),
+        quarantined,
+        denylisted,
+        func.coalesce(Profile.push_consent, "u") == "n",  # no profile: nothing refused
+    )
+    rows = session.execute(
+        select(Subscription.platform, func.count())
+        .join(targets, targets.c.subscription_id == Subscription.id)
+        .outerjoin(Profile, Profile.id == Subscription.profile_id)
+        .where(not_(ignored))
+        .group_by(Subscription.platform)
+    )
+    found = {platform: int(count) for platform, count in rows}
+    return {platform: found.get(platform, 0) for platform in sorted(set(platforms))}

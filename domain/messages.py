@@ -116,15 +116,16 @@ def _data(value: dict[str, str]) -> dict[str, str]:
         if not _DATA_KEY.match(key):
             raise PydanticCustomError(
                 "data_key",
-                "data key {key!r} must be 1-64 characters of A-Z a-z 0-9 _ . - (not starting with . or -)",
-                {"key": key[:70]},
+                # pydantic substitutes {key} only (no conversions): the context carries the repr
+                "data key {key} must be 1-64 characters of A-Z a-z 0-9 _ . - (not starting with . or -)",
+                {"key": repr(key[:70])},
             )
         if key in RESERVED_DATA_KEYS or key.lower().startswith(RESERVED_DATA_PREFIXES):
             raise PydanticCustomError(
                 "reserved_key",
-                "data key {key!r} is reserved (pushgate writes _mId, _dId, _xdm, aps, uri, mediaUrl and adb_* "
+                "data key {key} is reserved (pushgate writes _mId, _dId, _xdm, aps, uri, mediaUrl and adb_* "
                 "itself; FCM refuses from, message_type, notification and google*/gcm*)",
-                {"key": key},
+                {"key": repr(key)},
             )
     return value
 

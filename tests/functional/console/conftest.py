@@ -36,8 +36,11 @@ def chromium_path() -> str | None:
     return os.environ.get("PUSHGATE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for the console's tests. Package-scoped, not session-scoped: Playwright's sync
+    API keeps an asyncio loop running in this thread while it is open, and later tests that call
+    asyncio.run() would find it."""
     path = chromium_path()
     if path is None:
         if os.environ.get("CI"):
