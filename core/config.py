@@ -280,6 +280,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the gateway's own loggers."
     )
+    emulator_apns_port: int = Field(
+        default=8443,
+        ge=1,
+        le=65535,
+        description="Port of the local APNs emulator (flask --app wsgi emulators, make run).",
+    )
+    emulator_fcm_port: int = Field(
+        default=8444, ge=1, le=65535, description="Port of the local FCM emulator and its OAuth token endpoint."
+    )
+    emulator_inbox_port: int = Field(
+        default=8440, ge=1, le=65535, description="Port of the emulators' inbox page (what they received)."
+    )
+    emulator_platform_port: int = Field(
+        default=8445, ge=-1, le=65535, description="Port of the local Experience Platform peer; -1 leaves it off."
+    )
 
     @field_validator("database_url")
     @classmethod

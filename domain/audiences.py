@@ -155,6 +155,26 @@ def for_segment(session: Session, segment_id: str, name: str, *, rename: bool, n
     return int(audience_id)
 
 
+def add_members(session: Session, audience_id: int, profile_ids: Sequence[int], *, now: datetime) -> int:
+    """Make ``profile_ids`` current (``realized``) members of the audience, keeping those who are
+    already; returns how many joined. For audiences named directly (the demo): the segment import
+    stages its members and applies them set-based instead (sync/segments)."""
+    present = set(
+        session.scalars(
+            select(AudienceMember.profile_id).where(
+                AudienceMember.audience_id == audience_id, AudienceMember.profile_id.in_(profile_ids)
+            )
+        )
+    )
+    joining = [pid for pid in dict.fromkeys(profile_ids) if pid not in present]
+    session.add_all(
+        AudienceMember(audience_id=audience_id, profile_id=pid, status="realized", entered_at=now, updated_at=now)
+        for pid in joining
+    )
+    session.flush()
+    return len(joining)
+
+
 def record_imports(session: Session, imports: Sequence[dict[str, Any]]) -> None:
     """What each applied file did to each audience: ``audience_id``, ``file_id``, ``entered``,
     ``existing``, ``exited``."""

@@ -22,11 +22,12 @@ from flask.cli import with_appcontext
 
 from core.config import Settings
 from core.secrets import private_file
-from domain import apps, deliveries, profiles, users
+from domain import apps, audiences, deliveries, profiles, test_devices, users
 from domain.messages import Message
 from domain.subscriptions import Registration, register
 from gateway.runtime import runtime
 from push import payloads
+from store.types import utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -36,21 +37,37 @@ if TYPE_CHECKING:
 DEMO_APP = "pushgate demo"
 DEMO_PROFILE = "demo@example.com"
 DEMO_IOS_TOKEN = "5eed" * 16
-DEMO_ANDROID_TOKEN = "demo-android-device:APA91bDemoTokenForTheLocalFcmEmulator0001"
+#: As long as real FCM registration tokens are (150+ characters: an instance id, ":APA91b", base64url).
+DEMO_ANDROID_TOKEN = (
+    "cDemo7pushgateQ0dev:APA91bLTlc1A2aOk19kyyURC8YO1jcSb7cXNefjqqRSJ3hD_1dKA68CDk86e08HkSimimTBMXeH85tQuVBQv9S526"
+    "T30GYnSG0jRs1MYaTn0DWuTNLRGfG17gqBUFNGISuyZ9HbvnaPcitAYQ"
+)
 DEMO_MARKETER = "marketer@example.com"
+#: The demo audience's segment id (a UUID, as the Platform's are).
+DEMO_SEGMENT = "0d3e5f6a-7b8c-4d9e-8f01-23456789abcd"
 
 
 @click.command("emulators")
-@click.option("--apns-port", default=8443, show_default=True)
-@click.option("--fcm-port", default=8444, show_default=True)
-@click.option("--inbox-port", default=8440, show_default=True)
+@click.option("--apns-port", type=int, help="Default: PUSHGATE_EMULATOR_APNS_PORT (8443).")
+@click.option("--fcm-port", type=int, help="Default: PUSHGATE_EMULATOR_FCM_PORT (8444).")
+@click.option("--inbox-port", type=int, help="Default: PUSHGATE_EMULATOR_INBOX_PORT (8440).")
 @click.option("--slow-delay", default=3.0, show_default=True, help="Seconds the 'slow' token prefixes wait.")
-@click.option("--platform-port", default=8445, show_default=True, help="Experience Platform peer; -1 to leave it off.")
+@click.option(
+    "--platform-port",
+    type=int,
+    help="Experience Platform peer; -1 leaves it off. Default: PUSHGATE_EMULATOR_PLATFORM_PORT.",
+)
 @with_appcontext
-def emulators_command(apns_port: int, fcm_port: int, inbox_port: int, slow_delay: float, platform_port: int) -> None:
+def emulators_command(
+    apns_port: int | None, fcm_port: int | None, inbox_port: int | None, slow_delay: float, platform_port: int | None
+) -> None:
     """Run the local APNs, FCM and Experience Platform peers with an inbox page until Ctrl-C."""
     rt = runtime()
     instance = rt.settings.instance_path
+    apns_port = rt.settings.emulator_apns_port if apns_port is None else apns_port
+    fcm_port = rt.settings.emulator_fcm_port if fcm_port is None else fcm_port
+    inbox_port = rt.settings.emulator_inbox_port if inbox_port is None else inbox_port
+    platform_port = rt.settings.emulator_platform_port if platform_port is None else platform_port
     from gateway.cli import peers as runner  # the peers load only for this command
 
     try:
@@ -108,14 +125,14 @@ def _platform_config(settings: Settings) -> PeerConfig:
 @click.command("demo")
 @click.option(
     "--fcm-token-url",
-    default="https://127.0.0.1:8444/token",
-    show_default=True,
-    help="Where the demo service account gets its OAuth tokens (the FCM emulator).",
+    help="Where the demo service account gets its OAuth tokens. Default: the FCM emulator's, "
+    "https://127.0.0.1:<PUSHGATE_EMULATOR_FCM_PORT>/token.",
 )
 @with_appcontext
-def demo_command(fcm_token_url: str) -> None:
-    """Create the demo app, two devices and a welcome delivery (sent when the gateway runs)."""
+def demo_command(fcm_token_url: str | None) -> None:
+    """Create the demo app, two devices and a welcome delivery (once: sent when the gateway runs)."""
     rt = runtime()
+    fcm_token_url = fcm_token_url or f"https://127.0.0.1:{rt.settings.emulator_fcm_port}/token"
     with rt.sessions.begin() as session:
         app = apps.by_name(session, DEMO_APP)
         if app is None:
@@ -132,8 +149,9 @@ def demo_command(fcm_token_url: str) -> None:
                 profiles.ProfileIn(email=DEMO_PROFILE, first_name="Ada"),
                 reconciliation_field="external_id",
             )
+        devices: dict[str, int] = {}
         for platform, token in (("ios", DEMO_IOS_TOKEN), ("android", DEMO_ANDROID_TOKEN)):
-            register(
+            devices[platform], _new = register(
                 session,
                 Registration(
                     app_id=app.id,
@@ -147,7 +165,9 @@ def demo_command(fcm_token_url: str) -> None:
                 ),
                 reconciliation_field="external_id",
             )
-        delivery, _created = deliveries.create_delivery(
+        _console_samples(session, app.id, devices)
+        # One welcome delivery per demo app: every later start finds it by its idempotency key.
+        delivery, created = deliveries.create_delivery(
             session,
             deliveries.DeliveryCreate(
                 app_id=app.id,
@@ -156,11 +176,33 @@ def demo_command(fcm_token_url: str) -> None:
                 platforms=["android", "ios"],
                 message=Message(title="Hello {{ profile.first_name }}", body="Your first push through pushgate."),
                 validity_seconds=3600,
+                idempotency_key=f"pushgate-demo-welcome-{app.id}",
             ),
             payloads=payloads,
+            created_by="flask --app wsgi demo",
         )
-        click.echo(f"demo app {app.id}: welcome delivery {delivery.id} to 2 devices, sent as soon as the gateway runs")
+        if created:
+            click.echo(
+                f"demo app {app.id}: welcome delivery {delivery.id} to 2 devices, sent as soon as the gateway runs"
+            )
+        else:
+            click.echo(
+                f"demo app {app.id}: its welcome delivery {delivery.id} was made at the first start ({delivery.status})"
+            )
         click.echo(_demo_marketer(session, rt.settings))
+
+
+def _console_samples(session: Session, app_id: int, devices: dict[str, int]) -> None:
+    """What a marketer tries first in the console: the two demo devices as the app's test devices
+    (proofs) and an audience holding the demo profile."""
+    known = test_devices.subscription_ids(session, app_id)
+    for platform, subscription_id in devices.items():
+        if subscription_id not in known:
+            test_devices.add(session, app_id, subscription_id, f"Demo {'iPhone' if platform == 'ios' else 'Android'}")
+    audience_id = audiences.for_segment(session, DEMO_SEGMENT, "Demo audience", rename=False, now=utcnow())
+    profile = profiles.find(session, DEMO_PROFILE)
+    if profile is not None:
+        audiences.add_members(session, audience_id, [profile.id], now=utcnow())
 
 
 def _demo_marketer(session: Session, settings: Settings) -> str:

@@ -52,7 +52,7 @@ def test_demo_needs_the_emulators_settings(runner: Any) -> None:
     assert result.exit_code == 1 and "instance/emulators.env" in result.output
 
 
-def test_demo_creates_its_app_once_and_a_welcome_delivery_each_time(app: Any, gateway_with: Any) -> None:
+def test_demo_creates_its_app_and_its_welcome_delivery_once(app: Any, gateway_with: Any) -> None:
     runner = gateway_with(fcm_endpoint="https://127.0.0.1:8444").test_cli_runner()
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
@@ -64,9 +64,10 @@ def test_demo_creates_its_app_once_and_a_welcome_delivery_each_time(app: Any, ga
         subscriptions = session.query(Subscription).filter_by(app_id=apps[0].id).all()
         assert len(subscriptions) == 2 and all(s.profile_id is not None for s in subscriptions)
         welcome = session.query(Delivery).filter_by(app_id=apps[0].id).order_by(Delivery.id).all()
-        assert [d.status for d in welcome] == ["scheduled", "scheduled"]
+        assert [d.status for d in welcome] == ["scheduled"]
         assert deliveries.describe(session, welcome[-1])["message"]["title"] == "Hello {{ profile.first_name }}"
-    assert f"demo app {apps[0].id}: welcome delivery {welcome[-1].id}" in second.output
+    assert f"demo app {apps[0].id}: welcome delivery {welcome[0].id} to 2 devices" in first.output
+    assert f"demo app {apps[0].id}: its welcome delivery {welcome[0].id} was made at the first start" in second.output
 
 
 def test_keys_limited_to_apps(runner: Any, app: Any, client: FlaskClient) -> None:
