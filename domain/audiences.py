@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from domain.fields import ID_MAX
+from domain.paging import keyset, split_page
 from store.models import Audience, AudienceImport, AudienceMember, Profile, SyncFile
 from store.types import iso
 from store.upsert import upsert
@@ -252,15 +253,11 @@ def summaries_page(
     """One page of audiences in id order after the id ``after`` (keyset paging, as the API's
     list), with their sizes and last files: three queries whatever the page size. Returns the
     page and the id the next page starts after (None on the last page)."""
-    stmt = list_query(segment_id)
-    if after is not None:
-        stmt = stmt.where(Audience.id > after)
-    found = list(session.scalars(stmt.order_by(Audience.id).limit(limit + 1)))
-    rows, more = found[:limit], len(found) > limit
+    found = session.scalars(keyset(list_query(segment_id), Audience.id, after=after, limit=limit)).all()
+    rows, next_after = split_page(found, limit, lambda a: a.id)
     ids = [a.id for a in rows]
     size, last = sizes(session, ids), last_files(session, ids)
-    page = [AudienceSummary(a, size.get(a.id, 0), last.get(a.id)) for a in rows]
-    return page, (rows[-1].id if more and rows else None)
+    return [AudienceSummary(a, size.get(a.id, 0), last.get(a.id)) for a in rows], next_after
 
 
 def status_counts(session: Session, audience_id: int) -> dict[str, int]:
@@ -284,10 +281,8 @@ def members_page(
         .add_columns(Profile.external_id, Profile.email, Profile.first_name, Profile.last_name)
         .join(Profile, Profile.id == AudienceMember.profile_id)
     )
-    if after is not None:
-        stmt = stmt.where(AudienceMember.profile_id > after)
-    found = list(session.execute(stmt.order_by(AudienceMember.profile_id).limit(limit + 1)))
-    rows, more = found[:limit], len(found) > limit
+    found = session.execute(keyset(stmt, AudienceMember.profile_id, after=after, limit=limit)).all()
+    rows, next_after = split_page(found, limit, lambda row: int(row[0].profile_id))
     page = [
         Member(
             profile_id=m.profile_id,
@@ -301,7 +296,7 @@ def members_page(
         )
         for m, external_id, email, first_name, last_name in rows
     ]
-    return page, (page[-1].profile_id if more and page else None)
+    return page, next_after
 
 
 def of_profile(session: Session, profile_id: int) -> list[Membership]:

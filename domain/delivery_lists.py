@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain.deliveries import list_query
+from domain.paging import keyset, split_page
 from store.codes import BroadLogStatus
 from store.models import Audience, BroadLog, Delivery, TrackingLog
 
@@ -43,12 +44,8 @@ def recent(
     stmt = list_query(app_id=app_id, status=status)
     if not proofs:
         stmt = stmt.where(Delivery.proof.is_(False))
-    if before is not None:
-        stmt = stmt.where(Delivery.id < before)
-    rows = list(session.scalars(stmt.order_by(Delivery.id.desc()).limit(limit + 1)))
-    if len(rows) > limit:
-        return Page(rows[:limit], rows[limit - 1].id)
-    return Page(rows, None)
+    found = session.scalars(keyset(stmt, Delivery.id, after=before, limit=limit, descending=True)).all()
+    return Page(*split_page(found, limit, lambda d: d.id))
 
 
 _BY_STATUS = {

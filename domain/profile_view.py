@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from domain import audiences, profiles
 from domain.fields import SINGLE_LINE
+from domain.paging import keyset, split_page
 from domain.quarantine import QUARANTINE
 from domain.tracking import CLICKED, OPENED, RECEIVED
 from store.codes import BroadLogStatus, Channel, FailureReason, FailureType
@@ -150,14 +151,10 @@ def search(
 ) -> tuple[list[ProfileRow], int | None]:
     """One page of the profiles matching ``criteria`` in id order after the id ``after``, each
     with its count of subscriptions. Returns the page and the id the next page starts after."""
-    stmt = search_query(session, criteria)
-    if after is not None:
-        stmt = stmt.where(Profile.id > after)
-    found = list(session.scalars(stmt.order_by(Profile.id).limit(limit + 1)))
-    rows, more = found[:limit], len(found) > limit
+    found = session.scalars(keyset(search_query(session, criteria), Profile.id, after=after, limit=limit)).all()
+    rows, next_after = split_page(found, limit, lambda p: p.id)
     linked = profiles.subscription_ids(session, [p.id for p in rows])
-    page = [ProfileRow(p, len(linked.get(p.id, []))) for p in rows]
-    return page, (rows[-1].id if more and rows else None)
+    return [ProfileRow(p, len(linked.get(p.id, []))) for p in rows], next_after
 
 
 def subscriptions(session: Session, profile_id: int) -> list[SubscriptionRow]:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from domain.fields import ID_MAX
+from domain.paging import keyset, split_page
 from store.models import Address, Subscription
 from store.types import iso, utcnow
 
@@ -184,9 +185,5 @@ def newest_first(
     stmt = list_query(app_id=app_id, status=status)
     if platform is not None:
         stmt = stmt.where(Address.platform == platform)
-    if before is not None:
-        stmt = stmt.where(Address.id < before)
-    rows = list(session.scalars(stmt.order_by(Address.id.desc()).limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    found = session.scalars(keyset(stmt, Address.id, after=before, limit=limit, descending=True)).all()
+    return split_page(found, limit, lambda address: address.id)

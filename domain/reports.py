@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from domain import audiences, deliveries, profiles
 from domain.fields import SINGLE_LINE
+from domain.paging import keyset, split_page
 from store.codes import BroadLogStatus, DeliveryStatus, FailureReason, FailureType, readable
 from store.models import TOKEN_MAX, BroadLog, Delivery, Profile, TrackingLog
 
@@ -366,14 +367,8 @@ def search(session: Session, delivery_id: int, filters: LogSearch, limit: int = 
     else:
         return [], None
     stmt = _filtered(stmt, filters)
-    newest = filters.order == "newest"
-    if filters.after is not None:
-        stmt = stmt.where(BroadLog.id < filters.after if newest else BroadLog.id > filters.after)
-    stmt = _rows(stmt).order_by(BroadLog.id.desc() if newest else BroadLog.id).limit(limit + 1)
-    rows = [LogRow(*row) for row in session.execute(stmt)]
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    page = keyset(_rows(stmt), BroadLog.id, after=filters.after, limit=limit, descending=filters.order == "newest")
+    return split_page([LogRow(*row) for row in session.execute(page)], limit, lambda row: row.id)
 
 
 def iter_broadlog(session: Session, delivery_id: int, chunk: int = 5000) -> Iterator[LogRow]:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.errors import NotFound, PushgateError
+from domain.paging import keyset, split_page
 from store.models import SyncReject, SyncRun
 from store.types import iso, utcnow
 
@@ -253,10 +254,5 @@ def newest_first(
     """One page of runs (of one job when given), the latest first, starting below the id
     ``before`` when given (the console's pages). Returns the runs and the ``before`` of the next
     page, None on the last one."""
-    stmt = list_query(job)
-    if before is not None:
-        stmt = stmt.where(SyncRun.id < before)
-    rows = list(session.scalars(stmt.order_by(SyncRun.id.desc()).limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].id
-    return rows, None
+    found = session.scalars(keyset(list_query(job), SyncRun.id, after=before, limit=limit, descending=True)).all()
+    return split_page(found, limit, lambda run: run.id)
