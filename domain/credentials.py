@@ -35,11 +35,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
     PrivateAttr,
     SecretStr,
-    Tag,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -177,15 +177,23 @@ def _apns_kind(value: Any) -> str | None:
     return None
 
 
-ApnsCredentials = Annotated[
-    Annotated[ApnsToken, Tag("token")] | Annotated[ApnsCertificate, Tag("certificate")],
-    Discriminator(
-        _apns_kind,
-        custom_error_type="invalid_apns",
-        custom_error_message="apns needs either key_p8, key_id, team_id and environment (token "
-        "authentication) or certificate_pem and environment (certificate authentication)",
-    ),
-]
+def _apns_credentials(value: Any, _handler: ValidatorFunctionWrapHandler) -> ApnsToken | ApnsCertificate:
+    """Validate ``apns`` as the kind its fields name. Chosen here rather than by a tagged union,
+    whose errors carry the tag in their path (``ios.apns.token.key_p8``): a client must read the
+    path it sent (``ios.apns.key_p8``)."""
+    kind = _apns_kind(value)
+    if kind is None:
+        raise PydanticCustomError(
+            "invalid_apns",
+            "apns needs either key_p8, key_id, team_id and environment (token authentication) or "
+            "certificate_pem and environment (certificate authentication)",
+        )
+    if isinstance(value, ApnsToken | ApnsCertificate):
+        return value
+    return (ApnsToken if kind == "token" else ApnsCertificate).model_validate(value)
+
+
+ApnsCredentials = Annotated[ApnsToken | ApnsCertificate, WrapValidator(_apns_credentials)]
 
 
 class ServiceAccount(BaseModel):

@@ -103,7 +103,7 @@ def _without_key() -> dict[str, Any]:
 BAD_CREDENTIALS = {
     "p8-garbage": (
         lambda: _bad_ios(token_apns(key_p8="-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----")),
-        "ios.apns.token.key_p8",
+        "ios.apns.key_p8",
     ),
     "p8-rsa": (lambda: _bad_ios(token_apns(key_p8=_rsa_pem())), "EC P-256"),
     "p8-p384": (lambda: _bad_ios(token_apns(key_p8=_p384_pem())), "EC P-256"),
