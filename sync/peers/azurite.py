@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -125,12 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(
         prog="python -m sync.peers.azurite", description="Run Azurite's Blob service on a free loopback port."
     ).parse_args(argv)
+    # SIGTERM (a service manager, kill) ends the wait as Ctrl-C does, so that leaving the block
+    # stops node: otherwise the interpreter dies at once and the Azurite child lives on. SIGINT is
+    # set too: a process started in the background inherits it ignored, or with no handler.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _interrupt)
     with Azurite.start() as peer:
         print(f"Azurite Blob listening on {peer.url}", flush=True)
         print(f"PUSHGATE_SEGMENTS_CONNECTION_STRING='{peer.connection_string}'", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             peer.process.wait()
     return 0
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
