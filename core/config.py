@@ -280,6 +280,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the gateway's own loggers."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines on stderr: text for people, json for collectors (one object a line: time, level, "
+        "logger, message, request_id, delivery_id, sync_run_id, exception).",
+    )
     emulator_apns_port: int = Field(
         default=8443,
         ge=1,

@@ -29,7 +29,7 @@ from domain.personalisation import LookupTables
 from domain.templates.compiling import CompiledMessage, compile_message
 from domain.templates.rendering import RenderContext, RenderedMessage, make_context, preview_data, render
 from store.clock import stamp
-from store.codes import BroadLogStatus, DeliveryStatus, FailureReason, FailureType, readable
+from store.codes import BroadLogStatus, DeliveryStatus, FailureType, failure_reason_name, readable
 from store.models import App, Audience, BroadLog, Delivery, Profile, TrackingLog
 from store.types import iso, utcnow
 
@@ -380,7 +380,8 @@ def describe_broadlog(row: BroadLog) -> dict[str, Any]:
         "address": row.address,
         "status": readable(BroadLogStatus(row.status)),
         "failure_type": readable(FailureType(row.failure_type)) if row.failure_type is not None else None,
-        "failure_reason": readable(FailureReason(row.failure_reason)) if row.failure_reason is not None else None,
+        "failure_reason": failure_reason_name(row.failure_reason),
+        "failure_reason_code": row.failure_reason,
         "error_message": row.error_message,
         "provider_message_id": row.provider_message_id,
         "attempts": row.attempts,

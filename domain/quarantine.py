@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from domain.fields import ID_MAX
 from domain.paging import keyset, split_page
+from store.codes import failure_reason_name
 from store.models import Address, Subscription
 from store.types import iso, utcnow
 
@@ -158,7 +159,8 @@ def describe(address: Address) -> dict[str, Any]:
         "address": address.address,
         "status": address.status,
         "error_count": address.error_count,
-        "failure_reason": address.failure_reason,
+        "failure_reason": failure_reason_name(address.failure_reason),
+        "failure_reason_code": address.failure_reason,
         "error_text": address.error_text,
         "first_error_at": iso(address.first_error_at),
         "last_error_at": iso(address.last_error_at),

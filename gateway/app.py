@@ -1,5 +1,5 @@
-"""The app factory: settings, store, blueprints, error rendering, request metrics, trusted proxies,
-rate limits, CLI."""
+"""The app factory: settings, logs, store, blueprints, error rendering (with the request id), request
+metrics, trusted proxies, request ids, rate limits, CLI."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from werkzeug.routing import IntegerConverter, Map
 
 from core.config import Settings, load_settings, unknown_variables
 from core.errors import ClientError
+from core.logs import configure as configure_logs
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from core.secrets import SecretBox, resolve_secret_key
 from gateway.limits import install as install_limits
+from gateway.logs import RequestIds, current_request_id
 from gateway.proxies import TrustedProxies
 from gateway.runtime import Runtime, TTLCache, close_session
 from store.db import make_engine, make_session_factory
@@ -36,7 +38,7 @@ class StoreId(IntegerConverter):
 def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the gateway. ``settings`` (or ``overrides`` of the environment) are for tests."""
     settings = settings or load_settings(overrides)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logs(settings.log_format)
     log.setLevel(settings.log_level)
     if overrides is None:  # the environment is what configures this gateway
         for warning in unknown_variables():
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None, *, overrides: dict[str, Any] | 
     _register_error_handlers(app)
     _register_metrics(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings.proxy_networks)  # type: ignore[method-assign]
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]  # outermost: every answer has its id
     install_limits(app, settings)
     from gateway.cli import register_cli
 
@@ -79,13 +82,13 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _error(status: int, code: str, message: str) -> tuple[Response, int]:
-    return jsonify(error=code, message=message), status
+    return jsonify(error=code, message=message, request_id=current_request_id()), status
 
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ClientError)
     def client_error(exc: ClientError) -> tuple[Response, int]:
-        return jsonify(exc.to_dict()), exc.status
+        return jsonify({**exc.to_dict(), "request_id": current_request_id()}), exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response | str, int]:
@@ -99,7 +102,13 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     @app.errorhandler(ProgrammingError)
     def database_unavailable(exc: Exception) -> tuple[Response, int]:
-        log.error("database error on %s %s: %s", request.method, request.path, type(exc).__name__)
+        log.error(
+            "database error on %s %s (request %s): %s",
+            request.method,
+            request.path,
+            current_request_id(),
+            type(exc).__name__,
+        )
         return _error(
             503,
             "database_unavailable",
@@ -108,7 +117,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error on %s %s (request %s)", request.method, request.path, current_request_id())
         return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
 
 

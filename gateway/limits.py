@@ -32,6 +32,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from core.config import Settings
+from gateway.logs import current_request_id
 
 #: Public endpoint families and their endpoints.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -102,7 +103,8 @@ def install(app: Flask, settings: Settings) -> Limits | None:
 
     @app.errorhandler(RateLimited)
     def rate_limited(exc: RateLimited) -> tuple[Response, int, dict[str, str]]:
-        body = jsonify(error="rate_limited", message=f"too many requests: at most {exc.limit}")
+        message = f"too many requests: at most {exc.limit}"
+        body = jsonify(error="rate_limited", message=message, request_id=current_request_id())
         return body, 429, {"Retry-After": str(exc.retry_after)}
 
     return limits

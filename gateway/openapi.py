@@ -2,8 +2,9 @@
 
 A view declares its contract with :func:`operation`; :func:`build_document` walks the URL map, so
 a route cannot exist without appearing in the document (a test checks every ``/api`` route has
-an operation). Request and response bodies are pydantic models, whose JSON Schemas become
-``components.schemas``.
+an operation, and that the statuses each view returns are the ones it declares). Request and
+response bodies are pydantic models, whose JSON Schemas become ``components.schemas``. Every
+operation also declares ``4XX`` and ``5XX`` answers with the ``Error`` body.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from flask import Flask
 from pydantic import BaseModel
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A query parameter: (JSON type, description) or (JSON type, description, the values it takes).
+QueryParam = tuple[str, str] | tuple[str, str, tuple[str, ...]]
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -28,12 +31,14 @@ def operation(
     body_media_type: str = "application/json",
     response: type[BaseModel] | None = None,
     response_media_type: str = "",
-    status: int = 200,
-    query: dict[str, tuple[str, str]] | None = None,
+    status: int | dict[int, str] = 200,
+    query: dict[str, QueryParam] | None = None,
     public: bool = False,
     description: str = "",
 ) -> Callable[[F], F]:
-    """Attach an operation description to a view. ``query`` maps name -> (JSON type, description)."""
+    """Attach an operation description to a view. ``status`` is its success status, or each of them
+    with what it means (``{201: "created", 200: "updated"}``), all with the ``response`` body.
+    ``query`` maps name -> :data:`QueryParam`."""
 
     def decorate(view: F) -> F:
         view.openapi = {  # type: ignore[attr-defined]
@@ -43,7 +48,7 @@ def operation(
             "body_media_type": body_media_type,
             "response": response,
             "response_media_type": response_media_type,
-            "status": status,
+            "statuses": {status: "success"} if isinstance(status, int) else dict(status),
             "query": query or {},
             "public": public,
             "description": description,
@@ -68,8 +73,29 @@ ERROR_SCHEMA = {
         "error": {"type": "string", "description": "machine-readable code"},
         "message": {"type": "string", "description": "what is wrong, for people"},
         "details": {"description": "per-field problems, when there are several"},
+        "request_id": {
+            "type": ["string", "null"],
+            "description": "the request's id, as in the X-Request-ID answer header and the gateway's log lines",
+        },
     },
 }
+
+
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+ERROR_RESPONSES = {
+    "4XX": {"description": "the request was refused", "content": _ERROR_CONTENT},
+    "5XX": {
+        "description": "the gateway failed: 503 database_unavailable, 500 internal_error (logged with the request id)",
+        "content": _ERROR_CONTENT,
+    },
+}
+
+
+def _query_param(name: str, spec: QueryParam) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": spec[0]}
+    if len(spec) == 3:
+        schema["enum"] = list(spec[2])
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": spec[1]}
 
 
 def build_document(app: Flask) -> dict[str, Any]:
@@ -94,32 +120,19 @@ def build_document(app: Flask) -> dict[str, Any]:
                 "operationId": f"{rule.endpoint}.{method.lower()}",
                 "summary": meta["summary"],
                 "tags": [meta["tag"]],
-                "parameters": params
-                + [
-                    {
-                        "name": name,
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": kind},
-                        "description": text,
-                    }
-                    for name, (kind, text) in meta["query"].items()
-                ],
-                "responses": {
-                    "4XX": {
-                        "description": "the request was refused",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                },
+                "parameters": params + [_query_param(name, spec) for name, spec in meta["query"].items()],
+                "responses": {},
             }
             if meta["description"]:
                 op["description"] = meta["description"]
-            success: dict[str, Any] = {"description": "success"}
-            if meta["response"] is not None:
-                success["content"] = {"application/json": {"schema": ref(meta["response"])}}
-            elif meta["response_media_type"]:
-                success["content"] = {meta["response_media_type"]: {"schema": {"type": "string"}}}
-            op["responses"][str(meta["status"])] = success
+            for status, meaning in meta["statuses"].items():
+                success: dict[str, Any] = {"description": meaning}
+                if meta["response"] is not None:
+                    success["content"] = {"application/json": {"schema": ref(meta["response"])}}
+                elif meta["response_media_type"]:
+                    success["content"] = {meta["response_media_type"]: {"schema": {"type": "string"}}}
+                op["responses"][str(status)] = success
+            op["responses"].update(ERROR_RESPONSES)
             if meta["body"] is not None:
                 op["requestBody"] = {
                     "required": True,

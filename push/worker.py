@@ -21,6 +21,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import logs
 from core.metrics import QUEUE_DEPTH
 from push.engine import Engine
 from store.codes import Channel
@@ -151,6 +152,7 @@ class Worker:
         return self.engine.queue_depth()
 
     async def _drive(self, delivery_id: int) -> None:
+        logs.bind(delivery_id=delivery_id)  # this task's own context: its log lines name the delivery
         engine = self.engine
         assert engine is not None
         rate, platforms = await asyncio.to_thread(engine.pacing, delivery_id)

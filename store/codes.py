@@ -65,3 +65,14 @@ class FailureReason(IntEnum):
 def readable(code: IntEnum | None) -> str | None:
     """``FailureReason.IN_QUARANTINE`` -> ``in_quarantine``; None stays None."""
     return None if code is None else code.name.lower()
+
+
+def failure_reason_name(code: int | None) -> str | None:
+    """How the API shows a stored failure reason (broadLog and quarantine alike): ``1`` ->
+    ``user_unknown``; a number Campaign's list lacks stays that number, as text."""
+    if code is None:
+        return None
+    try:
+        return readable(FailureReason(code))
+    except ValueError:
+        return str(code)

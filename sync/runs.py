@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import logs
 from core.config import Settings
 from core.errors import NotFound, PushgateError
 from domain.paging import keyset, split_page
@@ -181,7 +182,8 @@ def execute(
     context = RunContext(run_id, settings, sessions, progress, options)
     status, error = "succeeded", None
     try:
-        job(context)
+        with logs.log_context(sync_run_id=run_id):  # the job's log lines name its run
+            job(context)
         error = context.summary.problem()
         if error is not None:
             status = "failed"
@@ -220,6 +222,13 @@ def iter_rejects(session: Session, run_id: int, chunk: int = 5000) -> Iterator[S
             return
         yield from rows
         last = rows[-1].id
+
+
+def first_rejects(session: Session, run_id: int, file: str, limit: int = 3) -> list[SyncReject]:
+    """The first ``limit`` rejected rows of ``file`` in run ``run_id``, in the order they were
+    refused (the CLI names them under the run's summary)."""
+    stmt = select(SyncReject).where(SyncReject.run_id == run_id, SyncReject.file == file[:1024])
+    return list(session.scalars(stmt.order_by(SyncReject.id).limit(limit)))
 
 
 def describe(run: SyncRun) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, url_for
 
 from domain import apps
 from gateway.api.common import created, no_content
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import AppOut, AppPage
 from gateway.auth import app_scope, require_app, requires
 from gateway.http import json_body
@@ -55,7 +55,7 @@ def create_app() -> tuple[Response, int]:
 
 
 @bp.get("/apps")
-@operation("List apps", tag="apps", response=AppPage, query=PAGE_QUERY)
+@operation("List apps", tag="apps", response=AppPage, query=page_query())
 @requires("viewer")
 def list_apps() -> Response:
     box = runtime().box

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 
 from domain import audiences
 from gateway.api.common import query_text
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import AudienceMemberPage, AudienceOut, AudiencePage
 from gateway.auth import requires
 from gateway.http import query_choice
@@ -25,7 +25,7 @@ bp = Blueprint("audiences", __name__)
     "List audiences",
     tag="audiences",
     response=AudiencePage,
-    query={**PAGE_QUERY, "segment_id": ("string", "only the audience of this Platform segment")},
+    query={**page_query(), "segment_id": ("string", "only the audience of this Platform segment")},
 )
 @requires("viewer")
 def list_audiences() -> Response:
@@ -54,7 +54,10 @@ def get_audience(audience_id: int) -> Response:
     "An audience's members",
     tag="audiences",
     response=AudienceMemberPage,
-    query={**PAGE_QUERY, "status": ("string", "realized|existing|exited (default: current members, not exited)")},
+    query={
+        **page_query(("profile_id",)),
+        "status": ("string", "realized|existing|exited (default: current members, not exited)"),
+    },
 )
 @requires("viewer")
 def list_members(audience_id: int) -> Response:
@@ -62,5 +65,11 @@ def list_members(audience_id: int) -> Response:
     audiences.get(session, audience_id)
     stmt = audiences.members_query(audience_id, query_choice("status", audiences.MEMBER_STATUSES))
     return jsonify(
-        paginate(session, stmt, AudienceMember.profile_id, lambda rows: audiences.describe_members(session, list(rows)))
+        paginate(
+            session,
+            stmt,
+            AudienceMember.profile_id,
+            lambda rows: audiences.describe_members(session, list(rows)),
+            sorts=("profile_id",),
+        )
     )

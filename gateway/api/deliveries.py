@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from domain import deliveries
 from gateway.api.common import created
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import BroadLogPage, DeliveryOut, DeliveryPage
 from gateway.auth import app_scope, key_label, require_app, requires
 from gateway.http import json_body, query_choice, query_int
@@ -31,7 +31,7 @@ STATUS_NAMES = {s.name.lower(): s for s in BroadLogStatus}
     tag="deliveries",
     body=deliveries.DeliveryCreate,
     response=DeliveryOut,
-    status=201,
+    status={201: "the delivery was created", 200: "an idempotent replay: the delivery this idempotency_key made"},
     description="Sends message to target now, or at schedule_at. Templates are checked and the payload size "
     "bounded now; a problem is a 400. The same idempotency_key with the same request returns the first "
     "delivery (200) instead of creating a second; with a different request it is a 409 idempotency_conflict "
@@ -71,11 +71,11 @@ def preview_delivery() -> Response:
 
 @bp.get("/deliveries")
 @operation(
-    "List deliveries",
+    "List deliveries, newest first",
     tag="deliveries",
     response=DeliveryPage,
     query={
-        **PAGE_QUERY,
+        **page_query(newest_first=True),
         "app_id": ("integer", "only this app's"),
         "status": ("string", "scheduled|running|completed|cancelled|failed"),
     },
@@ -87,7 +87,10 @@ def list_deliveries() -> Response:
     stmt = deliveries.list_query(
         app_id=app_id or None, status=query_choice("status", deliveries.STATUSES), apps=app_scope()
     )
-    return jsonify(paginate(session, stmt, Delivery.id, lambda rows: [deliveries.describe(session, d) for d in rows]))
+    page = paginate(
+        session, stmt, Delivery.id, lambda rows: [deliveries.describe(session, d) for d in rows], newest_first=True
+    )
+    return jsonify(page)
 
 
 @bp.get("/deliveries/<int:delivery_id>")
@@ -114,7 +117,7 @@ def cancel_delivery(delivery_id: int) -> Response:
     "The delivery's messages (broadLog)",
     tag="deliveries",
     response=BroadLogPage,
-    query={**PAGE_QUERY, "status": ("string", "pending|sent|failed|ignored|cancelled")},
+    query={**page_query(("id",)), "status": ("string", "pending|sent|failed|ignored|cancelled")},
 )
 @requires("viewer")
 def list_broadlogs(delivery_id: int) -> Response:
@@ -122,7 +125,10 @@ def list_broadlogs(delivery_id: int) -> Response:
     _delivery(session, delivery_id)
     status = query_choice("status", tuple(STATUS_NAMES))
     stmt = deliveries.broadlogs_query(delivery_id, int(STATUS_NAMES[status]) if status else None)
-    return jsonify(paginate(session, stmt, BroadLog.id, lambda rows: [deliveries.describe_broadlog(r) for r in rows]))
+    page = paginate(
+        session, stmt, BroadLog.id, lambda rows: [deliveries.describe_broadlog(r) for r in rows], sorts=("id",)
+    )
+    return jsonify(page)
 
 
 def _delivery(session: Session, delivery_id: int) -> Delivery:

@@ -66,7 +66,7 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
     content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
     media_type, body_spec = next(iter(content.items())) if content else (None, {})
     success = [(status, spec) for status, spec in op["responses"].items() if status.startswith("2")]
-    status, spec = success[0] if success else ("", {})
+    spec = success[0][1] if success else {}  # every success status of an operation has the same body
     response_schema = spec.get("content", {}).get("application/json", {}).get("schema")
     return {
         "anchor": op["operationId"].replace(".", "-"),
@@ -86,7 +86,9 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
             for p in op.get("parameters", [])
         ],
         "request": None if media_type is None else {"media_type": media_type, "type": _parts(body_spec["schema"])},
-        "status": status,
+        "status": ", ".join(
+            f"{status} ({spec['description']})" if len(success) > 1 else status for status, spec in success
+        ),
         "response": None if response_schema is None else _parts(response_schema),
     }
 

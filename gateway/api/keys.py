@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain import keys
 from domain.fields import ID_MAX, Name
 from gateway.api.common import created, no_content
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import ApiKeyCreated, ApiKeyPage
 from gateway.auth import requires
 from gateway.http import json_body, query_bool
@@ -43,7 +43,7 @@ class KeyCreate(BaseModel):
     "List API keys",
     tag="keys",
     response=ApiKeyPage,
-    query={"include_revoked": ("boolean", "also list revoked keys"), **PAGE_QUERY},
+    query={"include_revoked": ("boolean", "also list revoked keys"), **page_query()},
 )
 @requires("admin", every_app=True)
 def list_keys() -> Response:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core.errors import Forbidden
 from domain import erasure, profiles
 from gateway.api.common import created, no_content, query_text
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import ProfileOut, ProfilePage
 from gateway.auth import app_scope, current_scope, requires
 from gateway.http import json_body
@@ -34,6 +34,7 @@ log = logging.getLogger("pushgate.api.profiles")
     tag="profiles",
     body=profiles.ProfileIn,
     response=ProfileOut,
+    status={201: "the profile was created", 200: "the profile existed and was updated"},
     description="Upsert by external id: 201 when the profile is created, 200 when it is updated. "
     "Fields omitted keep their stored value. Subscriptions registered earlier with a user key "
     "naming this profile (external_id or email, per PUSHGATE_RECONCILIATION_FIELD) are linked.",
@@ -91,7 +92,7 @@ def erase_profile(external_id: str) -> tuple[str, int]:
     "List profiles",
     tag="profiles",
     response=ProfilePage,
-    query={"email": ("string", "only profiles with exactly this e-mail address"), **PAGE_QUERY},
+    query={"email": ("string", "only profiles with exactly this e-mail address"), **page_query()},
 )
 @requires("viewer")
 def list_profiles() -> Response:

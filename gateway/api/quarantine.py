@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from domain import quarantine
 from gateway.api.common import no_content
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import QuarantinePage
 from gateway.auth import app_scope, requires
 from gateway.http import query_choice, query_int
@@ -24,7 +24,7 @@ STATUSES = (quarantine.VALID, quarantine.WITH_ERRORS, quarantine.QUARANTINE, qua
     tag="quarantine",
     response=QuarantinePage,
     query={
-        **PAGE_QUERY,
+        **page_query(),
         "app_id": ("integer", "only this app's"),
         "status": ("string", "valid|with_errors|quarantine|denylisted"),
     },

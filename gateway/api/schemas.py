@@ -196,6 +196,10 @@ class DeliveryPage(Out):
     next_cursor: str | None
 
 
+FAILURE_REASON = "Campaign's failure reason by name (user_unknown, unreachable, refused, ...)"
+FAILURE_REASON_CODE = "the same reason as Campaign's number (1 user unknown, 3 unreachable, 20 refused, ...)"
+
+
 class BroadLogOut(Out):
     id: int = Field(description="the _mId sent in the push")
     delivery_id: int
@@ -205,7 +209,8 @@ class BroadLogOut(Out):
     address: str | None
     status: Literal["ignored", "sent", "failed", "pending", "cancelled"]
     failure_type: Literal["hard", "soft", "ignored"] | None
-    failure_reason: str | None
+    failure_reason: str | None = Field(description=FAILURE_REASON)
+    failure_reason_code: int | None = Field(description=FAILURE_REASON_CODE)
     error_message: str | None
     provider_message_id: str | None
     attempts: int
@@ -225,7 +230,8 @@ class QuarantineOut(Out):
     address: str
     status: Literal["valid", "with_errors", "quarantine", "denylisted"]
     error_count: int
-    failure_reason: int | None
+    failure_reason: str | None = Field(description=FAILURE_REASON)
+    failure_reason_code: int | None = Field(description=FAILURE_REASON_CODE)
     error_text: str | None
     first_error_at: datetime | None
     last_error_at: datetime | None

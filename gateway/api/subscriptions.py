@@ -21,7 +21,7 @@ from core.metrics import REGISTRATIONS, UNVERIFIED_USER_KEYS
 from domain import apps, subscriptions
 from domain.fields import SINGLE_LINE, ScalarParams
 from gateway.api.common import no_content, query_text
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import RegistrationOut, SubscriptionOut, SubscriptionPage
 from gateway.auth import require_app, requires
 from gateway.http import json_body, query_bool, query_choice
@@ -121,7 +121,7 @@ def _platform_for(integration_key: str) -> subscriptions.KeyOwner:
     tag="subscriptions",
     body=NativeRegistration,
     response=RegistrationOut,
-    status=201,
+    status={201: "the subscription was created", 200: "the app had this token already: its subscription is refreshed"},
     public=True,
     description="Authorised by the integration key, not an API key. 201 when the subscription is "
     "created, 200 when the same (app, token) was already registered and is refreshed. The answer "
@@ -192,7 +192,7 @@ def unregister() -> tuple[str, int]:
         "platform": ("string", "ios or android"),
         "user_key": ("string", "only subscriptions with exactly this user key"),
         "disabled": ("boolean", "true: only disabled ones; false: only active ones"),
-        **PAGE_QUERY,
+        **page_query(),
     },
 )
 @requires("viewer")

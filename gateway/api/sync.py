@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from core.errors import NotFound
 from gateway.api.common import query_text
-from gateway.api.pagination import PAGE_QUERY, paginate
+from gateway.api.pagination import page_query, paginate
 from gateway.api.schemas import SyncRunOut, SyncRunPage, SyncRunRequest
 from gateway.auth import requires
 from gateway.http import json_body
@@ -22,6 +22,8 @@ from store.models import SyncRun
 from sync import runs, service
 
 bp = Blueprint("sync", __name__)
+#: A run is created when it starts: created_at is accepted as the lists' common name of that order.
+RUN_SORTS = ("started_at", "created_at", "id")
 
 
 @bp.post("/sync/<job>/run")
@@ -51,15 +53,18 @@ def start(job: str) -> tuple[Response, int]:
 
 @bp.get("/sync/runs")
 @operation(
-    "List sync runs, newest last",
+    "List sync runs, newest first",
     tag="sync",
     response=SyncRunPage,
-    query={**PAGE_QUERY, "job": ("string", "only runs of this job")},
+    query={**page_query(RUN_SORTS, newest_first=True), "job": ("string", "only runs of this job")},
 )
 @requires("admin", every_app=True)
 def list_runs() -> Response:
     stmt = runs.list_query(query_text("job", 32))
-    return jsonify(paginate(db(), stmt, SyncRun.id, lambda rows: [runs.describe(r) for r in rows]))
+    page = paginate(
+        db(), stmt, SyncRun.id, lambda rows: [runs.describe(r) for r in rows], sorts=RUN_SORTS, newest_first=True
+    )
+    return jsonify(page)
 
 
 @bp.get("/sync/runs/<int:run_id>")

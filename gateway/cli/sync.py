@@ -1,9 +1,13 @@
 """``flask --app wsgi sync ...``: run the sync jobs from a shell or a cron line.
 
 ``sync segments`` and ``sync profiles`` show a progress bar (rows) on stderr, then a summary:
-one line per file and a totals line. Exit status 0 when the run succeeded (rejected rows
-included), 1 when a file failed or was blocked or the source could not be reached, with the
-reason on the last line. ``sync upload FILE`` puts a file on the Campaign sFTP drop.
+one line per file and a totals line, then, for each file with refused rows, the first few of them
+(``rejected 3 rows of profiles.csv: line 4: ...; line 9: ...``: the rows stored as the run's
+rejects, or for a file that failed whole the examples its job kept) and where to read them all
+(``sync rejects RUN``, ``GET /api/v1/sync/runs/{id}/rejects``). Exit status 0 when the run
+succeeded (rejected rows included), 1 when a file failed or was blocked or the source could not
+be reached, with the reason on the last line. ``sync rejects RUN`` prints a run's rejected rows as
+CSV; ``sync upload FILE`` puts a file on the Campaign sFTP drop.
 
 ``sync provision`` creates pushgate's field groups, schemas, datasets and labels in the Experience
 Platform (again safely) and prints each object with what was done; ``sync logs`` exports the
@@ -24,8 +28,9 @@ from tqdm import tqdm
 
 from core.errors import ClientError
 from gateway.runtime import runtime
+from gateway.spreadsheet import rejects_csv
 from store.models import SyncRun
-from sync import service
+from sync import runs, service
 from sync.runs import SyncError
 from sync.xdm import STREAMS
 
@@ -33,6 +38,9 @@ sync_cli = AppGroup(
     "sync",
     help="Sync jobs: Platform segments (Azure Blob), profile files (sFTP), uploads, log export to the Platform.",
 )
+
+#: Refused rows named per file under a run's summary.
+SHOWN_REJECTS = 3
 
 _retry = click.option(
     "--retry-failed", is_flag=True, help="Try again files that failed or were blocked (same name and ETag)."
@@ -82,9 +90,31 @@ def _report(run: SyncRun) -> None:
         f"taken), {summary.get('rows', 0)} rows, {summary.get('applied', 0)} applied, "
         f"{summary.get('rejected', 0)} rejected"
     )
-    if summary.get("rejected"):
-        click.echo(f"rejected rows: GET /api/v1/sync/runs/{run.id}/rejects")
+    _report_rejects(run)
     _exit_status(run)
+
+
+def _report_rejects(run: SyncRun) -> None:
+    """For each file (or stream) with refused rows, its first :data:`SHOWN_REJECTS`: those stored
+    as the run's rejects, or the examples a file that failed whole kept (its rows were rolled back
+    with it); then where the rest are."""
+    items = [item for item in (run.summary or {}).get("details", []) if item["status"] != "skipped"]
+    stored = False
+    with runtime().sessions() as session:
+        for item in items:
+            rejects = runs.first_rejects(session, run.id, item["name"], SHOWN_REJECTS) if item.get("rejected") else []
+            if rejects:
+                stored = True
+                shown = "; ".join(f"line {reject.line}: {reject.reason}" for reject in rejects)
+                more = "; ..." if item["rejected"] > len(rejects) else ""
+                click.echo(f"rejected {item['rejected']} rows of {item['name']}: {shown}{more}")
+            examples = (item.get("details") or {}).get("examples") if item["status"] == "failed" else None
+            if examples:
+                click.echo(f"refused rows of {item['name']}: {'; '.join(examples[:SHOWN_REJECTS])}")
+    if stored:
+        click.echo(
+            f"all rejected rows: flask --app wsgi sync rejects {run.id} (CSV) or GET /api/v1/sync/runs/{run.id}/rejects"
+        )
 
 
 def _exit_status(run: SyncRun) -> None:
@@ -136,8 +166,7 @@ def _report_platform(run: SyncRun) -> None:
             f"run {run.id} {run.status}: {len(streams)} streams, {summary.get('rows', 0)} rows, "
             f"{summary.get('applied', 0)} sent, {summary.get('rejected', 0)} rejected"
         )
-        if summary.get("rejected"):
-            click.echo(f"rejected rows: GET /api/v1/sync/runs/{run.id}/rejects")
+        _report_rejects(run)
     _exit_status(run)
 
 
@@ -179,6 +208,20 @@ def sync_provision(streams: tuple[str, ...]) -> None:
 def sync_logs(streams: tuple[str, ...], force: bool) -> None:
     """Export broadLog, trackingLog, quarantine and preferences to the Experience Platform."""
     _run("logs", {"streams": list(streams) or None, "force": force})
+
+
+@sync_cli.command("rejects")
+@click.argument("run_id", type=int)
+def sync_rejects(run_id: int) -> None:
+    """Print the rows run RUN_ID rejected as CSV: file, line, identity, reason."""
+    rt = runtime()
+    with rt.sessions() as session:
+        try:
+            runs.get_run(session, run_id)
+        except ClientError as exc:
+            raise click.ClickException(exc.message) from None
+    for chunk in rejects_csv(rt.sessions, run_id):
+        click.echo(chunk, nl=False)
 
 
 @sync_cli.command("upload")

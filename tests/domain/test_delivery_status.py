@@ -117,12 +117,20 @@ def test_the_cancel_endpoint_refuses_a_finished_delivery_by_name(app: Flask, cli
     assert cancelled.json["ended_at"] is not None
     again = client.post(f"/api/v1/deliveries/{delivery_id}/cancel", headers=keys.marketer)
     assert again.status_code == 409
-    assert again.json == {"error": "not_cancellable", "message": "a cancelled delivery cannot be cancelled"}
+    assert again.json == {
+        "error": "not_cancellable",
+        "message": "a cancelled delivery cannot be cancelled",
+        "request_id": again.headers["X-Request-ID"],
+    }
     with sessions.begin() as session:  # completed by a worker: also refused
         session.execute(update(Delivery).where(Delivery.id == delivery_id).values(status=S.COMPLETED.value))
     completed = client.post(f"/api/v1/deliveries/{delivery_id}/cancel", headers=keys.marketer)
     assert completed.status_code == 409
-    assert completed.json == {"error": "not_cancellable", "message": "a completed delivery cannot be cancelled"}
+    assert completed.json == {
+        "error": "not_cancellable",
+        "message": "a completed delivery cannot be cancelled",
+        "request_id": completed.headers["X-Request-ID"],
+    }
 
 
 def test_every_move_has_a_function_and_a_distinct_refusal_code() -> None:
