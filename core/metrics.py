@@ -60,6 +60,17 @@ PROVIDER_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 QUEUE_DEPTH = Gauge("pushgate_queue_depth", "Pending broadLog messages of running deliveries", multiprocess_mode="max")
+AUTH_REFUSALS = Counter(
+    "pushgate_provider_auth_failures_total",
+    "Push messages refused for the app's credentials (missing, undecryptable, or refused by APNs, FCM or the "
+    "OAuth token endpoint), by provider, app and reason code",
+    ["provider", "app", "reason"],
+)
+DELIVERIES_STALLED = Gauge(
+    "pushgate_deliveries_stalled",
+    "Running deliveries with a platform whose messages cannot be sent (see /readyz and the delivery's error)",
+    multiprocess_mode="max",
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -6,6 +6,10 @@ is generated once into ``<instance>/secret.key`` (mode 0600) and reused on every
 files pushgate creates to hold secrets or data (the instance folder, the SQLite database) are the
 owner's only (0700, 0600): :func:`private_folder`, :func:`private_file`.
 
+The database keeps a small value sealed with the key (:meth:`SecretBox.check_value`), so that a
+gateway started with another key is stopped at once (``store.secret_check``) instead of failing
+on every credential it opens; :func:`wrong_key` is the line it stops with.
+
 API keys are 256-bit random strings, so a single SHA-256 is the right hash: a slow password hash
 would only make every request slower without adding safety against guessing.
 """
@@ -65,6 +69,24 @@ def private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def wrong_key(configured: str, instance_path: Path) -> str:
+    """The one line a start with a key that cannot open the database's sealed values stops with:
+    it names the setting, or the generated key file used while the setting is empty."""
+    cannot = (
+        "differs from the key this database was written with (its credentials and tracking signatures cannot be read)"
+    )
+    if configured:
+        return f"PUSHGATE_SECRET_KEY {cannot}; set the key it was created with"
+    return (
+        f"the key in {instance_path / KEY_FILE} (used while PUSHGATE_SECRET_KEY is empty) {cannot}; "
+        "set PUSHGATE_SECRET_KEY to the key it was created with"
+    )
+
+
+#: What :meth:`SecretBox.check_value` seals: any key opens its own check value, no other key does.
+CHECK_PLAINTEXT = {"pushgate": "secret key check"}
+
+
 class SecretBox:
     """Encrypts and decrypts JSON-serialisable credential objects."""
 
@@ -89,6 +111,19 @@ class SecretBox:
                 "they were written with"
             ) from None
         return data
+
+    def opens(self, token: bytes) -> bool:
+        """Whether ``token`` was sealed with this key."""
+        try:
+            self._fernet.decrypt(token)
+        except InvalidToken:
+            return False
+        return True
+
+    def check_value(self) -> bytes:
+        """A value sealed with this key, kept in the database to tell at start whether the
+        configured key is the one the database was written with."""
+        return self.seal(CHECK_PLAINTEXT)
 
     def __repr__(self) -> str:  # never show key material
         return "SecretBox(<hidden>)"

@@ -4,6 +4,7 @@ metrics, trusted proxies, request ids, rate limits, CLI."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -137,14 +138,23 @@ def _register_metrics(app: Flask) -> None:
 
 
 def create_app_or_exit() -> Flask:
-    """``create_app`` for entry points: a wrong setting or an unreachable database stops start-up
-    with one clear line."""
+    """``create_app`` for entry points: a wrong setting, an unreachable database or a secret key
+    that is not the database's stops start-up with one clear line."""
     from core.errors import ConfigError
+    from core.secrets import wrong_key
     from store.db import check_reachable
+    from store.secret_check import check_secret_key
 
     try:
         app = create_app()
-        check_reachable(app.extensions["pushgate"].engine)
+        rt = app.extensions["pushgate"]
+        check_reachable(rt.engine)
+        check_secret_key(rt.engine, rt.box, wrong_key(rt.settings.secret_key, rt.settings.instance_path))
     except ConfigError as exc:
+        if "gunicorn.workers" in sys.modules:  # a gunicorn worker loading the app (no --preload)
+            # Exit code 3 is gunicorn's "worker failed to boot": the master stops with this one
+            # line instead of starting the worker again and again.
+            print(f"pushgate: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(3) from None
         raise SystemExit(f"pushgate: {exc}") from None
     return app

@@ -2,6 +2,14 @@
 
 ``/healthz`` and ``/readyz`` answer anyone (load balancers and orchestrators call them). ``/metrics``
 names apps and counts their traffic, so it can be closed with ``PUSHGATE_METRICS_TOKEN``.
+
+``/readyz`` is 503 ``unavailable`` when the database is unreachable or not migrated: this process
+can serve nothing. It is 200 ``degraded`` when running deliveries are stalled (a platform's
+messages refused for the app's credentials, :mod:`domain.delivery_status`): every process shares
+that database, so a 503 would make a load balancer take every one of them out of rotation, and
+with them the registrations, tracking and API that still work. The stalls are listed by delivery
+id, platform and reason in pushgate's words (no app name, no provider text), as the
+delivery's ``error`` says them to API clients.
 """
 
 from __future__ import annotations
@@ -14,10 +22,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import Unauthorized
 from core.metrics import render
+from domain import delivery_status
 from gateway.runtime import runtime
 from store.db import is_migrated
+from store.types import iso
 
 bp = Blueprint("ops", __name__)
+#: How many stalls /readyz lists (the oldest); its count covers them all.
+LISTED_STALLS = 20
 
 
 @bp.get("/healthz")
@@ -28,17 +40,31 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """The database answers and carries the current schema."""
-    engine = runtime().engine
+    """The database answers and carries the current schema; running deliveries make progress."""
+    rt = runtime()
     try:
-        with engine.connect() as conn:
+        with rt.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        migrated = is_migrated(engine)
+        migrated = is_migrated(rt.engine)
+        if migrated:
+            with rt.sessions() as session:
+                count = delivery_status.stalled_count(session)
+                listed = delivery_status.stalls(session, LISTED_STALLS) if count else []
     except SQLAlchemyError as exc:
         return jsonify(status="unavailable", database=f"unreachable: {type(exc).__name__}"), 503
     if not migrated:
         return jsonify(status="unavailable", database="not migrated: run flask --app wsgi db upgrade"), 503
-    return jsonify(status="ok", database="ok"), 200
+    if not count:
+        return jsonify(status="ok", database="ok", deliveries="ok", stalled=[]), 200
+    stalled = [
+        {"delivery_id": s.delivery_id, "platform": s.platform, "reason": s.reason, "since": iso(s.since)}
+        for s in listed
+    ]
+    deliveries = (
+        f"{count} running {'delivery' if count == 1 else 'deliveries'} cannot send to a platform; "
+        "their error says why (GET /api/v1/deliveries/{id})"
+    )
+    return jsonify(status="degraded", database="ok", deliveries=deliveries, stalled=stalled), 200
 
 
 @bp.get("/metrics")

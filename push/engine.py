@@ -11,6 +11,11 @@ Hard / User unknown and quarantined; sender mismatch -> Failed Soft / User unkno
 toward quarantine; payload refused -> Failed Ignored / Refused; throttling, 5xx, timeouts, lost
 connections and auth failures -> retried with exponential back-off, jitter and Retry-After while
 the delivery is valid, then Failed Soft / Unreachable (Refused for auth).
+
+A platform whose batch sent nothing because the app's credentials were refused (missing,
+undecryptable, refused by the provider) is recorded as stalled (:mod:`push.stalls`): the
+delivery's ``error`` says why while it keeps retrying, ``/readyz`` reports it, and a delivery that
+ends with a stall and nothing sent is failed rather than completed.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from typing import NamedTuple
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.metrics import MESSAGES, PROVIDER_LATENCY
+from core.metrics import AUTH_REFUSALS, MESSAGES, PROVIDER_LATENCY
 from domain import deliveries, delivery_status, quarantine
 from domain.analysis import analyse
 from domain.messages import Unsendable
 from domain.personalisation import LookupTables
+from push import stalls
 from push.build import Builder
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
 from store.clock import stamp
@@ -122,6 +128,11 @@ class Engine:
         with self._bind.connect() as connection:
             return broadlog.pending_count(connection)
 
+    def stalled(self) -> int:
+        """Running deliveries with a stalled platform (:mod:`push.stalls`)."""
+        with self.sessions() as session:
+            return delivery_status.stalled_count(session)
+
     def _keep_only(self, ids: list[int]) -> list[int]:
         for cache in (self._builders, self._contexts):
             for delivery_id in set(cache) - set(ids):
@@ -136,10 +147,13 @@ class Engine:
                 return True
             if broadlog.any_pending(session.connection(), delivery_id):
                 return False
-            delivery_status.complete(session, delivery_id, utcnow())
+            status, error = delivery_status.finish(session, delivery_id, utcnow())
             self._builders.pop(delivery_id, None)
             self._contexts.pop(delivery_id, None)
-            log.info("delivery %s completed", delivery_id)
+            if status is DeliveryStatus.FAILED:
+                log.error("delivery %s failed: %s", delivery_id, error)
+            else:
+                log.info("delivery %s completed%s", delivery_id, f"; {error}" if error else "")
             return True
 
     def next_retry_in(self, delivery_id: int) -> float | None:
@@ -257,15 +271,26 @@ class Engine:
                 self._final(session, broadlog_id, FailureType.IGNORED, FailureReason.REFUSED, text, now)
                 MESSAGES.labels("none", app, "ignored").inc()
             outcomes: Counter[tuple[str, str]] = Counter()
+            refusals: Counter[tuple[str, str]] = Counter()
+            by_platform: list[tuple[str, PushError | None]] = []
             for result in results:
                 row = info[result.key]
                 provider = "apns" if row.subscription.platform == "ios" else "fcm"
+                by_platform.append((row.subscription.platform, result.error))
                 if result.error is None:
                     outcomes[provider, "sent"] += 1
                     continue
+                if result.error.kind is ErrorKind.AUTH:
+                    refusals[provider, stalls.code(result.error)] += 1
                 outcomes[provider, self._failure(session, delivery, row, result.error, end, now)] += 1
             for (provider, outcome), count in outcomes.items():
                 MESSAGES.labels(provider, app, outcome).inc(count)
+            for (provider, code), count in refusals.items():
+                AUTH_REFUSALS.labels(provider, app, code).inc(count)
+            stalls_changed = stalls.record(session, delivery.id, stalls.verdicts(by_platform), now)
+        if stalls_changed:  # after the outcomes' commit: describing locks the delivery row, as a cancel does first
+            with self.sessions.begin() as session:
+                delivery_status.describe_stalls(session, delivery.id)
 
     def _failure(
         self, session: Session, delivery: Delivery, row: Row, error: PushError, end: datetime, now: datetime

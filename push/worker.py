@@ -22,13 +22,13 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import logs
-from core.metrics import QUEUE_DEPTH
+from core.metrics import DELIVERIES_STALLED, QUEUE_DEPTH
 from push.engine import Engine
 from store.codes import Channel
 from store.db import database_error
 
 log = logging.getLogger("pushgate.worker")
-#: How often the queue-depth gauge is refreshed.
+#: How often the queue-depth and stalled-deliveries gauges are refreshed.
 QUEUE_DEPTH_SECONDS = 5.0
 CHANNELS = {"ios": int(Channel.IOS), "android": int(Channel.ANDROID)}
 #: The order a delivery to both platforms sends them in. APNs first: its messages cost the worker
@@ -149,6 +149,7 @@ class Worker:
 
     def _queue_depth(self) -> int:
         assert self.engine is not None
+        DELIVERIES_STALLED.set(self.engine.stalled())
         return self.engine.queue_depth()
 
     async def _drive(self, delivery_id: int) -> None:

@@ -1,8 +1,10 @@
 """One provider per app platform, built from its encrypted credentials on the worker's loop.
 
 The pool is the only place that decrypts credentials for sending. A provider is rebuilt when the
-app part changes (``updated_at`` moves), and a part without credentials gets a provider that
-answers every message with an AUTH error, so the engine records why nothing was sent.
+app part changes (``updated_at`` moves), and a part without usable credentials (none, sealed with
+another key, or an FCM ``token_uri`` pushgate must not post to) gets a provider that answers every
+message with an AUTH error saying so (:data:`CREDENTIAL_PROBLEMS`), so the engine records why
+nothing was sent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from collections.abc import Sequence
 
 from core.config import Settings
+from core.errors import ConfigError
 from core.secrets import SecretBox
 from domain.credentials import token_uri_problem
 from push.providers.apns import ApnsProvider, CertificateCredentials, TokenCredentials
@@ -19,16 +22,22 @@ from push.providers.base import ErrorKind, Provider, PushError, PushMessage, Sen
 from push.providers.fcm import FcmProvider
 from store.models import AppPlatform
 
+MISSING, UNDECRYPTABLE, TOKEN_URI_REFUSED = "MissingCredentials", "UndecryptableCredentials", "TokenUriRefused"
+#: The reasons of the AUTH errors :class:`MissingCredentials` answers with: pushgate's own, whose
+#: message says in words what is wrong with the app's credentials.
+CREDENTIAL_PROBLEMS = frozenset({MISSING, UNDECRYPTABLE, TOKEN_URI_REFUSED})
+
 
 class MissingCredentials:
     """Stands in for a provider when the app part has no (usable) credentials."""
 
-    def __init__(self, platform: str, why: str) -> None:
+    def __init__(self, platform: str, why: str, reason: str = MISSING) -> None:
         self.platform = platform
         self.why = why
+        self.reason = reason
 
     async def send(self, messages: Sequence[PushMessage]) -> list[SendResult]:
-        error = PushError(ErrorKind.AUTH, "MissingCredentials", message=self.why)
+        error = PushError(ErrorKind.AUTH, self.reason, message=self.why)
         return [SendResult(m.key, error=error) for m in messages]
 
     async def close(self) -> None:
@@ -56,16 +65,21 @@ class ProviderPool:
         return provider
 
     def _build(self, part: AppPlatform) -> Provider:
+        service = "APNs" if part.platform == "ios" else "FCM"
         if part.credentials is None or part.credential_kind is None:
-            return MissingCredentials(part.platform, f"the app's {part.platform} part has no provider credentials")
-        secret = self.box.open(part.credentials)
+            return MissingCredentials(part.platform, f"the app has no {service} credentials; add them to the app")
+        try:
+            secret = self.box.open(part.credentials)
+        except ConfigError:  # the start-up check passed, so this one value was sealed with another key
+            why = f"the app's {service} credentials cannot be decrypted with PUSHGATE_SECRET_KEY; give them again"
+            return MissingCredentials(part.platform, why, UNDECRYPTABLE)
         timeout = self.settings.provider_timeout
         if part.platform == "android":
             account = json.loads(secret["service_account"])
             # Checked when the credentials were given; again here for rows written before the rule.
             problem = token_uri_problem(str(account.get("token_uri", "")), any_host=bool(self.settings.fcm_endpoint))
             if problem is not None:
-                return MissingCredentials(part.platform, problem)
+                return MissingCredentials(part.platform, problem, TOKEN_URI_REFUSED)
             return FcmProvider(
                 account,
                 endpoint=self.settings.fcm_endpoint,

@@ -9,8 +9,9 @@ Provider credentials are stored only as Fernet ciphertext (``credentials``).
 from store.models.apps import ApiKey, ApiKeyApp, App, AppPlatform
 from store.models.base import NAMING, PUBLIC_ID_MAX, TOKEN_MAX, Base, ExportedTimestamps, Timestamps
 from store.models.console import ConsoleUser, TestDevice
-from store.models.deliveries import Address, BroadLog, Delivery, TrackingLog
+from store.models.deliveries import Address, BroadLog, Delivery, DeliveryStall, TrackingLog
 from store.models.people import Audience, AudienceMember, Profile, PushIdentity, StandardRegistration, Subscription
+from store.models.secrets import SecretCheck
 from store.models.sync import (
     AudienceImport,
     LookupRow,
@@ -38,12 +39,14 @@ __all__ = [
     "BroadLog",
     "ConsoleUser",
     "Delivery",
+    "DeliveryStall",
     "ExportedTimestamps",
     "LookupRow",
     "LookupTable",
     "PrivacyRequest",
     "Profile",
     "PushIdentity",
+    "SecretCheck",
     "StandardRegistration",
     "Subscription",
     "SyncFile",

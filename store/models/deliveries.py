@@ -42,7 +42,10 @@ class Delivery(Timestamps, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error: Mapped[str | None] = mapped_column(Text)  # why a delivery failed as a whole
+    #: Why a delivery failed as a whole; while it runs, what keeps a platform's messages from going
+    #: out (written from its DeliveryStall rows by domain.delivery_status); once completed, why a
+    #: platform's messages failed.
+    error: Mapped[str | None] = mapped_column(Text)
     #: Its pushes carry signed tracking ids, which tracking calls must then show (domain.tracking);
     #: false for deliveries made before signing existed (migration 0008), whose pushes are out there.
     signed_tracking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
@@ -81,6 +84,20 @@ class BroadLog(Base):
     resent_after_crash: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     event_date: Mapped[datetime] = mapped_column(UTCDateTime, default=ordered_now)  # commit-ordered: store.clock
+
+
+class DeliveryStall(Base):
+    """A platform of a running delivery whose messages cannot go out: the last batch of it was
+    refused for the app's credentials (missing, undecryptable, or refused by APNs / FCM / the OAuth
+    token endpoint). Written and cleared by the engine (migration 0013); the delivery's ``error``
+    says the same in words, and ``/readyz`` reports the gateway degraded while one exists."""
+
+    __tablename__ = "delivery_stall"
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(8), primary_key=True)  # ios | android
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)  # last refused
 
 
 class TrackingLog(Base):

@@ -131,11 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     # set too: a process started in the background inherits it ignored, or with no handler.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _interrupt)
-    with Azurite.start() as peer:
+    with contextlib.suppress(KeyboardInterrupt), Azurite.start() as peer:  # stopped whenever it comes
         print(f"Azurite Blob listening on {peer.url}", flush=True)
         print(f"PUSHGATE_SEGMENTS_CONNECTION_STRING='{peer.connection_string}'", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            peer.process.wait()
+        peer.process.wait()
     return 0
 
 

@@ -63,7 +63,7 @@ def test_an_unmigrated_database_is_one_line_saying_to_upgrade(tmp_path: Path) ->
         result = flask(tmp_path, *command)
         assert result.returncode == 1, result
         assert result.stderr.strip().splitlines() == [
-            "Error: the database is at migration none, this pushgate needs 0012: run flask --app wsgi db upgrade"
+            "Error: the database is at migration none, this pushgate needs 0013: run flask --app wsgi db upgrade"
         ]
 
 

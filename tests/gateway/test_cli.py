@@ -44,7 +44,7 @@ def test_if_none_creates_only_the_first_key(runner: Any) -> None:
 
 def test_db_current(runner: Any) -> None:
     result = runner.invoke(args=["db", "current"])
-    assert result.exit_code == 0 and "current: 0012; newest: 0012" in result.output
+    assert result.exit_code == 0 and "current: 0013; newest: 0013" in result.output
 
 
 def test_demo_needs_the_emulators_settings(runner: Any) -> None:

@@ -54,3 +54,34 @@ def test_metrics_count_requests_registrations_and_tracking(app: Flask, client: F
     assert _sample(after, req) == _sample(before, req) + 1
     assert "pushgate_http_request_duration_seconds_bucket" in after
     assert "pushgate_tracking_events_total" in after
+
+
+def test_ready_but_degraded_while_a_running_delivery_is_stalled(app: Flask, client: FlaskClient) -> None:
+    """200, not 503: every process shares the stall, and a load balancer would take them all out of
+    rotation, registrations and tracking included, for one app's refused credentials."""
+    from domain import delivery_status
+    from store.models import Delivery
+    from store.types import utcnow
+    from tests.conftest import runtime_of
+
+    ids = make_app(app)
+    with runtime_of(app).sessions.begin() as session:
+        delivery = Delivery(
+            app_id=ids["id"], name="d", message={}, target={"all": True}, platforms=["ios"], status="running"
+        )
+        session.add(delivery)
+        session.flush()
+        delivery_status.note_stall(session, delivery.id, "ios", "the app has no APNs credentials", utcnow())
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json
+    assert body is not None and body["status"] == "degraded" and body["database"] == "ok"
+    assert body["deliveries"] == (
+        "1 running delivery cannot send to a platform; their error says why (GET /api/v1/deliveries/{id})"
+    )
+    assert [(s["delivery_id"], s["platform"], s["reason"]) for s in body["stalled"]] == [
+        (delivery.id, "ios", "the app has no APNs credentials")
+    ]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "# TYPE pushgate_deliveries_stalled gauge" in metrics
+    assert "# TYPE pushgate_provider_auth_failures_total counter" in metrics
