@@ -10,7 +10,9 @@ Everything runs on 127.0.0.1, started by this script and ended on any exit:
   sorted`` for the export in profile order), as an export from Platform would;
 - per scale, a fresh SQLite (WAL) database in a temporary instance folder, migrated with
   ``store.db.upgrade``, holding one profile per known ``crmId`` (bulk-inserted); each import
-  works on a fresh copy of it, so every round imports into an empty audience;
+  works on a fresh copy of it, so every round imports into an empty audience. With ``--database
+  postgresql`` the same in throwaway databases on the ``--postgresql-url`` server, created and
+  dropped by this script (``bench/segments_postgresql.py``);
 - the import: a child process (``--child import``) runs ``sync.runs.execute("segments",
   sync.segments.run, ...)`` with the settings pointing at Azurite and the copy, and reports
   its time, its counts, the phases the job logs (read and stage, match to profiles, apply) and
@@ -25,7 +27,9 @@ Everything runs on 127.0.0.1, started by this script and ended on any exit:
   status into a temporary table, one statement looking them up in ``profile``, then one ``INSERT
   ... SELECT`` of the matched rows into ``audience_member`` in profile id order, committed. It
   shows what SQLite itself costs, so the import can be judged against that as well as against
-  parsing alone: no import that keeps its members in SQLite can beat the floor's rate.
+  parsing alone: no import that keeps its members in SQLite can beat the floor's rate. On
+  PostgreSQL the floor streams the rows into a temporary table with one bare ``COPY`` and
+  applies them with one ``INSERT ... SELECT`` joining ``profile``.
 
 Goals (issue 4): import rows/s at least 0.5 of the bare loop's at ``--rows``; peak memory of the
 import at ``--rows`` at most 1.3 times that at ``--small``. Time is never asserted: this prints
@@ -38,6 +42,7 @@ the child processes), ``bench/segments_phases.py`` (the measurements, each check
 
     python bench/segments.py                  # 100,000 then 1,000,000 rows, 3 rounds each (~2 minutes)
     python bench/segments.py --rows 200000 --small 20000 --rounds 1
+    python bench/segments.py --database postgresql --rows 200000 --small 20000 --rounds 1
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ if str(ROOT) not in sys.path:
 from bench.common import code_version, end_children_on_signals, exit_with, remove_workdir  # noqa: E402
 from bench.segments_fixture import COLUMNS, UNKNOWN_EVERY, prepare_scale  # noqa: E402
 from bench.segments_phases import Pair, child_bare, child_floor, child_import, run_round  # noqa: E402
+from bench.segments_postgresql import DEFAULT_URL, Databases  # noqa: E402
 from bench.segments_report import HEADER, pair_line, report  # noqa: E402
 
 #: What the figures measure: uncommitted changes here are named in the header.
@@ -79,6 +85,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="(bare loop, import) pairs per scale")
     parser.add_argument(
         "--order", choices=("random", "sorted"), default="random", help="row order of the export, against profile ids"
+    )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the store imported into: a SQLite file, or throwaway databases on the --postgresql-url server",
+    )
+    parser.add_argument(
+        "--postgresql-url",
+        default=os.environ.get("PUSHGATE_BENCH_POSTGRESQL_URL", DEFAULT_URL),
+        help="with --database postgresql: the server and the name of the throwaway database to create (and "
+        "NAME_import, NAME_floor), all dropped at the end; env PUSHGATE_BENCH_POSTGRESQL_URL",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds one child process may take")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (databases)")
@@ -107,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     end_children_on_signals()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="pushgate-segments-"))
+    databases = Databases(args.postgresql_url) if args.database == "postgresql" else None
     azurite = Azurite.start()
     pairs: list[Pair] = []
     try:
@@ -117,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             f"load average {os.getloadavg()[0]:.2f} at start"
         )
         print(f"code:       {code_version(MEASURED_CODE, untracked=True)}")
-        print(f"peer:       Azurite {azurite.url} (in memory); SQLite (WAL) in {workdir}")
+        store = (
+            f"PostgreSQL {databases.server}, databases {databases.name}, {', '.join(databases.copies())} at "
+            f"{databases.url_of(databases.name).split('@')[-1]}"
+            if databases
+            else f"SQLite (WAL) in {workdir}"
+        )
+        print(f"peer:       Azurite {azurite.url} (in memory); {store}")
         print(
             f"export:     {len(COLUMNS)} columns ({', '.join(COLUMNS)}), 1 row in {UNKNOWN_EVERY} unknown, "
             f"order {args.order}; rows {args.small} and {args.rows}, {args.rounds} round(s) each"
@@ -126,14 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         print(HEADER, flush=True)
         for rows in sorted({args.small, args.rows}):
             prepared = time.perf_counter()
-            scale = prepare_scale(workdir, rows, args.order, azurite.connection_string)
+            scale = prepare_scale(workdir, rows, args.order, azurite.connection_string, databases)
             print(
                 f"-- {rows} rows: export of {scale.blob_bytes / 1e6:.1f} MB uploaded, {rows} profiles inserted in "
                 f"{time.perf_counter() - prepared:.1f}s",
                 flush=True,
             )
             for round_no in range(1, args.rounds + 1):
-                pair = run_round(scale, round_no, azurite.connection_string, args.timeout)
+                pair = run_round(scale, round_no, azurite.connection_string, args.timeout, databases)
                 pairs.append(pair)
                 print(pair_line(pair), flush=True)
             scale.template.unlink(missing_ok=True)
@@ -143,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         azurite.stop()
+        if databases is not None:
+            databases.close()
         remove_workdir(workdir, args.keep)
 
 

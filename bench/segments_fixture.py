@@ -3,7 +3,8 @@ fresh database, and the child processes every measurement runs in.
 
 ``prepare_scale`` uploads one Platform-like CSV export of ``rows`` rows (``blob_name(rows)``; one
 row in ``UNKNOWN_EVERY`` names no profile) and builds a migrated SQLite template holding one
-profile per known ``crmId``; each measurement works on its own copy of that template.
+profile per known ``crmId`` (on PostgreSQL a template database: ``bench/segments_postgresql.py``);
+each measurement works on its own copy of that template.
 ``run_child`` runs ``bench/segments.py --child KIND`` with the given options and returns the JSON
 line the child prints last; a child that exits non-zero raises ``RuntimeError``."""
 
@@ -90,7 +91,9 @@ def export_csv(rows: int, order: str) -> tuple[bytes, int]:
     return out.getvalue().encode(), unknown
 
 
-def prepare_scale(workdir: Path, rows: int, order: str, connection_string: str) -> Scale:
+def prepare_scale(workdir: Path, rows: int, order: str, connection_string: str, databases: Any = None) -> Scale:
+    """Upload the export; fill the scale's database: a SQLite template file, or with ``databases``
+    (:class:`bench.segments_postgresql.Databases`) its PostgreSQL template database."""
     from azure.storage.blob import ContainerClient
     from cryptography.fernet import Fernet
     from sqlalchemy import insert
@@ -109,6 +112,12 @@ def prepare_scale(workdir: Path, rows: int, order: str, connection_string: str) 
             client.create_container()
         client.upload_blob(blob_name(rows), data, overwrite=True, max_concurrency=2)
     del data
+    folder.mkdir(parents=True, exist_ok=True)
+    if databases is not None:
+        from bench.segments_postgresql import fill_template
+
+        fill_template(databases, rows)
+        return scale
     url = f"sqlite:///{template}"
     store_db.upgrade(url)
     engine = store_db.make_engine(url)

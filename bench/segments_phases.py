@@ -4,7 +4,8 @@ JSON line, and a round runs them one after the other and checks what they did.
 ``child_import`` runs the segments sync job against Azurite and a copy of the scale's database and
 reports its time, counts, the job's own phase timings and its peak RSS. ``child_bare`` only
 downloads and parses the blob; ``child_floor`` adds the least database work the import needs
-(raw sqlite3). ``run_round`` runs the bare loop, the import and the floor loop for one scale and
+(raw sqlite3; on PostgreSQL bare ``COPY`` and one ``INSERT ... SELECT``:
+``bench/segments_postgresql.py``). ``run_round`` runs the bare loop, the import and the floor loop for one scale and
 returns their :class:`Pair`; any count that is not what the export holds raises ``RuntimeError``."""
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def child_floor(args: argparse.Namespace) -> dict[str, Any]:
     profile id order, committed. No ledger, rejects, governance, full/incremental logic or
     SQLAlchemy: what SQLite itself costs on this machine, each step in the cheapest form measured
     here (per-row look-ups inside ``executemany``, or a join planned by SQLite, were slower)."""
+    if args.database_url.startswith("postgresql"):
+        from bench.segments_postgresql import child_floor_postgresql
+
+        return child_floor_postgresql(args)
     import sqlite3
 
     from azure.storage.blob import ContainerClient
@@ -206,30 +211,45 @@ class Pair:
         return float(self.floor["rows"]) / float(self.floor["elapsed"])
 
 
-def run_round(scale: Scale, round_no: int, connection_string: str, timeout: float) -> Pair:
+def run_round(scale: Scale, round_no: int, connection_string: str, timeout: float, databases: Any = None) -> Pair:
+    """The bare loop, the import and the floor loop of one round, each on its own copy of the
+    scale's database (a file; on PostgreSQL, with ``databases``, a database made from the template)."""
     bare = run_child("bare", ["--connection-string", connection_string, "--blob", blob_name(scale.rows)], timeout)
-    database = scale.folder / f"round{round_no}.db"
-    shutil.copyfile(scale.template, database)
+    if databases is not None:
+        import_name, floor_name = databases.copies()
+        import_url = databases.create(import_name, template=databases.name)
+    else:
+        database = scale.folder / f"round{round_no}.db"
+        shutil.copyfile(scale.template, database)
+        import_url = f"sqlite:///{database}"
     options = [
         "--connection-string",
         connection_string,
         "--prefix",
         f"scale{scale.rows}/",
         "--database-url",
-        f"sqlite:///{database}",
+        import_url,
         "--instance",
         str(scale.folder),
         "--secret-key",
         scale.secret_key,
     ]
     imported = run_child("import", options, timeout)
-    floor_db = scale.folder / f"round{round_no}-floor.db"
-    shutil.copyfile(scale.template, floor_db)
+    if databases is not None:
+        databases.drop(import_name)
+        floor_url = databases.create(floor_name, template=databases.name)
+    else:
+        floor_db = scale.folder / f"round{round_no}-floor.db"
+        shutil.copyfile(scale.template, floor_db)
+        floor_url = f"sqlite:///{floor_db}"
     floor_options = ["--connection-string", connection_string, "--blob", blob_name(scale.rows)]
-    floor = run_child("floor", [*floor_options, "--database-url", f"sqlite:///{floor_db}"], timeout)
-    for path in (database, floor_db):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    floor = run_child("floor", [*floor_options, "--database-url", floor_url], timeout)
+    if databases is not None:
+        databases.drop(floor_name)
+    else:
+        for path in (database, floor_db):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
     if floor["applied"] != scale.rows - scale.unknown:
         raise RuntimeError(f"the floor loop applied {floor['applied']} rows of {scale.rows - scale.unknown}")
     expected = scale.rows - scale.unknown

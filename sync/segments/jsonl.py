@@ -31,6 +31,7 @@ from sync.segments.rows import (
     SegmentFileProblem,
     Segments,
     Stage,
+    identity_problem,
     status_code,
     unknown_status,
 )
@@ -139,8 +140,9 @@ def _json_record(
             batches.reject(line, identity, unknown_status(str(value)))
             return
         found.append((segments.number(segment_id), code))
-    if found and not identity:
-        batches.reject(line, identity, "empty identity")
+    problem = identity_problem(identity) if found else None
+    if problem is not None:
+        batches.reject(line, identity, problem)
         return
     for segment, code in found:
         batches.rows.append((identity, ref(batches.part, line, segment, code)))

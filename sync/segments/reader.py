@@ -35,6 +35,7 @@ from sync.segments.rows import (
     SegmentFileProblem,
     Segments,
     Stage,
+    identity_problem,
     status_code,
     unknown_status,
 )
@@ -131,8 +132,8 @@ def _single_status_rows(
             identity = row[identity_at].strip()
             value = row[status_at]
             code = get(value) or status_code(value)
-            if code is None or not identity:
-                batches.reject(count + 1, identity, "empty identity" if not identity else unknown_status(value))
+            if code is None or not identity or "\x00" in identity:  # no lone surrogate: decoded with "replace"
+                batches.reject(count + 1, identity, identity_problem(identity) or unknown_status(value))
                 continue
             append((identity, lineref | code))
             tally[code] += 1
@@ -177,8 +178,8 @@ def _per_segment_rows(
                 problem = unknown_status(value)
                 break
             found.append(((identity, ref(part, line, segment, code)), code, tally))
-        if found and not identity:
-            problem = "empty identity"
+        if found:
+            problem = identity_problem(identity) or problem
         if problem is not None:
             batches.reject(line, identity, problem)
             continue

@@ -9,6 +9,8 @@ it has a status for (``ref`` packs the part, the line, the segment and the statu
 - the status is ``segmentMembership.status`` (the file's own segment, from its name) or
   ``segmentMembership.ups.{segmentId}.status`` (one per segment), valued ``realized``, ``existing``
   or ``exited`` (:data:`STATUS_CODES`);
+- a row whose identity is empty, holds a NUL character (PostgreSQL text cannot) or, in JSON, a
+  lone surrogate is rejected with that reason, on every database alike (:func:`identity_problem`);
 - an unreadable row is rejected and counted (:class:`PartStats`): the importer fails a file whose
   unreadable rows exceed the configured fraction.
 
@@ -34,6 +36,7 @@ STATUS_CODES = {"realized": 1, "existing": 2, "exited": 3}
 STATUS_NAMES = ("", "realized", "existing", "exited")
 SINGLE_STATUS = "segmentMembership.status"
 PER_SEGMENT = re.compile(r"segmentMembership\.ups\.(?P<segment>[^.]+)\.status")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates
 
 
 class SegmentFileProblem(Exception):
@@ -104,6 +107,29 @@ def status_code(value: str) -> int | None:
     return STATUS_CODES.get(value.strip().lower())
 
 
+def identity_problem(identity: str) -> str | None:
+    """Why an identity cannot be staged, or None. PostgreSQL text holds no NUL character, and no
+    database takes a lone surrogate (JSON's ``"\\ud800"``): such a row is refused here, on every
+    database alike, rather than failing the whole export when it is staged."""
+    if not identity:
+        return "empty identity"
+    if "\x00" in identity:
+        return "identity contains a NUL character"
+    if not identity.isascii():
+        try:
+            identity.encode("utf-8")
+        except UnicodeEncodeError:
+            return "identity is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def storable(identity: str | None) -> str | None:
+    """An identity as a reject can keep it: NUL characters and lone surrogates replaced (U+FFFD)."""
+    if identity is None or (identity.isascii() and "\x00" not in identity):
+        return identity or None
+    return _UNSTORABLE.sub("\ufffd", identity)
+
+
 def unknown_status(value: str) -> str:
     if not value.strip():
         return "empty status"
@@ -123,7 +149,7 @@ class Batches:
         self.reported = 0
 
     def reject(self, line: int, identity: str | None, reason: str, *, unreadable: bool = False) -> None:
-        self.rejects.append((self.part, line, identity or None, reason, None))
+        self.rejects.append((self.part, line, storable(identity), reason, None))
         self.stats.rejected += 1
         if unreadable:
             self.stats.unreadable += 1
