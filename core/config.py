@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="",
-        description="Redis URL (redis://127.0.0.1:6379/0) where every process keeps the rate-limit counts; empty: "
-        "each process counts in its own memory (the embedded default, one process).",
+        description="Redis URL (redis://127.0.0.1:6379/0) where every process keeps the rate-limit counts (and, in "
+        "Celery mode, each delivery's rate_per_second); empty: each process counts in its own memory (the embedded "
+        "default, one process).",
     )
     trusted_proxies: str = Field(
         default="",
@@ -124,6 +125,30 @@ class Settings(BaseSettings):
         le=3600,
         description="How long a claimed batch stays reserved; after a crash its messages are sent again once "
         "this has passed. Must exceed PUSHGATE_PROVIDER_TIMEOUT.",
+    )
+    broker_url: str = Field(
+        default="",
+        repr=False,
+        description="Celery mode: URL of the broker (amqp://user:password@host:5672/vhost for RabbitMQ, "
+        "redis://host:6379/1 for Redis). Web processes then only enqueue, and deliveries and sync jobs run on "
+        "`celery -A pushgate_celery worker` processes on any number of hosts (needs PostgreSQL); empty: the "
+        "embedded default, where the serving process sends.",
+    )
+    celery_batches_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Celery mode: batch tasks of one delivery in the broker or running at once (each claims "
+        "PUSHGATE_WORKER_BATCH_SIZE messages and enqueues the next while some remain); at most this many workers "
+        "send one delivery side by side.",
+    )
+    celery_visibility_timeout: float = Field(
+        default=300,
+        ge=10,
+        le=24 * 3600,
+        description="Celery mode with Redis: seconds after which a task a worker took but never acknowledged (the "
+        "worker died) is given to another. Must exceed PUSHGATE_WORKER_LEASE_SECONDS; RabbitMQ gives such a task "
+        "back as soon as the worker's connection drops and ignores this.",
     )
     integration_key_cache_seconds: float = Field(
         default=10.0,
@@ -361,6 +386,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return value
+        if not value.startswith(("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")):
+            raise ValueError("must be an amqp:// (RabbitMQ) or redis:// URL")
+        if not str(info.data.get("database_url", "")).startswith("postgresql"):
+            # Workers on several hosts share the store; a SQLite file is one host's, locked as a whole.
+            raise ValueError("Celery mode needs PostgreSQL: set PUSHGATE_DATABASE_URL to a postgresql+psycopg:// URL")
+        return value
+
     @property
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """:attr:`trusted_proxies` parsed."""
@@ -379,6 +416,10 @@ class Settings(BaseSettings):
     def _lease_outlives_requests(self) -> Settings:
         if self.worker_lease_seconds <= self.provider_timeout:
             raise ValueError("worker_lease_seconds must be longer than provider_timeout")
+        if self.broker_url and self.celery_visibility_timeout <= self.worker_lease_seconds:
+            # A task given to a second worker while the first still holds its lease claims nothing
+            # (harmless), but a shorter timeout than the lease only adds such empty redeliveries.
+            raise ValueError("celery_visibility_timeout must be longer than worker_lease_seconds")
         return self
 
     @property
@@ -399,8 +440,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         return Settings(**(overrides or {}))
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "worker_lease_seconds"
         message = str(first["msg"]).removeprefix("Value error, ")
+        # A check across settings has no location: it names its setting first.
+        field = str(first["loc"][0]) if first["loc"] else message.split(" ", 1)[0]
         raise ConfigError(f"invalid setting {ENV_PREFIX}{field.upper()}: {message}") from None
 
 

@@ -10,6 +10,11 @@ that database, so a 503 would make a load balancer take every one of them out of
 with them the registrations, tracking and API that still work. The stalls are listed by delivery
 id, platform and reason in pushgate's words (no app name, no provider text), as the
 delivery's ``error`` says them to API clients.
+
+In Celery mode (``PUSHGATE_BROKER_URL``) it also says whether the broker accepts a connection
+within two seconds (``broker``: ``ok`` or ``unreachable: <error>``, never the URL). A broker that
+is down makes it 200 ``degraded`` too: this process still serves registrations, tracking and the
+API, and the deliveries created meanwhile are started once the broker is back.
 """
 
 from __future__ import annotations
@@ -54,8 +59,14 @@ def readyz() -> tuple[Response, int]:
         return jsonify(status="unavailable", database=f"unreachable: {type(exc).__name__}"), 503
     if not migrated:
         return jsonify(status="unavailable", database="not migrated: run flask --app wsgi db upgrade"), 503
+    broker: dict[str, str] = {}
+    if rt.settings.broker_url:
+        from gateway.broker import ping  # celery only in Celery mode
+
+        broker["broker"] = ping(rt.settings)
     if not count:
-        return jsonify(status="ok", database="ok", deliveries="ok", stalled=[]), 200
+        status = "ok" if broker.get("broker", "ok") == "ok" else "degraded"
+        return jsonify(status=status, database="ok", **broker, deliveries="ok", stalled=[]), 200
     stalled = [
         {"delivery_id": s.delivery_id, "platform": s.platform, "reason": s.reason, "since": iso(s.since)}
         for s in listed
@@ -64,7 +75,7 @@ def readyz() -> tuple[Response, int]:
         f"{count} running {'delivery' if count == 1 else 'deliveries'} cannot send to a platform; "
         "their error says why (GET /api/v1/deliveries/{id})"
     )
-    return jsonify(status="degraded", database="ok", deliveries=deliveries, stalled=stalled), 200
+    return jsonify(status="degraded", database="ok", **broker, deliveries=deliveries, stalled=stalled), 200
 
 
 @bp.get("/metrics")

@@ -14,6 +14,9 @@ in the process that serves, unless ``PUSHGATE_WORKER=off``:
 
 Several workers (one per gunicorn process, or separate processes) share deliveries safely: batches
 are claimed atomically.
+
+In Celery mode (``PUSHGATE_BROKER_URL`` set) none of this starts: web processes never send, and
+a delivery created here is enqueued (:func:`delivery_created`) for the ``pushgate_celery`` workers.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ def start_in_process_worker(app: Flask) -> Worker | None:
     None when ``PUSHGATE_WORKER=off``. Call it from the process that serves, after any fork; they
     stop at exit (or with :func:`stop_in_process_worker`)."""
     rt: Runtime = app.extensions["pushgate"]
-    if rt.settings.worker != "in-process":
+    if not sends_in_process(rt):
         return None
     with _Process.start_lock:
         running = running_in_process(app)
@@ -140,6 +143,26 @@ def start_in_process_worker(app: Flask) -> Worker | None:
     return worker
 
 
+def sends_in_process(rt: Runtime) -> bool:
+    """Whether serving processes run the in-process worker: not with PUSHGATE_WORKER=off, nor in
+    Celery mode."""
+    return rt.settings.worker == "in-process" and not rt.settings.broker_url
+
+
+def delivery_created(app: Flask, delivery_id: int) -> None:
+    """What the API and the console call once a delivery is committed: in Celery mode, enqueue its
+    start; otherwise wake this process's in-process worker (if it runs one) to look for due
+    deliveries now rather than at its next poll."""
+    if app.extensions["pushgate"].settings.broker_url:
+        from gateway.broker import enqueue_start  # celery only in Celery mode
+
+        enqueue_start(app, delivery_id)
+        return
+    worker = app.extensions.get("pushgate_worker")
+    if worker is not None:
+        worker.wake()
+
+
 def stop_in_process_worker(app: Flask) -> None:
     """Stop the worker and scheduler this process runs for ``app`` (nothing if it runs none)."""
     running = running_in_process(app)
@@ -150,7 +173,7 @@ def stop_in_process_worker(app: Flask) -> None:
 def start_with_first_request(app: Flask) -> None:
     """Start the in-process worker with the first request each process serves (``flask run``, or a
     server without ``gunicorn.conf.py``'s hook); a CLI command serves none and starts nothing."""
-    if app.extensions["pushgate"].settings.worker != "in-process":
+    if not sends_in_process(app.extensions["pushgate"]):
         return
 
     @app.before_request

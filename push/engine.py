@@ -88,16 +88,28 @@ class Engine:
         started = []
         with self.sessions() as session:
             for delivery in delivery_rows.scheduled(session):
-                if not deliveries.due(delivery, now):
-                    continue
-                if not delivery_status.start(session, delivery.id, now):
-                    continue  # another worker took it
-                session.refresh(delivery)
-                targeted = analyse(session, delivery)
-                session.commit()
-                log.info("delivery %s started: %s messages targeted", delivery.id, targeted)
-                started.append(delivery.id)
+                if deliveries.due(delivery, now) and self._start(session, delivery, now):
+                    started.append(delivery.id)
         return started
+
+    def start(self, delivery_id: int, now: datetime | None = None) -> bool:
+        """Analyse this one delivery if it is scheduled and due; True when this call started it."""
+        now = now or utcnow()
+        with self.sessions() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None or delivery.status != DeliveryStatus.SCHEDULED or not deliveries.due(delivery, now):
+                return False
+            return self._start(session, delivery, now)
+
+    @staticmethod
+    def _start(session: Session, delivery: Delivery, now: datetime) -> bool:
+        if not delivery_status.start(session, delivery.id, now):
+            return False  # another worker took it
+        session.refresh(delivery)
+        targeted = analyse(session, delivery)
+        session.commit()
+        log.info("delivery %s started: %s messages targeted", delivery.id, targeted)
+        return True
 
     def running(self) -> list[int]:
         """The running deliveries' ids. What this engine keeps per delivery (compiled templates,

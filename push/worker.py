@@ -6,7 +6,7 @@ task runs ``concurrency`` batch loops side by side, paced by the delivery's ``ra
 (a leaky bucket from aiolimiter covering both platforms together), until nothing is Pending. For
 a delivery to both platforms the loops send iOS first, then Android (:data:`PLATFORM_ORDER`),
 unless a slow provider makes them move on sooner.
-A distributed executor would run the same :class:`push.engine.Engine` batches.
+Celery mode's executor (:mod:`push.distributed`) runs the same :class:`push.engine.Engine` batches.
 """
 
 from __future__ import annotations

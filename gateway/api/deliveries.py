@@ -15,6 +15,7 @@ from gateway.auth import app_scope, key_label, require_app, requires
 from gateway.http import json_body, query_choice, query_int
 from gateway.openapi import operation
 from gateway.runtime import db
+from gateway.worker import delivery_created
 from push import payloads
 from store.codes import BroadLogStatus
 from store.models import BroadLog, Delivery
@@ -48,9 +49,7 @@ def create_delivery() -> tuple[Response, int]:
     if not was_created:
         return jsonify(body), 200
     log.info("delivery %s created for app %s", delivery.id, delivery.app_id)
-    worker = current_app.extensions.get("pushgate_worker")
-    if worker is not None:
-        worker.wake()  # look for due deliveries now rather than at the next poll
+    delivery_created(current_app, delivery.id)  # sent now rather than at the next poll
     return created(body, url_for(".get_delivery", delivery_id=delivery.id))
 
 

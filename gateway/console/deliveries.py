@@ -30,6 +30,7 @@ from domain.templates.compiling import compile_message
 from gateway.console import access, compose, devices
 from gateway.console.compose import Form, FormErrors
 from gateway.runtime import db
+from gateway.worker import delivery_created
 from push import payloads
 from store.models import App, Delivery
 from store.types import utcnow
@@ -213,10 +214,8 @@ def _wants_json() -> bool:
     return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
 
-def _wake_worker() -> None:
-    worker = current_app.extensions.get("pushgate_worker")
-    if worker is not None:
-        worker.wake()  # send now rather than at the next poll
+def _wake_worker(delivery_id: int) -> None:
+    delivery_created(current_app, delivery_id)  # sent now rather than at the next poll
 
 
 def _send_proof(form: Form) -> Response | tuple[str, int] | tuple[Response, int]:
@@ -233,7 +232,7 @@ def _send_proof(form: Form) -> Response | tuple[str, int] | tuple[Response, int]
             return jsonify({"error": "invalid_form", "message": next(iter(errors.values())), "errors": errors}), 400
         return _form_page(form, errors=errors)
     session.commit()
-    _wake_worker()
+    _wake_worker(sent.id)
     outcome = proof_context(sent)
     if _wants_json():
         html = render_template("console/deliveries/_proof.html", proof=outcome)
@@ -321,7 +320,7 @@ def _create(form: Form) -> Response | tuple[str, int]:
         return _form_page(form, errors=compose.errors_of(exc))
     session.commit()
     if created:
-        _wake_worker()
+        _wake_worker(delivery.id)
         when = "scheduled" if data.schedule_at else "created and is being sent"
         flash(f"The delivery “{delivery.name}” is {when}.", "success")
     return redirect(url_for("console.reports.index", delivery_id=delivery.id), 303)
