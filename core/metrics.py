@@ -66,6 +66,13 @@ AUTH_REFUSALS = Counter(
     "OAuth token endpoint), by provider, app and reason code",
     ["provider", "app", "reason"],
 )
+BROKER_QUEUE_DEPTH = Gauge(
+    "pushgate_broker_queue_depth",
+    "Celery mode: tasks waiting in the broker's push and sync queues, read when /metrics is scraped "
+    "(NaN when the broker did not answer in time)",
+    ["queue"],
+    multiprocess_mode="mostrecent",  # the process scraped last read the broker last
+)
 DELIVERIES_STALLED = Gauge(
     "pushgate_deliveries_stalled",
     "Running deliveries with a platform whose messages cannot be sent (see /readyz and the delivery's error)",

@@ -6,11 +6,15 @@ queues (``push`` for deliveries, ``sync`` for sync jobs), late acknowledgement (
 acknowledged once it ran, and given to another worker when its worker dies: at once on RabbitMQ,
 after ``PUSHGATE_CELERY_VISIBILITY_TIMEOUT`` on Redis) and one prefetched task per process. The
 task names below are the contract between the two sides: the web never imports the task code.
+
+It also answers /readyz (:func:`ping`) and /metrics (:func:`refresh_queue_depths`) about the broker,
+each within a short timeout and never failing the request.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from celery import Celery
@@ -18,6 +22,7 @@ from flask import Flask
 from kombu.connection import Connection
 
 from core.config import Settings
+from core.metrics import BROKER_QUEUE_DEPTH
 
 log = logging.getLogger("pushgate.broker")
 
@@ -30,6 +35,8 @@ SYNC_JOB = "pushgate.sync_job"
 EXTENSION = "pushgate_celery"
 #: How long /readyz waits for the broker.
 PING_SECONDS = 2.0
+#: How long /metrics waits for the broker's queue depths (a scrape must not hang on a broker down).
+DEPTH_SECONDS = 1.0
 
 
 def make_celery(settings: Settings, main: str = "pushgate") -> Celery:
@@ -75,14 +82,49 @@ def enqueue_start(app: Flask, delivery_id: int) -> bool:
     return True
 
 
+def _connect(settings: Settings, timeout: float) -> Connection:
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return Connection(settings.broker_url, connect_timeout=timeout, transport_options=options)  # type: ignore[no-untyped-call]
+
+
 def ping(settings: Settings, timeout: float = PING_SECONDS) -> str:
     """``ok``, or why the broker cannot be reached (for /readyz; never the URL, which holds a password)."""
-    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     try:
-        url = settings.broker_url
-        with Connection(url, connect_timeout=timeout, transport_options=options) as connection:  # type: ignore[no-untyped-call]
+        with _connect(settings, timeout) as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)
             connection.default_channel  # noqa: B018  (Redis connects on the first channel)
     except Exception as exc:
         return f"unreachable: {type(exc).__name__}"
     return "ok"
+
+
+def queue_depths(settings: Settings, timeout: float = DEPTH_SECONDS) -> dict[str, int]:
+    """Messages waiting in the push and sync queues (not those workers hold): a passive declare,
+    which RabbitMQ answers with the queue's count and kombu's Redis transport with the length of
+    the queue's lists. A queue not declared yet (RabbitMQ) or empty (Redis deletes an empty list)
+    holds 0. Raises when the broker does not answer within ``timeout``."""
+    depths: dict[str, int] = {}
+    with _connect(settings, timeout) as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout)
+        for queue in (PUSH_QUEUE, SYNC_QUEUE):
+            # A channel per queue: RabbitMQ closes the channel that asked for a missing queue.
+            channel = connection.channel()
+            try:
+                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except connection.channel_errors:
+                depths[queue] = 0
+            finally:
+                channel.close()
+    return depths
+
+
+def refresh_queue_depths(settings: Settings, timeout: float = DEPTH_SECONDS) -> None:
+    """Set ``pushgate_broker_queue_depth`` from the broker, or to NaN (logged) when it does not answer."""
+    depths: dict[str, float]
+    try:
+        depths = {queue: float(depth) for queue, depth in queue_depths(settings, timeout).items()}
+    except Exception as exc:  # kombu's errors vary by transport; the scrape goes on without them
+        log.warning("/metrics: the broker's queue depths are unknown (%s)", type(exc).__name__)
+        depths = {PUSH_QUEUE: math.nan, SYNC_QUEUE: math.nan}
+    for queue, depth in depths.items():
+        BROKER_QUEUE_DEPTH.labels(queue=queue).set(depth)

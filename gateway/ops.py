@@ -14,7 +14,9 @@ delivery's ``error`` says them to API clients.
 In Celery mode (``PUSHGATE_BROKER_URL``) it also says whether the broker accepts a connection
 within two seconds (``broker``: ``ok`` or ``unreachable: <error>``, never the URL). A broker that
 is down makes it 200 ``degraded`` too: this process still serves registrations, tracking and the
-API, and the deliveries created meanwhile are started once the broker is back.
+API, and the deliveries created meanwhile are started once the broker is back. ``/metrics`` then
+reads the broker's push and sync queue depths as it is scraped (``pushgate_broker_queue_depth``,
+NaN when the broker does not answer within a second; the scrape never fails for it).
 """
 
 from __future__ import annotations
@@ -85,5 +87,9 @@ def metrics() -> Response:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
             raise Unauthorized("GET /metrics needs Authorization: Bearer <PUSHGATE_METRICS_TOKEN>")
+    if runtime().settings.broker_url:
+        from gateway.broker import refresh_queue_depths  # celery only in Celery mode
+
+        refresh_queue_depths(runtime().settings)
     body, content_type = render()
     return Response(body, content_type=content_type)

@@ -73,7 +73,19 @@ class SharedRate:
         used = int(pipe.execute()[0])
         if used <= allowed:
             return 0.0
+        self.redis.decrby(key, count)  # not taken: what it counted stays for a batch that fits
         return (slot + 1) * window - now
+
+    def give_back(self, delivery_id: int, unused: int, rate: float) -> None:
+        """Return ``unused`` of an allowance taken in the current window (a batch that claimed
+        fewer messages than it was allowed, or none): otherwise that part of the second is lost
+        and the delivery runs slower than its rate."""
+        if unused <= 0:
+            return
+        window = max(1.0, 1.0 / rate)
+        key = f"{self.prefix}:{delivery_id}:{math.floor(time.time() / window)}"
+        if self.redis.exists(key):  # a window already over has nothing to give back to
+            self.redis.decrby(key, unused)
 
 
 def platforms_of(engine: Engine, delivery_id: int) -> list[str | None]:
@@ -113,7 +125,10 @@ def step(
             if paced > 0:
                 return Next(current, paced)
         channel = CHANNELS[current] if current is not None else None
-        if loop.run(_named(delivery_id, engine.run_batch(delivery_id, limit=limit, channel=channel))):
+        handled = loop.run(_named(delivery_id, engine.run_batch(delivery_id, limit=limit, channel=channel)))
+        if rate is not None and pace:
+            rate.give_back(delivery_id, limit - handled, pace)
+        if handled:
             return Next(current)
     if engine.finish_if_done(delivery_id):
         return None

@@ -1,7 +1,8 @@
 """Fixtures of the Celery mode tests: a PostgreSQL database of their own, a RabbitMQ virtual host
 (or a Redis database) of their own, the local APNs and FCM emulators, and real
-``celery -A pushgate_celery worker`` processes started against them (stopped, or killed, by the
-end of the test). Each test skips, saying why, when the service it needs does not answer."""
+``celery -A pushgate_celery worker`` and ``beat`` processes started against them (stopped, or
+killed, by the end of the test). Each test skips, saying why, when the service it needs does not
+answer; under CI (``CI`` set, as ``.ci/run`` starts them all) it fails instead."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -30,13 +31,20 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_BROKER = "redis://127.0.0.1:6379/6"
 
 
+def missing(reason: str) -> NoReturn:
+    """Skip the test for want of a service, or fail it under CI, where every service must run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (.ci/run starts it)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A PostgreSQL database of these tests (never the suite's own), made anew and dropped after."""
     try:
         admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"Celery mode needs PostgreSQL at 127.0.0.1:5432: {exc}")
+        missing(f"Celery mode needs PostgreSQL at 127.0.0.1:5432: {exc}")
     with admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {DATABASE}")
@@ -60,7 +68,7 @@ def rabbitmq_url() -> str:
         with Connection(url, connect_timeout=3) as connection:
             connection.ensure_connection(max_retries=1)
     except Exception as exc:
-        pytest.skip(f"Celery mode tests need RabbitMQ at 127.0.0.1:5672: {exc}")
+        missing(f"Celery mode tests need RabbitMQ at 127.0.0.1:5672: {exc}")
     return url
 
 
@@ -69,7 +77,7 @@ def redis_broker_url() -> str:
     try:
         redis.Redis.from_url(REDIS_BROKER).ping()
     except redis.RedisError as exc:
-        pytest.skip(f"Celery mode tests need Redis at {REDIS_BROKER}: {exc}")
+        missing(f"Celery mode tests need Redis at {REDIS_BROKER}: {exc}")
     return REDIS_BROKER
 
 
@@ -117,12 +125,12 @@ def celery_workers(tmp_path: Path) -> Iterator[Callable[..., CeleryWorker]]:
     ``shortcut``; all are stopped by the end of the test."""
     started: list[CeleryWorker] = []
 
-    def start(settings: dict[str, Any], name: str, *options: str, shortcut: bool = False) -> CeleryWorker:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHGATE_")}
-        env.update({f"PUSHGATE_{k.upper()}": str(v) for k, v in settings.items()})
-        env.update({"PUSHGATE_SECRET_KEY": TEST_SECRET, "PUSHGATE_INSTANCE_PATH": str(tmp_path / name)})
+    def start(
+        settings: dict[str, Any], name: str, *options: str, shortcut: bool = False, queues: str = "push,sync"
+    ) -> CeleryWorker:
+        env = celery_environment(settings, tmp_path / name)
         log_path = tmp_path / f"{name}.log"
-        argv = [sys.executable, "-m", "celery", "-A", "pushgate_celery", "worker", "-Q", "push,sync"]
+        argv = [sys.executable, "-m", "celery", "-A", "pushgate_celery", "worker", "-Q", queues]
         if shortcut:  # flask --app wsgi worker, which becomes the same Celery worker
             argv = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
         argv += ["-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle", *options]
@@ -133,6 +141,18 @@ def celery_workers(tmp_path: Path) -> Iterator[Callable[..., CeleryWorker]]:
         return worker
 
     yield start
+    stop_all(started)
+
+
+def celery_environment(settings: dict[str, Any], instance_path: Path) -> dict[str, str]:
+    """The environment of a worker or beat host: ``settings`` as ``PUSHGATE_*`` variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHGATE_")}
+    env.update({f"PUSHGATE_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update({"PUSHGATE_SECRET_KEY": TEST_SECRET, "PUSHGATE_INSTANCE_PATH": str(instance_path)})
+    return env
+
+
+def stop_all(started: list[CeleryWorker]) -> None:
     for worker in started:
         if worker.process.poll() is None:
             worker.process.send_signal(signal.SIGTERM)
@@ -142,3 +162,25 @@ def celery_workers(tmp_path: Path) -> Iterator[Callable[..., CeleryWorker]]:
         except subprocess.TimeoutExpired:
             worker.process.kill()
             worker.process.wait(5)
+
+
+@pytest.fixture
+def celery_beats(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], str], CeleryWorker]]:
+    """Starts ``celery -A pushgate_celery beat`` processes (each with a schedule file of its own, as
+    on separate hosts); all are stopped by the end of the test."""
+    started: list[CeleryWorker] = []
+
+    def start(settings: dict[str, Any], name: str) -> CeleryWorker:
+        log_path = tmp_path / f"{name}.log"
+        schedule = tmp_path / f"{name}-schedule"
+        argv = [sys.executable, "-m", "celery", "-A", "pushgate_celery", "beat", "-s", str(schedule), "-l", "INFO"]
+        with log_path.open("wb") as out:
+            process = subprocess.Popen(
+                argv, cwd=ROOT, env=celery_environment(settings, tmp_path / name), stdout=out, stderr=subprocess.STDOUT
+            )
+        beat = CeleryWorker(name, process, log_path)
+        started.append(beat)
+        return beat
+
+    yield start
+    stop_all(started)
