@@ -215,8 +215,12 @@ def android_token(i: int) -> str:
     return f"bench-{i:08d}:APA91b" + "k" * 140  # FCM-like length; no error-injection prefix
 
 
-def prepare_instance(workdir: Path, n: int, emulators: Emulators) -> Instance:
-    """A fresh migrated SQLite database with one app (both platforms), n profiles, n subscriptions."""
+def prepare_instance(
+    workdir: Path, n: int, emulators: Emulators, url: str = "", platforms: tuple[str, ...] = ("ios", "android")
+) -> Instance:
+    """A fresh migrated database (SQLite in the instance folder, or the empty database of ``url``)
+    with one app (both platforms), n profiles and n subscriptions, the platforms of ``platforms``
+    taken in turn."""
     from cryptography.fernet import Fernet
     from sqlalchemy import insert, select
 
@@ -226,7 +230,8 @@ def prepare_instance(workdir: Path, n: int, emulators: Emulators) -> Instance:
     from store.types import utcnow
 
     folder = workdir / f"instance-{n}"
-    url = f"sqlite:///{folder / 'pushgate.db'}"
+    folder.mkdir(parents=True, exist_ok=True)
+    url = url or f"sqlite:///{folder / 'pushgate.db'}"
     instance = Instance(n, folder, url, Fernet.generate_key().decode())
     store_db.upgrade(url)
     box = SecretBox(instance.secret_key.encode())
@@ -282,7 +287,7 @@ def prepare_instance(workdir: Path, n: int, emulators: Emulators) -> Instance:
             for start in range(0, n, chunk):
                 rows = []
                 for i in range(start, min(n, start + chunk)):
-                    platform_name = "ios" if i % 2 == 0 else "android"
+                    platform_name = platforms[i % len(platforms)]
                     token = ios_token(i) if platform_name == "ios" else android_token(i)
                     instance.tokens[platform_name].add(token)
                     rows.append(

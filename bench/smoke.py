@@ -13,7 +13,8 @@ Services: each benchmark starts what it needs on 127.0.0.1 and ends it (the APNs
 emulators, the Platform peer, Azurite from ``node_modules``); all of them use a fresh SQLite
 database in a temporary folder, but ``segments_postgresql``, which creates and drops its own
 databases on the server of ``PUSHGATE_BENCH_POSTGRESQL_URL`` (default: postgres@127.0.0.1:5432) and
-is skipped when no server answers there.
+is skipped when no server answers there, and ``scale`` (Celery workers), which also needs RabbitMQ
+at 127.0.0.1:5672 and is skipped, saying which, when either does not answer.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Smoke:
     argv: tuple[str, ...]
     timeout: float  # seconds; each takes well under a third of it on a 2-core machine
     postgresql: bool = False  # needs the PostgreSQL server of bench/segments.py's --postgresql-url
+    rabbitmq: bool = False  # needs RabbitMQ at 127.0.0.1:5672 (bench/scale.py's default broker)
 
 
 SMOKES = (
@@ -71,6 +73,9 @@ SMOKES = (
         90,
         postgresql=True,
     ),
+    # Celery mode: 1 and 2 real Celery worker processes and the embedded worker on PostgreSQL,
+    # each token exactly once; its database pushgate_bench_scale and RabbitMQ vhost made and removed
+    Smoke("scale", ("bench/scale.py", "--subscriptions", "300"), 120, postgresql=True, rabbitmq=True),
     Smoke(
         "personalisation", ("bench/personalisation.py", "--messages", "20", "--batch-size", "8", "--rounds", "1"), 60
     ),
@@ -90,6 +95,20 @@ def postgresql_missing() -> str | None:
         psycopg.connect(libpq(url, "postgres"), connect_timeout=3).close()
     except psycopg.Error as exc:
         return f"no PostgreSQL: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
+def rabbitmq_missing() -> str | None:
+    """Why the RabbitMQ smokes cannot run here (no broker answers), or None."""
+    from kombu.connection import Connection
+
+    from bench.scale_fixture import DEFAULT_RABBITMQ
+
+    try:
+        with Connection(DEFAULT_RABBITMQ, connect_timeout=3) as connection:  # type: ignore[no-untyped-call]
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        return f"no RabbitMQ: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
     return None
 
 
@@ -136,10 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     skipped = 0
     no_postgresql = postgresql_missing() if any(s.postgresql for s in chosen) else None
+    no_rabbitmq = rabbitmq_missing() if any(s.rabbitmq for s in chosen) else None
     for smoke in chosen:
         print(f"{smoke.name:<22}", end="", flush=True)
-        if smoke.postgresql and no_postgresql:
-            print(f"skipped ({no_postgresql})", flush=True)
+        missing = (smoke.postgresql and no_postgresql) or (smoke.rabbitmq and no_rabbitmq)
+        if missing:
+            print(f"skipped ({missing})", flush=True)
             skipped += 1
             continue
         passed, output, took = run(smoke)
