@@ -446,8 +446,10 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError(f"invalid setting {ENV_PREFIX}{field.upper()}: {message}") from None
 
 
-#: ``PUSHGATE_*`` variables that are not settings of the gateway: the test suite's.
-NOT_SETTINGS = frozenset({"PUSHGATE_TEST_DATABASE_URL", "PUSHGATE_TEST_OUTPUT", "PUSHGATE_CHROMIUM"})
+#: ``PUSHGATE_*`` variables that are not settings of the gateway: the test suite's and the benchmarks'.
+NOT_SETTINGS = frozenset(
+    {"PUSHGATE_TEST_DATABASE_URL", "PUSHGATE_TEST_OUTPUT", "PUSHGATE_CHROMIUM", "PUSHGATE_BENCH_POSTGRESQL_URL"}
+)
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
