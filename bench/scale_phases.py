@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from bench.scale_fixture import Broker
 from bench.send_fixture import Emulators, Instance, check_inbox
 from bench.send_gateway import Gateway
-from bench.send_phases import MESSAGE
+from bench.send_phases import MESSAGE, broadlog_tally
 
 POLL_SECONDS = 0.05
 SAMPLE_SECONDS = 1.0
@@ -116,16 +116,7 @@ def run_phase(
         elapsed = time.perf_counter() - started
         used = cpu() - cpu_before
         with engine.connect() as conn:
-            by_status = dict(
-                conn.execute(
-                    select(BroadLog.status, func.count())
-                    .where(BroadLog.delivery_id == delivery_id)
-                    .group_by(BroadLog.status)
-                ).all()
-            )
-            resent = conn.scalar(
-                select(func.count()).where(BroadLog.delivery_id == delivery_id, BroadLog.resent_after_crash.is_(True))
-            )
+            by_status, resent = broadlog_tally(conn, delivery_id)
     finally:
         if depth is not None:
             depth.close()

@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from bench.common import ROOT
 from bench.send_fixture import (
@@ -70,7 +71,7 @@ def run_delivery(
     round_no: int,
     timeout: float,
 ) -> Phase:
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from domain.deliveries import DeliveryCreate, create_delivery
     from push import payloads
@@ -123,16 +124,7 @@ def run_delivery(
             time.sleep(POLL_SECONDS)
         with engine.connect() as conn:
             final = conn.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
-            by_status = dict(
-                conn.execute(
-                    select(BroadLog.status, func.count())
-                    .where(BroadLog.delivery_id == delivery_id)
-                    .group_by(BroadLog.status)
-                ).all()
-            )
-            resent = conn.scalar(
-                select(func.count()).where(BroadLog.delivery_id == delivery_id, BroadLog.resent_after_crash.is_(True))
-            )
+            by_status, resent = broadlog_tally(conn, delivery_id)
     finally:
         engine.dispose()
     sent = by_status.get(int(BroadLogStatus.SENT), 0)
@@ -328,3 +320,20 @@ def run_baseline(
             )
         )
     return phases
+
+
+def broadlog_tally(conn: Any, delivery_id: int) -> tuple[dict[int, int], int]:
+    """A delivery's broadLog rows counted by status, and how many were resent after a crash."""
+    from sqlalchemy import func, select
+
+    from store.models import BroadLog
+
+    by_status = dict(
+        conn.execute(
+            select(BroadLog.status, func.count()).where(BroadLog.delivery_id == delivery_id).group_by(BroadLog.status)
+        ).all()
+    )
+    resent = conn.scalar(
+        select(func.count()).where(BroadLog.delivery_id == delivery_id, BroadLog.resent_after_crash.is_(True))
+    )
+    return by_status, int(resent or 0)
