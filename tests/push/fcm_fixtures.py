@@ -18,14 +18,13 @@ import pytest
 
 from push.peers.fcm import FcmEmulator, accounts_from
 from push.peers.tls import LocalTLS, local_tls
-from push.providers.fcm import FcmProvider, SendPath
+from push.providers.fcm import FcmProvider
 from tests.factories import service_account
 
 FCM_PROJECT = "demo-project"
 FCM_SLOW_SECONDS = 0.8  # how long slow- tokens wait
 FCM_TIMEOUT = 0.4  # the providers' request timeout in these tests: below FCM_SLOW_SECONDS
 FCM_RETRY_AFTER = 7  # Retry-After of quota- and unavailable- tokens
-SEND_PATHS: tuple[SendPath, ...] = ("direct", "admin")
 
 T = TypeVar("T")
 
@@ -94,12 +93,6 @@ def fcm_loop() -> Iterator[Loop]:
     running.close()
 
 
-@pytest.fixture(scope="module", params=SEND_PATHS)
-def fcm_path(request: pytest.FixtureRequest) -> SendPath:
-    path: SendPath = request.param
-    return path
-
-
 def _provider(loop: Loop, account: dict[str, Any], **settings: Any) -> FcmProvider:
     async def create() -> FcmProvider:  # on the loop, as the worker does
         return FcmProvider(account, **settings)
@@ -109,11 +102,11 @@ def _provider(loop: Loop, account: dict[str, Any], **settings: Any) -> FcmProvid
 
 @pytest.fixture(scope="module")
 def fcm_provider_shared(
-    fcm_loop: Loop, fcm_emulator_session: FcmEmulator, fcm_accounts: FcmAccounts, fcm_tls: LocalTLS, fcm_path: SendPath
+    fcm_loop: Loop, fcm_emulator_session: FcmEmulator, fcm_accounts: FcmAccounts, fcm_tls: LocalTLS
 ) -> Iterator[FcmProvider]:
     account = {**fcm_accounts.good, "token_uri": fcm_emulator_session.token_url}
     provider = _provider(
-        fcm_loop, account, endpoint=fcm_emulator_session.base_url, ca_bundle=fcm_tls.ca_path, timeout=5.0, path=fcm_path
+        fcm_loop, account, endpoint=fcm_emulator_session.base_url, ca_bundle=fcm_tls.ca_path, timeout=5.0
     )
     yield provider
     fcm_loop.run(provider.close())
@@ -131,7 +124,7 @@ MakeProvider = Callable[..., FcmProvider]
 
 @pytest.fixture
 def make_fcm_provider(
-    fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_account: dict[str, Any], fcm_tls: LocalTLS, fcm_path: SendPath
+    fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_account: dict[str, Any], fcm_tls: LocalTLS
 ) -> Iterator[MakeProvider]:
     """``make_fcm_provider(account=None, **options)``: a provider of its own on the current send path,
     pointed at the emulator and trusting its CA (request timeout FCM_TIMEOUT); closed after the test."""
@@ -142,7 +135,6 @@ def make_fcm_provider(
             "endpoint": fcm_emulator.base_url,
             "ca_bundle": fcm_tls.ca_path,
             "timeout": FCM_TIMEOUT,
-            "path": fcm_path,
             **options,
         }
         provider = _provider(fcm_loop, account or fcm_account, **settings)

@@ -1,24 +1,18 @@
-"""FcmProvider against the FCM emulator over real TLS and HTTP/2, on both send paths (``direct``
-and firebase-admin's ``send_each_async``): the same behaviour is expected of each."""
+"""FcmProvider against the FCM emulator over real TLS and HTTP/2."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
 import firebase_admin
-import httpx
 import pytest
-from firebase_admin import _utils as firebase_utils
-from firebase_admin import messaging
 
 from push.peers.fcm import FcmEmulator
-from push.providers import fcm as fcm_module
 from push.providers.base import ErrorKind, PushMessage, SendResult
-from push.providers.fcm import FcmProvider, to_message
+from push.providers.fcm import FcmProvider
 from tests.values import FCM_TOKEN, fcm_token
 
 if TYPE_CHECKING:  # the fixtures module is loaded by pytest_plugins, not imported (assertion rewriting)
@@ -68,21 +62,23 @@ def test_success_records_the_exact_message(
     assert "authorization" not in record["headers"]
 
 
-def test_enum_spellings_are_written_the_way_firebase_admin_writes_them(
+def test_the_payload_is_sent_as_built_with_enum_names_in_either_case(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
-    # The payload builders write proto enum names; firebase-admin's encoder writes its own spelling
-    # (FCM takes either), so what arrives is firebase-admin's.
-    payload = {"android": {"priority": "HIGH", "notification": {"visibility": "PUBLIC", "vibrate_timings": ["0.5s"]}}}
+    # The payload builders write proto enum names; Google's JSON parser takes either case. Nothing
+    # is converted on the way: what arrives is what was built, plus the token.
+    built = {"android": {"priority": "HIGH", "notification": {"visibility": "PUBLIC", "vibrate_timings": ["0.5s"]}}}
+    lower = {"android": {"priority": "normal", "notification": {"notification_priority": "priority_low"}}}
 
-    [result] = fcm_loop.run(fcm_provider.send([PushMessage(1, FCM_TOKEN, payload)]))
+    results = by_key(
+        fcm_loop.run(fcm_provider.send([PushMessage(1, FCM_TOKEN, built), PushMessage(2, FCM_TOKEN, lower)]))
+    )
 
-    assert result.ok
-    [record] = fcm_emulator.inbox.items("android")
-    assert record["payload"]["android"] == {
-        "priority": "high",
-        "notification": {"visibility": "PUBLIC", "vibrate_timings": ["0.500000000s"]},
-    }
+    assert results[1].ok and results[2].ok
+    assert [record["payload"] for record in fcm_emulator.inbox.items("android")] == [
+        {**built, "token": FCM_TOKEN},
+        {**lower, "token": FCM_TOKEN},
+    ]
 
 
 # token prefix -> (kind, reason, HTTP status, whether Retry-After is given)
@@ -109,7 +105,7 @@ def test_injected_errors_map_to_error_kinds_without_retries(
     started = time.monotonic()
     results = by_key(fcm_loop.run(fcm_provider.send(messages)))
 
-    # firebase-admin alone retries 500 and 503 four times (about 7 s); the engine owns retries.
+    # No retries of the provider's own (firebase-admin's retried 500 and 503 four times, about 7 s).
     assert time.monotonic() - started < 2
     assert fcm_emulator.inbox.count() == len(messages)  # one request each, the 401 included
     assert results[100].ok
@@ -179,21 +175,24 @@ def test_payload_size_limit_is_4096_bytes(fcm_loop: Loop, fcm_provider: FcmProvi
     )
 
 
-def test_payload_firebase_admin_refuses_is_rejected_without_a_request(
+def test_payload_of_the_wrong_shape_is_rejected_without_a_request(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_provider: FcmProvider
 ) -> None:
     messages = [
         PushMessage(1, fcm_token("a"), {"data": {"count": 3}}),  # data values must be strings
         PushMessage(2, fcm_token("b"), {"android": {"priority": "urgent"}}),
         PushMessage(3, fcm_token("c"), {"android": {"colour": "#ff0000"}}),  # unknown field
+        PushMessage(5, fcm_token("e"), {"android": {"ttl": "1 hour"}}),  # a duration is "3600s"
+        PushMessage(6, fcm_token("f"), {"token": fcm_token("x")}),  # the target is the provider's
         PushMessage(4, fcm_token("d"), {"data": {"n": "1"}}),
     ]
 
     results = by_key(fcm_loop.run(fcm_provider.send(messages)))
 
-    for key in (1, 2, 3):
+    for key in (1, 2, 3, 5, 6):
         error = results[key].error
         assert error is not None and error.kind is ErrorKind.PAYLOAD_REJECTED and error.status is None
+    assert results[1].error is not None and results[1].error.message.startswith("message.data.count: 3 is not of type")
     assert results[4].ok
     assert [r["token"] for r in fcm_emulator.inbox.items("android")] == [fcm_token("d")]
 
@@ -239,8 +238,7 @@ def test_unreachable_token_endpoint_fails_the_batch_as_unavailable(
 def test_token_endpoint_outage_fails_the_batch_as_unavailable(
     fcm_loop: Loop, fcm_emulator: FcmEmulator, fcm_account: dict[str, Any], fcm_tls: LocalTLS
 ) -> None:
-    # Token refresh is the same code on both send paths, and google-auth itself tries a 5xx token
-    # endpoint three times (about 3 s): one path is enough here.
+    # google-auth itself tries a 5xx token endpoint three times (about 3 s).
     fcm_emulator.fail_token_endpoint(503)
 
     async def attempt() -> list[SendResult]:
@@ -299,55 +297,6 @@ def test_a_batch_of_1000_arrives_exactly_once(
 
 def test_empty_batch(fcm_loop: Loop, fcm_provider: FcmProvider) -> None:
     assert fcm_loop.run(fcm_provider.send([])) == []
-
-
-def test_to_message_keeps_token_on_the_wire_without_a_deprecation_warning() -> None:
-    # pytest turns warnings into errors: Message(token=...) would fail here (firebase-admin 7.7).
-    message = to_message({"data": {"a": "b"}}, FCM_TOKEN)
-
-    assert json.loads(str(message)) == {"data": {"a": "b"}, "token": FCM_TOKEN}
-
-
-def test_private_firebase_admin_hooks_still_exist(fcm_loop: Loop, fcm_account: dict[str, Any]) -> None:
-    """The admin path leans on firebase-admin internals. If this fails after an upgrade, re-read
-    firebase_admin/messaging.py and fix push/providers/fcm.py before changing the pin."""
-    assert firebase_admin.__version__ == "7.7.0", "push/providers/fcm.py was written against firebase-admin 7.7.0"
-    assert messaging._MESSAGING_ATTRIBUTE == "_messaging"
-    service_class = messaging._MessagingService
-    init_source = inspect.getsource(service_class.__init__)
-    for attribute in ("self._fcm_url", "self._async_client", "self._client", "self._project_id"):
-        assert f"{attribute} =" in init_source, attribute
-    assert "self._async_client.request(" in inspect.getsource(service_class.send_each_async)
-    assert "asyncio.run(" in inspect.getsource(service_class.close)  # why the subclass overrides close()
-
-    # The per-App service registration is what messaging.send_each_async uses.
-    async def create() -> FcmProvider:
-        return FcmProvider(fcm_account, endpoint="https://127.0.0.1:1", path="admin")
-
-    provider = fcm_loop.run(create())
-    try:
-        service = messaging._get_messaging_service(provider._app)
-        assert isinstance(service, fcm_module._RedirectedMessagingService)
-        assert service._fcm_url == "https://127.0.0.1:1/v1/projects/demo-project/messages:send"
-    finally:
-        fcm_loop.run(provider.close())
-
-    # Error parsing: firebase-admin's classes for an FCM error response.
-    request = httpx.Request("POST", "https://fcm.example/send")
-    body = {
-        "error": {
-            "code": 404,
-            "message": "gone",
-            "status": "NOT_FOUND",
-            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}],
-        }
-    }
-    response = httpx.Response(404, json=body, request=request)
-    error = firebase_utils.handle_platform_error_from_httpx(
-        httpx.HTTPStatusError("404", request=request, response=response),
-        service_class._build_fcm_error_httpx,
-    )
-    assert isinstance(error, messaging.UnregisteredError) and error.http_response is response
 
 
 def closed_port() -> int:
