@@ -452,3 +452,46 @@ def test_reused_idempotency_key_with_another_body_is_a_conflict(
     assert response.status_code == 409, response.json
     assert response.json["error"] == "idempotency_conflict"
     assert "'winter-sale-2026'" in response.json["message"] and f"different {named};" in response.json["message"]
+
+
+class QuotaProvider:
+    """FCM with the project's quota spent: every message answers 429 QUOTA_EXCEEDED."""
+
+    platform = "android"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, messages: Sequence[PushMessage]) -> list[SendResult]:
+        self.calls += 1
+        error = PushError(ErrorKind.THROTTLED, "QUOTA_EXCEEDED", 429, retry_after=60.0)
+        return [SendResult(message.key, error=error) for message in messages]
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_spent_quota_pauses_the_platform_and_fails_no_message(
+    client: FlaskClient, keys: Any, world: dict[str, Any]
+) -> None:
+    rt = world["rt"]
+    quota = QuotaProvider()
+    engine = Engine(rt.sessions, lambda part: quota, engine_settings(rt))
+    delivery = create(client, keys, world["ids"]["id"], target={"profiles": [ALICE]})
+    engine.start_due()
+    with rt.sessions.begin() as session:  # every message on its last attempt already
+        session.execute(update(BroadLog).values(attempts=engine.settings.max_attempts))
+
+    handled = asyncio.run(engine.run_batch(delivery["id"], channel=42))
+
+    assert handled == 7 and quota.calls == 1
+    assert 59 < engine.paused_for(delivery["id"], 42) <= 60
+    assert engine.paused_for(delivery["id"], 41) == 0
+    # Paused: the next batches claim nothing and send nothing, though the rows are made due.
+    with rt.sessions.begin() as session:
+        session.execute(update(BroadLog).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    assert asyncio.run(engine.run_batch(delivery["id"], channel=42)) == 0 and quota.calls == 1
+    with rt.sessions() as session:
+        statuses = session.execute(select(BroadLog.status, func.count()).group_by(BroadLog.status)).all()
+    assert [(int(status), count) for status, count in statuses if count] == [(6, 7)]  # all still Pending
+    assert not engine.finish_if_done(delivery["id"])
