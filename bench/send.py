@@ -76,6 +76,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the project's packages, when run as ``python bench/send.py``
 
+from bench import send_ceiling  # noqa: E402
 from bench.common import code_version, end_children_on_signals, exit_with, remove_workdir  # noqa: E402
 from bench.send_fixture import Children, Emulators, Instance, prepare_instance, start_emulators  # noqa: E402
 from bench.send_gateway import Setting, parse_setting, start_gateway  # noqa: E402
@@ -148,6 +149,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one phase may take")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (databases, logs)")
+    parser.add_argument(
+        "--ceiling-requests",
+        type=int,
+        default=20_000,
+        help="requests h2load sends to measure the FCM emulator's own ceiling (0: skip it)",
+    )
     args = parser.parse_args(argv)
     if args.subscriptions < 2 or args.scale < 2 or args.rounds < 1:
         parser.error("need --subscriptions >= 2, --scale >= 2, --rounds >= 1")
@@ -226,6 +233,23 @@ def run_gateway_phases(
         gateway.stop()
 
 
+def print_ceiling(emulators: Emulators, phases: list[Phase], requests: int) -> None:
+    """The FCM emulator's own ceiling beside the best Android figures (bench/send_ceiling.py)."""
+    print()
+    print("FCM emulator ceiling: h2load (a C HTTP/2 client) posting one worker-like message, 100 streams a connection")
+    best: dict[str, float] = {}
+    for p in phases:
+        if p.platform == "android" and p.ok and p.kind in ("end-to-end", "baseline"):
+            best[p.kind] = max(best.get(p.kind, 0.0), p.rate)
+    for connections in (1, 4):
+        ceiling = send_ceiling.measure(emulators, requests, connections)
+        if isinstance(ceiling, str):
+            print(f"  {connections} connection(s): {ceiling}")
+            return
+        shares = ", ".join(f"{kind} alone {rate:.0f}/s = {rate / ceiling.rate:.2f}" for kind, rate in best.items())
+        print(f"  {connections} connection(s): {ceiling.rate:.0f} requests/s; of it: {shares}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     end_children_on_signals()  # so that `finally` ends every child
@@ -264,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in phases:
             print(f"  {p.kind} {p.platform} {p.scale or ''} {p.setting} r{p.round}: {p.detail}")
         status = report(args, phases, memory, settings)
+        if "android" in platforms and args.ceiling_requests > 0:
+            print_ceiling(emulators, phases, args.ceiling_requests)
         print(f"total runtime {time.perf_counter() - run_started:.0f}s")
         return status
     finally:
