@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -57,6 +58,8 @@ LEAN_H2 = H2Configuration(client_side=True, validate_outbound_headers=False, nor
 #: The most streams one connection carries at once (the server's own limit, when lower, wins).
 STREAMS_PER_CONNECTION = 100
 MAX_RESPONSE_BODY = 64 * 1024  # an answer longer than this is cut: FCM's are a few hundred bytes
+#: A connection idle for longer than this is looked at before it is used again (see _Connection.stale).
+IDLE_CHECK_SECONDS = 1.0
 
 Headers = Sequence[tuple[str, str]]
 
@@ -103,13 +106,31 @@ class _Connection(asyncio.Protocol):
         self.closed = False  # GOAWAY, lost, or out of stream ids: no new streams
         self.flush_scheduled = False
         self.window_open = asyncio.Event()
+        self.settings: asyncio.Future[None] = self.loop.create_future()  # the server's first SETTINGS
         self.lost: asyncio.Future[None] = self.loop.create_future()
+        self.last_active = self.loop.time()
 
     @property
     def free(self) -> int:
         if self.closed:
             return 0
         return min(self.conn.remote_settings.max_concurrent_streams, STREAMS_PER_CONNECTION) - self.in_use
+
+    def stale(self) -> bool:
+        """Whether this connection is closing, or idle with bytes waiting that the loop has not read
+        yet. After an idle spell such bytes are almost always its end: servers close idle
+        connections (hypercorn after 5 s, without GOAWAY), and a loop that was busy elsewhere (a
+        long database call, a test between two sends) has not seen it yet. A request written there
+        would be lost in flight although never processed; the pool retires such a connection."""
+        if self.transport is None or self.transport.is_closing():
+            return True  # the end was read already; connection_lost is on its way
+        if self.in_use or self.loop.time() - self.last_active < IDLE_CHECK_SECONDS:
+            return False
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
 
     # connection -----------------------------------------------------------------------------------
 
@@ -217,11 +238,13 @@ class _Connection(asyncio.Protocol):
         self.flush_scheduled = False
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
+            self.last_active = self.loop.time()
             self.transport.write(data)
 
     # receiving ------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
         try:
             events = self.conn.receive_data(data)
         except ProtocolError as exc:
@@ -241,6 +264,8 @@ class _Connection(asyncio.Protocol):
             elif isinstance(event, WindowUpdated):
                 self.window_open.set()
             elif isinstance(event, RemoteSettingsChanged):
+                if not self.settings.done():
+                    self.settings.set_result(None)
                 self.window_open.set()
                 self.pool.stream_released()  # the server may allow more streams now
             elif isinstance(event, ConnectionTerminated):
@@ -352,8 +377,12 @@ class H2Pool:
         """A connection with a stream reserved for the caller: an open one with room, else a new
         one (one opening at a time, up to max_connections), else the next stream released."""
         while True:
-            for connection in self.connections:
+            for connection in list(self.connections):
                 if connection.free > 0:
+                    if connection.stale():
+                        connection.close()
+                        self.forget(connection)
+                        continue
                     connection.in_use += 1
                     return connection
             if not self._opening and len(self.connections) < self.max_connections:
@@ -376,12 +405,16 @@ class H2Pool:
         try:
             connection = await self._connect()
         except ConnectFailed as exc:
-            self._fail_waiters(exc)  # they waited for this connection: one failure answers them all
+            if not self.connections:  # they waited for this connection: one failure answers them all
+                self._fail_waiters(exc)
+            raise
+        except BaseException:
+            self._wake(1)  # the opener was cancelled (its timeout): another waiter opens instead
             raise
         finally:
             self._opening = False
         self.connections.append(connection)
-        self._wake(connection.free - 1)
+        self._wake(connection.free)  # its free streams, and one waiter more to open the next if it is full
         return connection
 
     async def _connect(self) -> _Connection:
@@ -394,15 +427,23 @@ class H2Pool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 await self.loop.create_connection(factory, self.host, self.port, ssl=self.context)
+                if not made[0].closed:  # until the server's SETTINGS, its limits are unknown
+                    await asyncio.wait([made[0].settings, made[0].lost], return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError as exc:
             for connection in made:
                 connection.close()
             raise ConnectFailed(f"no connection to {self.host}:{self.port} within {self.connect_timeout:g} s") from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        except BaseException:  # cancelled
+            for connection in made:
+                connection.close()
+            raise
         [connection] = made
         if connection.closed:
             connection.close()
+            if connection.lost.done():
+                raise ConnectFailed(f"{self.host}:{self.port} closed the connection before its SETTINGS")
             raise ConnectFailed(f"{self.host}:{self.port} did not agree to HTTP/2 (ALPN)")
         self._all.add(connection)
         connection.lost.add_done_callback(lambda _: self._all.discard(connection))
