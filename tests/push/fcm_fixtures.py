@@ -1,7 +1,10 @@
 """FCM fixtures: a local CA, service accounts with real RSA keys, one FCM emulator per session on its
 own thread and event loop (reset before each test that asks for ``fcm_emulator``), an event loop
-per test module, and providers on both send paths (``fcm_path`` is parametrized: every test that
-uses a provider runs on both).
+per test module, and providers pointed at it.
+
+A module can run its tests against both FCM peers, the bundled emulator and the independent
+hypercorn one (tests/push/fcm_hypercorn.py), by overriding ``fcm_emulator_session`` with a
+module-scoped fixture that returns ``each_fcm_peer``.
 
 Test modules load this file with ``pytest_plugins = ["tests.push.fcm_fixtures"]`` and import its
 types only under ``TYPE_CHECKING``: imported earlier, pytest could not rewrite it and would warn.
@@ -20,6 +23,7 @@ from push.peers.fcm import FcmEmulator, accounts_from
 from push.peers.tls import LocalTLS, local_tls
 from push.providers.fcm import FcmProvider
 from tests.factories import service_account
+from tests.push.fcm_hypercorn import FcmHypercorn
 
 FCM_PROJECT = "demo-project"
 FCM_SLOW_SECONDS = 0.8  # how long slow- tokens wait
@@ -47,16 +51,32 @@ def fcm_accounts() -> FcmAccounts:
     return FcmAccounts(good=service_account(FCM_PROJECT), wrong_key=service_account(FCM_PROJECT))
 
 
-@pytest.fixture(scope="session")
-def fcm_emulator_session(fcm_tls: LocalTLS, fcm_accounts: FcmAccounts) -> Iterator[FcmEmulator]:
-    emulator = FcmEmulator(
-        accounts_from([fcm_accounts.good]),
-        ssl_context=fcm_tls.server_context(),
+FCM_PEERS = {"emulator": FcmEmulator, "hypercorn": FcmHypercorn}
+
+
+def _peer(kind: str, tls: LocalTLS, accounts: FcmAccounts) -> FcmEmulator:
+    peer = FCM_PEERS[kind](
+        accounts_from([accounts.good]),
+        ssl_context=tls.server_context(),
         slow_seconds=FCM_SLOW_SECONDS,
         retry_after=FCM_RETRY_AFTER,
     )
-    with emulator:
+    return peer  # type: ignore[return-value]  # the hypercorn peer has the emulator's public interface
+
+
+@pytest.fixture(scope="session")
+def fcm_emulator_session(fcm_tls: LocalTLS, fcm_accounts: FcmAccounts) -> Iterator[FcmEmulator]:
+    with _peer("emulator", fcm_tls, fcm_accounts) as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="module", params=sorted(FCM_PEERS))
+def each_fcm_peer(
+    request: pytest.FixtureRequest, fcm_tls: LocalTLS, fcm_accounts: FcmAccounts
+) -> Iterator[FcmEmulator]:
+    """Each FCM peer in turn, for a module's ``fcm_emulator_session`` override."""
+    with _peer(request.param, fcm_tls, fcm_accounts) as peer:
+        yield peer
 
 
 @pytest.fixture

@@ -55,6 +55,11 @@ class FcmEmulator:
     def token_url(self) -> str:
         return f"{self.base_url}/token"
 
+    @property
+    def retry_after(self) -> int:
+        """The Retry-After of the injected quota- and unavailable- answers."""
+        return self.peer.retry_after
+
     def fail_token_endpoint(self, status: int | None) -> None:
         """Make ``/token`` answer ``status`` (None restores normal service)."""
         self._call(setattr, self.peer, "token_failure", status)

@@ -1,4 +1,6 @@
-"""FcmProvider against the FCM emulator over real TLS and HTTP/2."""
+"""FcmProvider over real TLS and HTTP/2, against both FCM peers: the bundled emulator and the
+independent hypercorn one (different HTTP/2 servers, no shared code), so that the sender is not
+fitted to one server's quirks. The fixture keeps the name ``fcm_emulator`` for either."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import firebase_admin
 import pytest
 
-from push.peers.fcm import FcmEmulator
+from push.peers.fcm import FcmEmulator, accounts_from
 from push.providers.base import ErrorKind, PushMessage, SendResult
 from push.providers.fcm import FcmProvider
+from tests.push.fcm_hypercorn import FcmHypercorn
 from tests.values import FCM_TOKEN, fcm_token
 
 if TYPE_CHECKING:  # the fixtures module is loaded by pytest_plugins, not imported (assertion rewriting)
@@ -20,6 +23,12 @@ if TYPE_CHECKING:  # the fixtures module is loaded by pytest_plugins, not import
     from tests.push.fcm_fixtures import FcmAccounts, Loop, MakeProvider
 
 pytest_plugins = ["tests.push.fcm_fixtures"]
+
+
+@pytest.fixture(scope="module")
+def fcm_emulator_session(each_fcm_peer: FcmEmulator) -> FcmEmulator:
+    return each_fcm_peer
+
 
 RICH_PAYLOAD: dict[str, Any] = {
     "data": {"_mId": "4242", "_dId": "1a2b", "adb_title": "Hello Ada", "adb_body": "Your order shipped ✓"},
@@ -110,7 +119,7 @@ def test_injected_errors_map_to_error_kinds_without_retries(
     assert fcm_emulator.inbox.count() == len(messages)  # one request each, the 401 included
     assert results[100].ok
     for index, (kind, reason, status, wait) in enumerate(INJECTED.values()):
-        retry_after = float(fcm_emulator.peer.retry_after) if wait else None
+        retry_after = float(fcm_emulator.retry_after) if wait else None
         error = results[index].error
         assert error is not None, reason
         assert (error.kind, error.reason, error.status, error.retry_after) == (kind, reason, status, retry_after)
@@ -303,3 +312,32 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_connection_the_peer_closed_while_the_loop_was_idle_is_not_used(
+    fcm_loop: Loop, fcm_tls: LocalTLS, fcm_accounts: FcmAccounts
+) -> None:
+    # Servers close idle connections (hypercorn after keep_alive_timeout, without GOAWAY). Between
+    # two batches the worker's loop may be busy elsewhere and not see it: the next request must
+    # not go out on the dead connection and come back lost in flight.
+    peer = FcmHypercorn(
+        accounts_from([fcm_accounts.good]),
+        ssl_context=fcm_tls.server_context(),
+        hypercorn_options={"keep_alive_timeout": 1.0},
+    )
+    with peer:
+        account = {**fcm_accounts.good, "token_uri": peer.token_url}
+
+        async def create() -> FcmProvider:
+            return FcmProvider(account, endpoint=peer.base_url, ca_bundle=fcm_tls.ca_path)
+
+        provider = fcm_loop.run(create())
+        try:
+            [first] = fcm_loop.run(provider.send([PushMessage(1, fcm_token("a"), {"data": {"n": "1"}})]))
+            time.sleep(2.5)  # the loop does not run; the peer closes the idle connection meanwhile
+            [second] = fcm_loop.run(provider.send([PushMessage(2, fcm_token("b"), {"data": {"n": "1"}})]))
+        finally:
+            fcm_loop.run(provider.close())
+
+    assert first.ok and second.ok, second.error
+    assert [r["token"] for r in peer.inbox.items("android")] == [fcm_token("a"), fcm_token("b")]
