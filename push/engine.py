@@ -40,8 +40,9 @@ from domain.personalisation import LookupTables
 from push import stalls
 from push.build import Builder
 from push.providers.base import ErrorKind, Provider, PushError, PushMessage, SendResult
+from push.throttling import Pauses
 from store.clock import stamp
-from store.codes import Channel, DeliveryStatus, FailureReason, FailureType
+from store.codes import DeliveryStatus, FailureReason, FailureType
 from store.db import engine_of
 from store.models import AppPlatform, Delivery
 from store.queries import broadlog
@@ -52,11 +53,6 @@ from store.types import utcnow
 log = logging.getLogger("pushgate.engine")
 #: How long a worker reuses a running delivery's row and its app's parts between batches.
 CONTEXT_SECONDS = 2.0
-#: A batch in which at least this share of one platform's messages was throttled (FCM's 429
-#: QUOTA_EXCEEDED: the project's per-minute quota is spent) pauses that platform's claims for the
-#: delivery for as long as the service asked. Fewer throttled messages are one device's or one
-#: topic's rate, which the others need not wait for.
-THROTTLED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ class Engine:
         self._bind = engine_of(sessions)
         self._builders: dict[int, Builder] = {}
         self._contexts: dict[int, tuple[Delivery, dict[str, AppPlatform], float]] = {}
-        self._paused: dict[tuple[int, int], float] = {}  # (delivery, channel) -> time.monotonic() to resume
+        self.pauses = Pauses(minimum=settings.backoff_base)
 
     # -- starting and finishing ------------------------------------------------------------------
 
@@ -152,8 +148,7 @@ class Engine:
             return delivery_status.stalled_count(session)
 
     def _keep_only(self, ids: list[int]) -> list[int]:
-        for paused in [key for key in self._paused if key[0] not in ids]:
-            del self._paused[paused]
+        self.pauses.keep_only(ids)
         for cache in (self._builders, self._contexts):
             for delivery_id in set(cache) - set(ids):
                 cache.pop(delivery_id, None)
@@ -227,8 +222,8 @@ class Engine:
 
     async def run_batch(self, delivery_id: int, limit: int | None = None, channel: int | None = None) -> int:
         """Claim, send and record one batch; returns how many messages it handled (0 also while the
-        channel is paused after throttling: see :meth:`paused_for`)."""
-        if channel is not None and self.paused_for(delivery_id, channel) > 0:
+        channel is paused after throttling: see :mod:`push.throttling`)."""
+        if channel is not None and self.pauses.left(delivery_id, channel) > 0:
             return 0
         claimed = await asyncio.to_thread(self.claim_and_load, delivery_id, limit or self.settings.batch_size, channel)
         if claimed is None:
@@ -260,39 +255,10 @@ class Engine:
         # after the other, it would take the sum of both providers' times, not the longer one.
         sent = await asyncio.gather(*(self._send(part, messages) for part, messages in by_part.values()))
         for (part, _messages), part_results in zip(by_part.values(), sent, strict=True):
-            self._pause_if_throttled(delivery_id, part.platform, part_results)
+            self.pauses.note(delivery_id, part.platform, part_results)
         results = [result for part_results in sent for result in part_results]
         await asyncio.to_thread(self.record, delivery, rows, results, build_failures)
         return len(ids)
-
-    def paused_for(self, delivery_id: int, channel: int) -> float:
-        """Seconds this engine still holds off claiming the delivery's messages of ``channel``."""
-        resume = self._paused.get((delivery_id, channel))
-        if resume is None:
-            return 0.0
-        left = resume - time.monotonic()
-        if left <= 0:
-            del self._paused[delivery_id, channel]
-        return max(0.0, left)
-
-    def _pause_if_throttled(self, delivery_id: int, platform: str, results: list[SendResult]) -> None:
-        waits = [
-            r.error.retry_after or 0.0 for r in results if r.error is not None and r.error.kind is ErrorKind.THROTTLED
-        ]
-        if not waits or len(waits) < THROTTLED_SHARE * len(results):
-            return
-        pause = max(*waits, self.settings.backoff_base)
-        channel = int(Channel.IOS if platform == "ios" else Channel.ANDROID)
-        self._paused[delivery_id, channel] = time.monotonic() + pause
-        log.warning(
-            "delivery %s: %s of %s %s messages throttled; no more %s sends for %.0f s",
-            delivery_id,
-            len(waits),
-            len(results),
-            platform,
-            platform,
-            pause,
-        )
 
     async def _send(self, part: AppPlatform, messages: list[PushMessage]) -> list[SendResult]:
         provider = self.providers(part)

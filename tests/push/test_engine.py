@@ -485,8 +485,8 @@ def test_a_spent_quota_pauses_the_platform_and_fails_no_message(
     handled = asyncio.run(engine.run_batch(delivery["id"], channel=42))
 
     assert handled == 7 and quota.calls == 1
-    assert 59 < engine.paused_for(delivery["id"], 42) <= 60
-    assert engine.paused_for(delivery["id"], 41) == 0
+    assert 59 < engine.pauses.left(delivery["id"], 42) <= 60
+    assert engine.pauses.left(delivery["id"], 41) == 0
     # Paused: the next batches claim nothing and send nothing, though the rows are made due.
     with rt.sessions.begin() as session:
         session.execute(update(BroadLog).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
