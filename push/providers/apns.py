@@ -45,6 +45,7 @@ from core.tls import client_context
 from push.providers.apns_connection import ApnsRequest, Connection, InFlightLost, connection_class
 from push.providers.apns_errors import connection_error, error_for
 from push.providers.base import ErrorKind, PushError, PushMessage, SendResult
+from push.providers.h2_streams import close_all
 
 PRODUCTION_HOST = "api.push.apple.com"
 SANDBOX_HOST = "api.sandbox.push.apple.com"
@@ -188,14 +189,7 @@ class ApnsProvider:
             return
         connections = list(self._connection_class.registry)  # pooled ones and any still closing
         self._client.pool.close()
-        for connection in connections:
-            connection.close()
-        waiting = [c.lost for c in connections if not c.lost.done()]
-        if waiting:
-            await asyncio.wait(waiting, timeout=2)
-        for connection in connections:
-            if not connection.lost.done() and connection.transport is not None:
-                connection.transport.abort()
+        await close_all(connections)
         self._client = None
 
     # internals ----------------------------------------------------------------------------------

@@ -11,18 +11,15 @@ caller's timeout) resets its stream, so a slow server never holds a stream the p
 Create and use a pool on one event loop.
 
 It is for services whose requests are small, independent and numerous (FCM HTTP v1: one JSON POST
-per message), and applies what the APNs connection (:mod:`push.providers.apns_connection`) learned
-measuring such traffic against local peers (docs/local-peers.md):
-
-- the requests of one loop iteration leave in one write (:meth:`_Connection.flush_soon`);
-- at most :data:`STREAMS_PER_CONNECTION` streams share a connection, fewer if the server says so
-  (h2 walks every open stream of a connection each time it opens one), and a pool opens up to
-  ``max_connections`` connections, one at a time, only when the open ones are full;
-- headers go through :class:`~push.providers.hpack_memo.MemoEncoder` with h2's per-header
-  validation and normalisation off: a request whose headers are all constant costs one memo
-  lookup per header;
-- received DATA is acknowledged (or after 64 KiB of answers the server could not send any more),
-  and request bodies wait for the server's window instead of failing.
+per message). The stream work (bodies within the window, one write per loop iteration, answers by
+stream id, DATA acknowledged, resets and GOAWAY) is the APNs connection's too
+(:mod:`push.providers.h2_streams`); this module adds the pool: at most
+:data:`~push.providers.h2_streams.STREAMS_PER_CONNECTION` streams a connection, fewer if the
+server's SETTINGS say so (a connection is used only once they arrived), up to ``max_connections``
+connections opened one at a time and only when the open ones are full, and none reused once it is
+closing or, idle, has unread bytes waiting (see :meth:`_Connection.stale`). Headers go through
+:class:`~push.providers.hpack_memo.MemoEncoder`: a request whose headers are all constant costs one
+memo lookup per header.
 """
 
 from __future__ import annotations
@@ -34,42 +31,26 @@ import select
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.errors import ErrorCodes
-from h2.events import (
-    ConnectionTerminated,
-    DataReceived,
-    RemoteSettingsChanged,
-    ResponseReceived,
-    StreamEnded,
-    StreamReset,
-    WindowUpdated,
-)
+from h2.events import ConnectionTerminated, RemoteSettingsChanged
 from h2.exceptions import NoAvailableStreamIDError, ProtocolError
 
+from push.providers.h2_streams import LEAN_H2, STREAMS_PER_CONNECTION, H2Streams, InFlightLost, Stream, close_all
 from push.providers.hpack_memo import MemoEncoder
 
 logger = logging.getLogger(__name__)
 
-LEAN_H2 = H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False)
-#: The most streams one connection carries at once (the server's own limit, when lower, wins).
-STREAMS_PER_CONNECTION = 100
-MAX_RESPONSE_BODY = 64 * 1024  # an answer longer than this is cut: FCM's are a few hundred bytes
 #: A connection idle for longer than this is looked at before it is used again (see _Connection.stale).
 IDLE_CHECK_SECONDS = 1.0
 
 Headers = Sequence[tuple[str, str]]
+__all__ = ["ConnectFailed", "H2Pool", "H2Response", "InFlightLost", "NotProcessed"]
 
 
 class NotProcessed(Exception):
     """The request was certainly not processed by the server: it may be sent again."""
-
-
-class InFlightLost(Exception):
-    """The connection ended after the request was sent and before its answer: it may have arrived."""
 
 
 class ConnectFailed(Exception):
@@ -83,16 +64,7 @@ class H2Response:
     body: bytes
 
 
-@dataclass(slots=True)
-class _Stream:
-    future: asyncio.Future[H2Response]
-    sent: bool = False  # the last DATA frame is queued: from here on the server may have processed it
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytearray = field(default_factory=bytearray)
-
-
-class _Connection(asyncio.Protocol):
+class _Connection(H2Streams, asyncio.Protocol):
     """One HTTP/2 connection. The pool reserves a stream (:attr:`in_use`) before :meth:`request`."""
 
     def __init__(self, pool: H2Pool) -> None:
@@ -101,7 +73,7 @@ class _Connection(asyncio.Protocol):
         self.conn = H2Connection(config=LEAN_H2)
         self.conn.encoder = MemoEncoder()  # before the first HEADERS: the tables start empty
         self.transport: asyncio.Transport | None = None
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, Stream] = {}
         self.in_use = 0
         self.closed = False  # GOAWAY, lost, or out of stream ids: no new streams
         self.flush_scheduled = False
@@ -145,7 +117,7 @@ class _Connection(asyncio.Protocol):
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._close(InFlightLost, f"connection lost ({exc or 'closed'})")
+        self._end(f"connection lost ({exc or 'closed'})")
         if not self.lost.done():
             self.lost.set_result(None)
 
@@ -157,161 +129,76 @@ class _Connection(asyncio.Protocol):
             self.flush()
             self.transport.close()
 
-    def _close(self, lost: type[Exception], why: str, unprocessed_above: int | None = None) -> None:
-        """No new streams; fail the sent requests still waiting, as unprocessed above the given id."""
+    def _end(self, why: str, unprocessed_above: int | None = None) -> None:
+        """No new streams; fail the sent requests still waiting."""
         self.closed = True
         self.pool.forget(self)
-        for stream_id, stream in list(self.streams.items()):
-            if not stream.sent or stream.future.done():
-                continue  # a request still sending its body notices the closed connection itself
-            del self.streams[stream_id]
-            if unprocessed_above is not None and stream_id > unprocessed_above:
-                stream.future.set_exception(NotProcessed(f"{why}: not processed"))
-            else:
-                stream.future.set_exception(lost(f"{why} before the answer"))
-        self.window_open.set()
+        self.fail_sent(why, unprocessed_above)
+
+    # H2Streams hooks ------------------------------------------------------------------------------
+
+    def closing(self) -> bool:
+        return self.closed or self.transport is None or self.transport.is_closing()
+
+    def not_processed(self, why: str) -> Exception:
+        return NotProcessed(why)
+
+    def result(self, stream: Stream) -> H2Response:
+        return H2Response(int(stream.status) if stream.status.isdigit() else 0, stream.headers, bytes(stream.body))
+
+    def written(self) -> None:
+        self.last_active = self.loop.time()
+
+    def settings_changed(self, event: RemoteSettingsChanged) -> None:
+        if not self.settings.done():
+            self.settings.set_result(None)
+        self.pool.stream_released()  # the server may allow more streams now
+
+    def goaway(self, event: ConnectionTerminated) -> None:
+        # h2 ends the connection at the first GOAWAY, graceful or not, so every answer still due
+        # is lost; those above last_stream_id were not processed (RFC 9113, 6.8).
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        logger.info("HTTP/2 GOAWAY from %s: code=%r last_stream_id=%s", self.pool.host, event.error_code, last)
+        self._end("GOAWAY", unprocessed_above=last)
+        self.close()
+
+    def protocol_error(self, exc: ProtocolError) -> None:
+        logger.warning("HTTP/2 connection to %s: protocol error %s; closing it", self.pool.host, exc)
+        self._end(f"protocol error {exc}")
+        self.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
+        super().data_received(data)
 
     # sending --------------------------------------------------------------------------------------
 
     async def request(self, headers: Headers, body: bytes) -> H2Response:
         try:
-            if self.closed or self.transport is None or self.transport.is_closing():
+            if self.closing():
                 raise NotProcessed("connection closing")
             try:
                 stream_id = self.conn.get_next_available_stream_id()
-                self.conn.send_headers(stream_id, headers, end_stream=not body)
+                self.conn.send_headers(stream_id, headers)
             except NoAvailableStreamIDError as exc:
                 self.closed = True
                 self.pool.forget(self)
                 raise NotProcessed("connection out of stream ids") from exc
             except ProtocolError as exc:  # h2 saw a GOAWAY first: nothing went out
                 raise NotProcessed(f"connection closed: {exc}") from exc
-            stream = _Stream(self.loop.create_future())
+            stream = Stream(self.loop.create_future())
             self.streams[stream_id] = stream
             try:
-                await self._send_body(stream_id, body)
+                await self.send_body(stream_id, body)
                 stream.sent = True
-                return await stream.future
+                response: H2Response = await stream.future
+                return response
             except BaseException:
-                self._abandon(stream_id)
+                self.abandon(stream_id)  # cancelled (a timeout) or failed: the stream is of no use
                 raise
         finally:
             self.in_use -= 1
             self.pool.stream_released()
-
-    async def _send_body(self, stream_id: int, body: bytes) -> None:
-        """Send the body in DATA frames the server's window and frame size allow, then END_STREAM."""
-        offset = 0
-        while offset < len(body):
-            if self.closed:
-                raise NotProcessed("connection closed before the request body was sent")
-            window = min(self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size)
-            size = min(window, len(body) - offset)
-            if size > 0:
-                offset += size
-                self.conn.send_data(stream_id, body[offset - size : offset], end_stream=offset == len(body))
-                continue
-            self.flush()
-            self.window_open.clear()
-            await self.window_open.wait()
-        self.flush_soon()
-
-    def _abandon(self, stream_id: int) -> None:
-        """Forget a stream nobody waits for any more (cancelled, or failed), resetting it if open."""
-        stream = self.streams.pop(stream_id, None)
-        if stream is None:
-            return
-        if not stream.future.done():
-            stream.future.cancel()
-        if not self.closed and self.transport is not None and not self.transport.is_closing():
-            with contextlib.suppress(ProtocolError):
-                self.conn.reset_stream(stream_id, ErrorCodes.CANCEL)
-            self.flush_soon()
-
-    def flush_soon(self) -> None:
-        """Write what h2 has queued once this loop iteration's other requests have queued theirs."""
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.flush_scheduled = False
-        data = self.conn.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.last_active = self.loop.time()
-            self.transport.write(data)
-
-    # receiving ------------------------------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        self.last_active = self.loop.time()
-        try:
-            events = self.conn.receive_data(data)
-        except ProtocolError as exc:
-            logger.warning("HTTP/2 connection to %s: protocol error %s; closing it", self.pool.host, exc)
-            self._close(InFlightLost, f"protocol error {exc}")
-            self.close()
-            return
-        for event in events:
-            if isinstance(event, ResponseReceived):
-                self._on_headers(event)
-            elif isinstance(event, DataReceived):
-                self._on_data(event)
-            elif isinstance(event, StreamEnded):
-                self._on_end(event.stream_id)
-            elif isinstance(event, StreamReset):
-                self._on_reset(event)
-            elif isinstance(event, WindowUpdated):
-                self.window_open.set()
-            elif isinstance(event, RemoteSettingsChanged):
-                if not self.settings.done():
-                    self.settings.set_result(None)
-                self.window_open.set()
-                self.pool.stream_released()  # the server may allow more streams now
-            elif isinstance(event, ConnectionTerminated):
-                self._on_goaway(event)
-                return
-        self.flush()
-
-    def _on_headers(self, event: ResponseReceived) -> None:
-        stream = self.streams.get(event.stream_id)
-        if stream is None:
-            return
-        for name, value in event.headers or ():
-            key, text = bytes(name).decode(), bytes(value).decode()
-            if key == ":status":
-                stream.status = int(text) if text.isdigit() else 0
-            else:
-                stream.headers[key] = text
-
-    def _on_data(self, event: DataReceived) -> None:
-        assert event.stream_id is not None
-        self.conn.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
-        stream = self.streams.get(event.stream_id)
-        if stream is not None and event.data and len(stream.body) < MAX_RESPONSE_BODY:
-            stream.body.extend(event.data[: MAX_RESPONSE_BODY - len(stream.body)])
-
-    def _on_end(self, stream_id: int | None) -> None:
-        stream = self.streams.pop(stream_id or 0, None)
-        if stream is not None and not stream.future.done():
-            stream.future.set_result(H2Response(stream.status, stream.headers, bytes(stream.body)))
-
-    def _on_reset(self, event: StreamReset) -> None:
-        stream = self.streams.pop(event.stream_id or 0, None)
-        if stream is None or stream.future.done():
-            return
-        if event.error_code == ErrorCodes.REFUSED_STREAM:
-            stream.future.set_exception(NotProcessed("stream refused"))
-        else:
-            stream.future.set_exception(InFlightLost(f"stream reset by the server ({event.error_code!r})"))
-
-    def _on_goaway(self, event: ConnectionTerminated) -> None:
-        # h2 ends the connection at the first GOAWAY, graceful or not, so every answer still due
-        # is lost; those above last_stream_id were not processed (RFC 9113, 6.8).
-        last = event.last_stream_id if event.last_stream_id is not None else 0
-        logger.info("HTTP/2 GOAWAY from %s: code=%r last_stream_id=%s", self.pool.host, event.error_code, last)
-        self._close(InFlightLost, "GOAWAY", unprocessed_above=last)
-        self.close()
 
 
 class H2Pool:
@@ -362,14 +249,7 @@ class H2Pool:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_exception(ConnectFailed("the pool is closed"))
-        for connection in connections:
-            connection.close()
-        waiting = [c.lost for c in connections if not c.lost.done()]
-        if waiting:
-            await asyncio.wait(waiting, timeout=2)
-        for connection in connections:
-            if not connection.lost.done() and connection.transport is not None:
-                connection.transport.abort()
+        await close_all(connections)
 
     # streams and connections ----------------------------------------------------------------------
 
