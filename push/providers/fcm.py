@@ -84,7 +84,7 @@ class FcmProvider:
         self._authority = url.netloc.rpartition("@")[2]
         self._tokens = AccessTokens(certificate.get_credential(), ca_bundle, timeout)
         self._pool: H2Pool | None = None
-        self._headers: tuple[str, list[tuple[str, str]]] = ("", [])
+        self._headers: tuple[str, list[tuple[bytes, bytes]]] = ("", [])
         self._closed = False
 
     async def send(self, messages: Sequence[PushMessage]) -> list[SendResult]:
@@ -163,9 +163,10 @@ class FcmProvider:
             return answer
         return await pool.request(self._headers_for(token), body)
 
-    def _headers_for(self, token: str) -> list[tuple[str, str]]:
-        """The request headers, the same for every message while the access token lasts (HPACK then
-        sends each as one index byte)."""
+    def _headers_for(self, token: str) -> list[tuple[bytes, bytes]]:
+        """The request headers, the same for every message while the access token lasts: encoded to
+        bytes once (h2 would encode each str on every request), and HPACK then sends each as one
+        index byte."""
         if self._headers[0] != token:
             headers = [
                 (":method", "POST"),
@@ -177,7 +178,7 @@ class FcmProvider:
                 ("x-firebase-client", _CLIENT),
                 ("authorization", f"Bearer {token}"),
             ]
-            self._headers = (token, headers)
+            self._headers = (token, [(name.encode(), value.encode()) for name, value in headers])
         return self._headers[1]
 
 

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 #: A connection idle for longer than this is looked at before it is used again (see _Connection.stale).
 IDLE_CHECK_SECONDS = 1.0
 
-Headers = Sequence[tuple[str, str]]
+Headers = Sequence[tuple[str, str]] | Sequence[tuple[bytes, bytes]]
 __all__ = ["ConnectFailed", "H2Pool", "H2Response", "InFlightLost", "NotProcessed"]
 
 
