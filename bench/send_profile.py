@@ -8,8 +8,8 @@ the object ``flask --app wsgi worker`` runs) runs here, its event loop on the ma
     light wall/CPU accounting of the engine's steps, patched onto the classes for this process only:
     ``Engine.claim``, ``Engine.load``, ``Engine.record`` (each in a worker thread: thread CPU and
     wall), ``Builder.build`` (on the loop), the providers' ``send`` (wall only: it interleaves with
-    everything else on the loop) and, for FCM, the firebase-admin message conversion and encoding
-    (``to_message`` + ``str(message)``). The loop thread's and the database threads' total CPU are
+    everything else on the loop) and, for FCM, the message check and the request body
+    (``push.providers.fcm_message``). The loop thread's and the database threads' total CPU are
     printed beside them.
 ``--mode cprofile``
     cProfile on the loop thread and on every thread of the loop's default executor (where
@@ -112,29 +112,22 @@ def patch_timers(timers: Timers) -> None:
     sync(build.Builder, "build", "Builder.build (loop)")
     asynchronous(apns.ApnsProvider, "send", "ApnsProvider.send (wall, interleaved)")
     asynchronous(fcm.FcmProvider, "send", "FcmProvider.send (wall, interleaved)")
-    original_to_message = fcm.to_message
+    for name, label in (("problem", "fcm message check (loop)"), ("request_body", "fcm request body (loop)")):
+        setattr(fcm, name, _timed(getattr(fcm, name), label, timers))
 
-    def to_message(payload: Any, token: str) -> Any:
+
+def _timed(function: Any, label: str, timers: Timers) -> Any:
+    """``function`` (one message a call), its wall and thread CPU added to ``timers`` under ``label``."""
+
+    @functools.wraps(function)
+    def timed(*args: Any) -> Any:
         wall, cpu = time.perf_counter(), time.thread_time()
-        message = original_to_message(payload, token)
-        text = str(message)  # what FcmProvider.send does next; measured here, cached below
-        timers.add("fcm to_message + encode (loop)", time.perf_counter() - wall, time.thread_time() - cpu, 1)
-        return _Encoded(message, text)
+        try:
+            return function(*args)
+        finally:
+            timers.add(label, time.perf_counter() - wall, time.thread_time() - cpu, 1)
 
-    fcm.to_message = to_message
-
-
-class _Encoded:
-    """A firebase-admin message whose str() was already computed (so it is not counted twice)."""
-
-    def __init__(self, message: Any, text: str) -> None:
-        self._message, self._text = message, text
-
-    def __str__(self) -> str:
-        return self._text
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._message, name)
+    return timed
 
 
 class ProfilingExecutor(concurrent.futures.ThreadPoolExecutor):
