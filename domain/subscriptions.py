@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import BadRequest, NotFound
@@ -109,8 +109,9 @@ class Registration:
     disabled: bool | None = None
 
 
-def register(session: Session, reg: Registration, *, reconciliation_field: str) -> tuple[int, bool]:
-    """Create or refresh the subscription for (app, token). Returns (subscription id, created)."""
+def register(session: Session | Connection, reg: Registration, *, reconciliation_field: str) -> tuple[int, bool]:
+    """Create or refresh the subscription for (app, token), in ``session``'s transaction (an ORM
+    session or a Core connection; the caller commits). Returns (subscription id, created)."""
     now = utcnow()
     values: dict[str, Any] = {
         "app_id": reg.app_id,

@@ -17,7 +17,7 @@ from domain.subscriptions import Registration, check_user_key, register
 from gateway.http import form_fields
 from gateway.lookups import integration_key_owner
 from gateway.openapi import operation
-from gateway.runtime import db, runtime
+from gateway.runtime import runtime, transaction
 from gateway.sdk import public_blueprint
 from gateway.sdk.params import parse_additional_params
 
@@ -44,7 +44,6 @@ def _register(platform: str) -> Response:
         raise BadRequest("registrationToken is missing", code="missing_field")
     if not integration_key:
         raise BadRequest("mobileAppUuid (the integration key) is missing", code="missing_field")
-    session = db()
     part = integration_key_owner(integration_key)
     if part is None:
         raise NotFound("unknown mobileAppUuid: no app has this integration key", code="unknown_integration_key")
@@ -66,9 +65,10 @@ def _register(platform: str) -> Response:
         device={column: fields.get(name) for name, column in DEVICE_FORM_FIELDS.items() if name in fields},
         additional_params=parse_additional_params(fields.get("additionalParams", "")),
     )
-    registration, unverified = check_user_key(registration, part, runtime().box)
-    _id, created = register(session, registration, reconciliation_field=runtime().settings.reconciliation_field)
-    session.commit()
+    rt = runtime()
+    registration, unverified = check_user_key(registration, part, rt.box)
+    with transaction() as connection:
+        _id, created = register(connection, registration, reconciliation_field=rt.settings.reconciliation_field)
     REGISTRATIONS.labels(SDK, platform, "created" if created else "updated").inc()
     if unverified is not None:
         UNVERIFIED_USER_KEYS.labels(SDK, platform, unverified).inc()
