@@ -26,11 +26,16 @@ ID_MAX = 2**31 - 1  # ids are 32-bit integers in the store; a larger one cannot 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Both searches in one, for the usual value that holds neither: a registration checks a dozen.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_UNSTORABLE_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def storable(value: str, *, multiline: bool = False) -> str:
     """Refuse NUL, other control characters (tabs and newlines allowed when ``multiline``) and
     lone surrogates. Returns ``value`` unchanged."""
+    if not (_UNSTORABLE_MULTILINE if multiline else _UNSTORABLE).search(value):
+        return value
     control = _CONTROL_EXCEPT_WHITESPACE if multiline else _CONTROL
     if control.search(value):
         raise PydanticCustomError("control_character", "must not contain control characters")

@@ -123,6 +123,10 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _register_metrics(app: Flask) -> None:
+    # Each (endpoint, method, status)'s labelled children, as .labels() returns them: looking
+    # them up again on every request (validation, a lock, a tuple key) cost more than counting.
+    children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     @app.before_request
     def start_timer() -> None:
         g._pushgate_started = time.perf_counter()
@@ -131,9 +135,16 @@ def _register_metrics(app: Flask) -> None:
     def count(response: Response) -> Response:
         started = g.get("_pushgate_started")
         endpoint = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        key = (endpoint, request.method, response.status_code)
+        labelled = children.get(key)
+        if labelled is None:
+            labelled = children[key] = (
+                HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)),
+                HTTP_LATENCY.labels(endpoint),
+            )
+        labelled[0].inc()
         if started is not None:
-            HTTP_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+            labelled[1].observe(time.perf_counter() - started)
         return response
 
 

@@ -28,7 +28,9 @@ def raw_body() -> bytes:
 
 
 def _media_type() -> str:
-    return (request.mimetype or "").lower()
+    # request.mimetype without parsing the parameters it drops: werkzeug's parse_options_header
+    # takes the part before the first ";", stripped of spaces and tabs, as the type.
+    return str(request.environ.get("CONTENT_TYPE", "")).partition(";")[0].strip(" \t").lower()
 
 
 def json_object(*, require_content_type: bool = True) -> dict[str, Any]:
@@ -92,12 +94,20 @@ def form_fields() -> dict[str, str]:
             continue
         name, _, value = pair.partition(b"=")
         try:
-            key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
-            text = unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+            key = _form_decode(name)
+            text = _form_decode(value)
         except UnicodeDecodeError:
             raise BadRequest("form body is not valid UTF-8", code="invalid_encoding") from None
         fields.setdefault(key, text)
     return fields
+
+
+def _form_decode(raw: bytes) -> str:
+    # Most names and many values hold neither escape nor "+": unquote_to_bytes, the bulk of a
+    # registration's form parsing, would hand them back unchanged.
+    if b"%" in raw or b"+" in raw:
+        raw = unquote_to_bytes(raw.replace(b"+", b" "))
+    return raw.decode("utf-8")
 
 
 def query_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
