@@ -2,8 +2,9 @@
 
 A :class:`Result` is one measured run of one target and formats itself as a line under
 ``HEADER``. ``report`` prints the best run of each target, the ratio gateway_rps / baseline_rps
-(goal >= 0.7) and the rows the run wrote, and returns the exit status: 1 when any answer was not
-200 or a row is missing (detailed on stderr), else 0 after the ``verified:`` line."""
+and the p99s' (issue 18's goals: at least 0.85, and at most 1.3x) and the rows the run wrote, and
+returns the exit status: 1 when any answer was not 200 or a row is missing (detailed on stderr),
+else 0 after the ``verified:`` line."""
 
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ class Result:
         )
 
 
+#: Issue 18's goals: throughput at least this share of the baseline's, p99 at most this multiple of its.
+RATIO_GOAL = 0.85
+P99_GOAL = 1.3
+
 HEADER = f"{'target':<9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'srv CPU ms':>12}{'load CPU ms':>12}"
 
 
@@ -62,7 +67,12 @@ def report(args: argparse.Namespace, fx: Fixture, results: list[Result], warmup_
     for name in TARGETS:
         print(f"      {best[name].line()}")
     print()
-    print(f"ratio gateway_rps / baseline_rps = {ratio:.3f}   (goal >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
+    print(
+        f"ratio gateway_rps / baseline_rps = {ratio:.3f}   "
+        f"(goal >= {RATIO_GOAL:.2f}: {'met' if ratio >= RATIO_GOAL else 'NOT met'})"
+    )
+    p99 = best["gateway"].percentile(99) / best["baseline"].percentile(99)
+    print(f"p99 gateway / baseline = {p99:.2f}x   (goal <= {P99_GOAL:.1f}x: {'met' if p99 <= P99_GOAL else 'NOT met'})")
     if baseline_cpu > 0:
         print(f"server CPU per request, gateway / baseline = {gateway_cpu / baseline_cpu:.2f}x")
 
