@@ -8,7 +8,8 @@ sending and the answer), and answers one :class:`~push.providers.base.SendResult
 never raises for a message's failure. What an answer means is :mod:`push.providers.fcm_errors`.
 
 - Transport: :class:`~push.providers.h2_client.H2Pool`, up to ``max_connections`` connections of
-  up to 100 streams each (Google's front ends allow 100 concurrent streams per connection), the
+  up to 100 streams each, fewer when the server's SETTINGS say so (FCM documents no other limit on
+  connections or streams; its quota is per project and minute: push.throttling), the
   same lean HTTP/2 the APNs connection uses. firebase-admin's own path (httpx and its encoder)
   cost ~0.9 ms of CPU per message; this one ~0.2 ms (bench/send.py).
 - Credentials: firebase-admin reads the service account; google-auth refreshes its OAuth token
