@@ -15,14 +15,12 @@ import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 from werkzeug.wrappers import Response
 
 from core.errors import BadRequest, ClientError
 from domain import users
 from gateway.console import access
-from gateway.limits import client_address
+from gateway.limits import client_address, window_counter
 from gateway.runtime import db, runtime
 
 bp = Blueprint("auth", __name__)
@@ -35,7 +33,7 @@ class SignInLimits:
 
     def __init__(self, spec: str, storage_url: str) -> None:
         self.limits: list[RateLimitItem] = parse_many(spec) if spec else []
-        self.counter = FixedWindowRateLimiter(storage_from_string(storage_url or "memory://"))
+        self.counter = window_counter(storage_url)
 
     def wait(self, address: str, email: str) -> int:
         """Count one attempt; 0 when allowed, else the seconds until the next may be made."""
