@@ -170,6 +170,23 @@ class Fixture:
     app_id: int = 0
     android_key: str = ""
     known_users: list[str] = field(default_factory=list)
+    #: This run's app recorded its secret key in an empty ``secret_check`` (store.secret_check): a
+    #: shared database keeps no key of a run, or the next run's new key would be refused.
+    made_secret_check: bool = False
+
+
+def _has_secret_check(database_url: str) -> bool:
+    from sqlalchemy import func, select
+
+    from store.db import make_engine
+    from store.models import SecretCheck
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(select(func.count()).select_from(SecretCheck)))
+    finally:
+        engine.dispose()
 
 
 def prepare_database(fx: Fixture, profiles: int) -> None:
@@ -182,6 +199,7 @@ def prepare_database(fx: Fixture, profiles: int) -> None:
     from tests.factories import make_app
 
     store_db.upgrade(fx.database_url)
+    had_secret_check = _has_secret_check(fx.database_url)
     application = create_app(
         overrides={
             "database_url": fx.database_url,
@@ -190,6 +208,7 @@ def prepare_database(fx: Fixture, profiles: int) -> None:
             "log_level": "WARNING",
         }
     )
+    fx.made_secret_check = not had_secret_check
     ids = make_app(application, name="Bench", suffix=f"-bench-{fx.run_id}")
     fx.app_id, fx.android_key = ids["id"], ids["android_key"]
     with application.app_context():
@@ -231,7 +250,7 @@ def cleanup_shared_database(fx: Fixture) -> None:
 
     from bench.baseline_app import bench_registration
     from store.db import make_engine
-    from store.models import App, Profile, Subscription
+    from store.models import App, Profile, SecretCheck, Subscription
 
     engine = make_engine(fx.database_url)
     try:
@@ -241,6 +260,8 @@ def cleanup_shared_database(fx: Fixture) -> None:
                 conn.execute(delete(App).where(App.id == fx.app_id))  # its platforms cascade
             conn.execute(delete(Profile).where(Profile.external_id.like(f"bench-{fx.run_id}-%")))
             bench_registration.drop(conn, checkfirst=True)
+            if fx.made_secret_check:
+                conn.execute(delete(SecretCheck))
     finally:
         engine.dispose()
 
