@@ -22,7 +22,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.send_fixture import Children, Emulators, Instance, base_env
+from bench.send_fixture import Children, Emulators, Instance, instance_env
 from bench.send_gateway import Gateway, Setting, start_gateway
 
 DEFAULT_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:5432/pushgate_bench_scale"
@@ -183,17 +183,8 @@ class Depth:
 
 
 def _env(instance: Instance, emulators: Emulators) -> dict[str, str]:
-    env = base_env()
-    env.update(
-        PUSHGATE_DATABASE_URL=instance.database_url,
-        PUSHGATE_INSTANCE_PATH=str(instance.folder),
-        PUSHGATE_SECRET_KEY=instance.secret_key,
-        PUSHGATE_APNS_ENDPOINT=emulators.apns_url,
-        PUSHGATE_FCM_ENDPOINT=emulators.fcm_url,
-        PUSHGATE_CA_BUNDLE=str(emulators.ca_path),
-        PUSHGATE_LOG_LEVEL="WARNING",
-        PUSHGATE_REDIS_URL="",  # no rate_per_second in this bench: nothing to share across workers
-    )
+    env = instance_env(instance, emulators)
+    env["PUSHGATE_REDIS_URL"] = ""  # no rate_per_second in this bench: nothing to share across workers
     return env
 
 

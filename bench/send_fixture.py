@@ -166,6 +166,22 @@ def start_emulators(children: Children, workdir: Path, inbox_limit: int) -> Emul
     return Emulators(apns, fcm, apns_url, fcm_url, tls_dir, key_path, account_path)
 
 
+def instance_env(instance: Instance, emulators: Emulators) -> dict[str, str]:
+    """The environment of a gateway process (worker, Celery worker) serving ``instance`` and
+    sending to the emulators, logging warnings only."""
+    env = base_env()
+    env.update(
+        PUSHGATE_DATABASE_URL=instance.database_url,
+        PUSHGATE_INSTANCE_PATH=str(instance.folder),
+        PUSHGATE_SECRET_KEY=instance.secret_key,
+        PUSHGATE_APNS_ENDPOINT=emulators.apns_url,
+        PUSHGATE_FCM_ENDPOINT=emulators.fcm_url,
+        PUSHGATE_CA_BUNDLE=str(emulators.ca_path),
+        PUSHGATE_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
 @dataclass
 class InboxCheck:
     records: int

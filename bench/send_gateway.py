@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from bench.common import Child
-from bench.send_fixture import Children, Emulators, Instance, base_env, proc_cpu, proc_status
+from bench.send_fixture import Children, Emulators, Instance, instance_env, proc_cpu, proc_status
 
 
 @dataclass(frozen=True)
@@ -79,17 +79,8 @@ class Gateway:
 
 
 def start_gateway(children: Children, instance: Instance, emulators: Emulators, setting: Setting) -> Gateway:
-    env = base_env()
-    env.update(
-        PUSHGATE_DATABASE_URL=instance.database_url,
-        PUSHGATE_INSTANCE_PATH=str(instance.folder),
-        PUSHGATE_SECRET_KEY=instance.secret_key,
-        PUSHGATE_APNS_ENDPOINT=emulators.apns_url,
-        PUSHGATE_FCM_ENDPOINT=emulators.fcm_url,
-        PUSHGATE_CA_BUNDLE=str(emulators.ca_path),
-        PUSHGATE_WORKER="off",  # nothing else in this process; the worker command runs its own
-        PUSHGATE_LOG_LEVEL="WARNING",
-    )
+    env = instance_env(instance, emulators)
+    env["PUSHGATE_WORKER"] = "off"  # nothing else in this process; the worker command runs its own
     if setting.batch:
         env["PUSHGATE_WORKER_BATCH_SIZE"] = str(setting.batch)
     if setting.concurrency:
