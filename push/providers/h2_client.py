@@ -309,15 +309,15 @@ class H2Pool:
                 await self.loop.create_connection(factory, self.host, self.port, ssl=self.context)
                 if not made[0].closed:  # until the server's SETTINGS, its limits are unknown
                     await asyncio.wait([made[0].settings, made[0].lost], return_when=asyncio.FIRST_COMPLETED)
-        except TimeoutError as exc:
+        except BaseException as exc:  # also cancelled: no half-open connection is left behind
             for connection in made:
                 connection.close()
-            raise ConnectFailed(f"no connection to {self.host}:{self.port} within {self.connect_timeout:g} s") from exc
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        except BaseException:  # cancelled
-            for connection in made:
-                connection.close()
+            if isinstance(exc, TimeoutError):
+                raise ConnectFailed(
+                    f"no connection to {self.host}:{self.port} within {self.connect_timeout:g} s"
+                ) from exc
+            if isinstance(exc, OSError | ssl.SSLError):
+                raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
             raise
         [connection] = made
         if connection.closed:
