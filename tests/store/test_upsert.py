@@ -18,7 +18,10 @@ from store.types import utcnow
 from store.upsert import _driver, _statement, upsert
 from tests.conftest import runtime_of
 from tests.factories import make_app
+from tests.values import crm_id, fcm_token
 
+TOKEN_1, TOKEN_2 = fcm_token(1), fcm_token(2)
+ALICE, BOB = crm_id(4211), crm_id(4212)  # user keys: CRM ids, the external_id reconciliation
 UPDATE = ["platform", "sdk", "user_key", "profile_id", "additional_params", "last_registered_at"]
 COMPUTED = {"profile_id": _PROFILE_ID_OF["external_id"]}
 
@@ -50,7 +53,7 @@ def test_insert_then_update_through_the_driver(app: Flask, through: str) -> None
     rt = runtime_of(app)
     app_id = make_app(app)["id"]
     with rt.sessions.begin() as session:
-        session.add(Profile(external_id="alice"))
+        session.add(Profile(external_id=ALICE))
 
     def run(values: dict[str, Any]) -> tuple[Any, bool]:
         if through == "session":
@@ -63,20 +66,20 @@ def test_insert_then_update_through_the_driver(app: Flask, through: str) -> None
                 connection, Subscription, values, conflict=("app_id", "token"), update=UPDATE, computed=COMPUTED
             )
 
-    first = _values(app_id, "tok:1", "alice", device_name="oriole")
+    first = _values(app_id, TOKEN_1, ALICE, device_name="oriole")
     sub_id, created = run(first)
     assert created
-    later = _values(app_id, "tok:1", "bob", additional_params={}, device_name="oriole")
+    later = _values(app_id, TOKEN_1, BOB, additional_params={}, device_name="oriole")
     later["last_registered_at"] += timedelta(seconds=5)
     assert run(later) == (sub_id, False)
 
     with rt.sessions() as session:
         sub = session.scalars(select(Subscription).where(Subscription.id == sub_id)).one()
-        alice = session.scalars(select(Profile).where(Profile.external_id == "alice")).one()
-        assert (sub.user_key, sub.profile_id, sub.additional_params) == ("bob", None, {})
+        alice = session.scalars(select(Profile).where(Profile.external_id == ALICE)).one()
+        assert (sub.user_key, sub.profile_id, sub.additional_params) == (BOB, None, {})
         assert (sub.created_at, sub.last_registered_at) == (first["created_at"], later["last_registered_at"])
         assert sub.disabled is False and sub.device_name == "oriole"
-        other_id, created = run(_values(app_id, "tok:2", "alice"))
+        other_id, created = run(_values(app_id, TOKEN_2, ALICE))
         assert created
         session.expire_all()
         assert session.get(Subscription, other_id).profile_id == alice.id  # type: ignore[union-attr]
@@ -84,7 +87,7 @@ def test_insert_then_update_through_the_driver(app: Flask, through: str) -> None
 
 def test_the_driver_statement_is_the_one_sqlalchemy_runs(app: Flask) -> None:
     engine = runtime_of(app).engine
-    values = _values(1, "tok:1", "alice")
+    values = _values(1, TOKEN_1, ALICE)
     columns = tuple(name for name in values if name in Subscription.__table__.c)
     stmt = _statement(
         engine.dialect.name,
@@ -111,7 +114,7 @@ def test_the_driver_statement_is_the_one_sqlalchemy_runs(app: Flask) -> None:
 
 def test_a_missing_parameter_is_refused(app: Flask) -> None:
     app_id = make_app(app)["id"]
-    values = _values(app_id, "tok:1", "alice")
+    values = _values(app_id, TOKEN_1, ALICE)
     del values["b_user_key"]
     with runtime_of(app).engine.begin() as connection, pytest.raises(StatementError, match="b_user_key"):
         upsert(connection, Subscription, values, conflict=("app_id", "token"), update=UPDATE, computed=COMPUTED)
@@ -120,7 +123,7 @@ def test_a_missing_parameter_is_refused(app: Flask) -> None:
 def test_columns_left_to_their_python_defaults_go_through_sqlalchemy(app: Flask) -> None:
     rt = runtime_of(app)
     app_id = make_app(app)["id"]
-    values = _values(app_id, "tok:1", None)
+    values = _values(app_id, TOKEN_1, None)
     for name in ("disabled", "additional_params", "last_registered_at"):
         del values[name]
     columns = tuple(name for name in values if name in Subscription.__table__.c)
