@@ -13,7 +13,9 @@ NPM ?= npm
 
 $(BIN)/.installed: requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("pushgate needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
-	$(PYTHON) -m venv $(VENV)
+	@# An existing .venv is kept: re-created by another python3 after a lock change, it would
+	@# mix that interpreter's standard library with the packages installed for the first one.
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
